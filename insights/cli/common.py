@@ -1,0 +1,34 @@
+"""Shared CLI plumbing: settings, opening the database, the --tenant option."""
+
+from __future__ import annotations
+
+import typer
+from sqlalchemy import Engine
+
+from insights.config import Settings
+from insights.errors import UserError
+from insights.store.db import engine_for, migrate, schema_is_current
+
+TenantOption = typer.Option(
+    "default", "--tenant", "-t", envvar="INSIGHTS_TENANT", help="Tenant to act on."
+)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def open_database(s: Settings | None = None, *, migrate_sqlite: bool = True) -> Engine:
+    """The configured database, ready to use.
+
+    A SQLite file is brought to the current schema on first use (zero-setup laptops);
+    PostgreSQL is migrated only by `insights init`, so replicas never race on migrations.
+    """
+    s = s or settings()
+    engine = engine_for(s.database_url)
+    if schema_is_current(engine):
+        return engine
+    if engine.dialect.name == "sqlite" and migrate_sqlite:
+        migrate(engine)
+        return engine
+    raise UserError("database schema is not current: run `insights init` first")

@@ -1,0 +1,176 @@
+"""Configuration: `INSIGHTS_*` environment variables plus the `insights.toml` organisation file.
+
+Secrets never live here as values: the TOML names the environment variable that holds each
+token or webhook URL (`token_env = "GITHUB_TOKEN"`), and `secret()` reads it at the edge.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from insights.errors import UserError
+
+DEFAULT_PRODUCTION_PATTERN = r"^prod(uction)?$"
+
+
+def default_database_url() -> str:
+    """`./insights.db` when the working directory already has one, else the user data dir."""
+    local = Path("insights.db")
+    if local.exists():
+        return f"sqlite:///{local.resolve()}"
+    base = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "insights"
+    return f"sqlite:///{base / 'insights.db'}"
+
+
+class Settings(BaseSettings):
+    """Process settings from the environment (`INSIGHTS_DATABASE_URL`, `INSIGHTS_CONFIG`, …)."""
+
+    model_config = SettingsConfigDict(env_prefix="INSIGHTS_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    config: Path | None = None
+    reports_dir: Path = Path("reports")
+    report_base_url: str = ""
+    debug: bool = False
+
+    def organisation(self) -> OrgConfig:
+        """The parsed `insights.toml` (INSIGHTS_CONFIG, else ./insights.toml, else empty)."""
+        path = self.config
+        if path is None and Path("insights.toml").exists():
+            path = Path("insights.toml")
+        return load_org_config(path) if path else OrgConfig()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    """Where a service's delivery data comes from.
+
+    kind: `events` (pushed via import/record/API only), `localgit`, `github` or `gitlab`.
+    """
+
+    kind: Literal["events", "localgit", "github", "gitlab"] = "events"
+    # localgit
+    path: Path | None = None
+    tag_pattern: str = "v*"
+    deploy_log: Path | None = None
+    # github / gitlab
+    repo: str | None = None
+    base_url: str | None = None
+    token_env: str | None = None
+    environments: list[str] = Field(default_factory=list)
+    workflow: str | None = None
+    incident_label: str = "incident"
+
+
+class ServiceConfig(_Strict):
+    name: str
+    team: str | None = None
+    production_pattern: str = DEFAULT_PRODUCTION_PATTERN
+    source: SourceConfig = Field(default_factory=SourceConfig)
+
+    @field_validator("production_pattern")
+    @classmethod
+    def _valid_regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    def is_production(self, environment: str) -> bool:
+        return re.search(self.production_pattern, environment) is not None
+
+
+class TeamConfig(_Strict):
+    name: str
+    slack_webhook_env: str | None = None
+
+
+class LlmConfig(_Strict):
+    """Per-tenant model routing (DESIGN.md, Narration)."""
+
+    provider: Literal["builtin", "bedrock", "openai"] = "builtin"
+    model: str | None = None
+    region: str | None = None
+    inference_profile: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_tokens: int = 1500
+    temperature: float = 0.2
+    timeout_seconds: float = 60.0
+    monthly_token_budget: int | None = None
+    max_concurrency: int = 4
+
+
+class SlackConfig(_Strict):
+    webhook_url_env: str | None = None
+
+
+class ScheduleConfig(_Strict):
+    sync_cron: str = "0 * * * *"
+    report_cron: str = "0 8 * * mon"
+
+
+class TenantConfig(_Strict):
+    name: str
+    timezone: str = "UTC"
+    teams: list[TeamConfig] = Field(default_factory=list)
+    services: list[ServiceConfig] = Field(default_factory=list)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    webhook_secret_env: str | None = None
+
+    def service(self, name: str) -> ServiceConfig | None:
+        return next((s for s in self.services if s.name == name), None)
+
+
+class OrgConfig(_Strict):
+    """The whole `insights.toml`: a list of tenants."""
+
+    tenants: list[TenantConfig] = Field(default_factory=list)
+
+    @cached_property
+    def by_name(self) -> dict[str, TenantConfig]:
+        return {t.name: t for t in self.tenants}
+
+    def tenant(self, name: str) -> TenantConfig:
+        """The tenant's config; a tenant absent from the file gets defaults."""
+        return self.by_name.get(name) or TenantConfig(name=name)
+
+
+def load_org_config(path: Path) -> OrgConfig:
+    """Read and validate `insights.toml`; any problem is a one-line UserError naming the file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found (set INSIGHTS_CONFIG)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return OrgConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{path}: {where}: {err['msg']}") from None
+
+
+def secret(env_name: str | None, what: str) -> str:
+    """Read a secret from the environment variable the config names; never log the value."""
+    if not env_name:
+        raise UserError(f"{what}: no environment variable configured for the secret")
+    value = os.environ.get(env_name)
+    if not value:
+        raise UserError(f"{what}: environment variable {env_name} is not set")
+    return value

@@ -1,0 +1,118 @@
+"""Metric results: the stable output keys of DESIGN.md ("Metric output"), as pydantic models.
+
+`insights metrics --format json`, `GET /api/v1/metrics`, snapshots, the facts document and the
+reports all serialise these models, so a key is named in exactly one place. Times are hours,
+rates are fractions in [0, 1]; a value that cannot be known from the data is `None` (JSON null),
+never 0 or NaN.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ScopeKind = Literal["service", "team", "tenant"]
+TierName = Literal["elite", "high", "medium", "low"]
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LeadTimeHours(_Result):
+    median: float | None = None
+    p75: float | None = None
+    p90: float | None = None
+    samples: int = 0
+
+
+class RecoveryTimeHours(_Result):
+    median: float | None = None
+    p90: float | None = None
+    samples: int = 0
+
+
+class LeadTimeBreakdownHours(_Result):
+    """Medians of the stages of a change: first commit → opened → first review → merged →
+    deployed."""
+
+    coding: float | None = None
+    pickup: float | None = None
+    review: float | None = None
+    deploy: float | None = None
+    samples: int = 0
+
+
+class Tiers(_Result):
+    """DORA performance tier per metric and overall (None: not enough data to say)."""
+
+    deployment_frequency: TierName | None = None
+    lead_time: TierName | None = None
+    change_failure_rate: TierName | None = None
+    recovery_time: TierName | None = None
+    overall: TierName | None = None
+
+
+class Window(_Result):
+    """A half-open UTC interval [start, end) and its label (`2026-W05`, `2026-01`, or dates)."""
+
+    start: datetime
+    end: datetime
+    label: str
+
+
+class Scope(_Result):
+    kind: ScopeKind
+    name: str
+
+
+class SlowChange(_Result):
+    """One of the slowest changes of the window; `title` is untrusted text from the source."""
+
+    service: str
+    id: str
+    title: str | None
+    lead_time_hours: float
+    coding: float | None = None
+    pickup: float | None = None
+    review: float | None = None
+    deploy: float | None = None
+
+
+class WindowMetrics(_Result):
+    """The DORA metrics of one scope over one window."""
+
+    window: Window
+    deployment_count: int = 0
+    deployments_per_day: float = 0.0
+    deployments_per_week: float = 0.0
+    deployment_days_share: float | None = None
+    deployment_weeks_share: float | None = None
+    lead_time_hours: LeadTimeHours = Field(default_factory=LeadTimeHours)
+    change_failure_rate: float | None = None
+    failed_deployments: int = 0
+    recovery_time_hours: RecoveryTimeHours = Field(default_factory=RecoveryTimeHours)
+    rework_rate: float | None = None
+    rework_deployments: int = 0
+    lead_time_breakdown_hours: LeadTimeBreakdownHours = Field(
+        default_factory=LeadTimeBreakdownHours
+    )
+    incidents_opened: int = 0
+    incidents_without_deployment: int = 0
+    tier: Tiers = Field(default_factory=Tiers)
+
+
+class MetricReport(WindowMetrics):
+    """Metrics of a window plus what a report needs around them: the previous window for
+    deltas, a history of windows for trend charts (oldest first, ending with this one), the
+    slowest changes, and per-day deployment counts."""
+
+    tenant: str
+    scope: Scope
+    previous: WindowMetrics | None = None
+    history: list[WindowMetrics] = Field(default_factory=list)
+    slowest_changes: list[SlowChange] = Field(default_factory=list)
+    deployments_by_day: dict[str, int] = Field(default_factory=dict)
+    services: list[str] = Field(default_factory=list)

@@ -1,0 +1,94 @@
+"""The few verbs every entry point composes: store events, sync, compute, narrate, deliver.
+
+The CLI, the HTTP API and the scheduler call these functions and never each other. Each verb
+takes an explicit session or engine and returns data; printing is the caller's business.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from insights.collect.events import AnyEvent
+from insights.config import TenantConfig
+from insights.errors import NotFound
+from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.store.repository import TenantRepository, UpsertCounts
+
+KINDS = ("commit", "change", "deployment", "incident")
+PROGRESS_STEP = 5000
+
+
+@dataclass
+class StoreResult:
+    """What storing a batch of events did."""
+
+    counts: dict[str, UpsertCounts] = field(
+        default_factory=lambda: {kind: UpsertCounts() for kind in KINDS}
+    )
+    new_services: list[str] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        return sum(c.total for c in self.counts.values())
+
+
+def store_events(
+    repo: TenantRepository,
+    events: Sequence[AnyEvent],
+    *,
+    create_services: bool,
+    tenant_config: TenantConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> StoreResult:
+    """Upsert `events` for the repository's tenant, inside the caller's transaction.
+
+    Unknown services are created when `create_services` (CLI import/record) and are a NotFound
+    error otherwise (API). Commits are written before deployments so links find their commits.
+    """
+    result = StoreResult()
+    by_service: dict[str, list[AnyEvent]] = defaultdict(list)
+    for event in events:
+        by_service[event.service].append(event)
+    known = repo.service_ids(by_service)
+    for name in by_service:
+        if name in known:
+            continue
+        if not create_services:
+            raise NotFound(f"service {name!r}: not found in tenant {repo.tenant.name!r}")
+        configured = tenant_config.service(name) if tenant_config else None
+        service, _ = repo.ensure_service(
+            name,
+            team=configured.team if configured else None,
+            production_pattern=configured.production_pattern if configured else None,
+        )
+        known[name] = service.id
+        result.new_services.append(name)
+    for name, batch in by_service.items():
+        service_id = known[name]
+        for start in range(0, len(batch), PROGRESS_STEP):
+            typed: dict[type, list] = defaultdict(list)
+            for event in batch[start : start + PROGRESS_STEP]:
+                typed[type(event)].append(event)
+            counts = result.counts
+            counts["commit"] += repo.upsert_commits(service_id, typed[CommitEvent])
+            counts["change"] += repo.upsert_changes(service_id, typed[ChangeEvent])
+            counts["deployment"] += repo.upsert_deployments(service_id, typed[DeploymentEvent])
+            counts["incident"] += repo.upsert_incidents(service_id, typed[IncidentEvent])
+            if progress:
+                progress(min(PROGRESS_STEP, len(batch) - start))
+    return result
+
+
+def apply_org_config(session: Session, tenant: TenantConfig) -> TenantRepository:
+    """Create or update the tenant, its teams and services from `insights.toml`."""
+    repo = TenantRepository.open(session, tenant.name, create=True)
+    repo.tenant.timezone = tenant.timezone
+    for team in tenant.teams:
+        repo.ensure_team(team.name)
+    for service in tenant.services:
+        repo.ensure_service(service.name, service.team, service.production_pattern)
+    return repo

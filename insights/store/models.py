@@ -1,0 +1,292 @@
+"""SQLAlchemy 2.0 typed models. The schema itself changes only through Alembic migrations.
+
+Every table carries `tenant_id`; natural keys (tenant, service, external id / sha) are unique
+constraints, which is what the idempotent upserts in `repository.py` conflict on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite has no 64-bit autoincrement under BIGINT; use INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes; always hands back aware UTC (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads this class attribute)
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime]
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+
+
+class Service(Base):
+    __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(128))
+    production_pattern: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+
+
+class Commit(Base):
+    __tablename__ = "commits"
+    __table_args__ = (UniqueConstraint("tenant_id", "service_id", "sha"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    sha: Mapped[str] = mapped_column(String(64))
+    authored_at: Mapped[datetime | None]
+    committed_at: Mapped[datetime]
+    author: Mapped[str | None] = mapped_column(String(300))
+    message: Mapped[str | None] = mapped_column(Text)
+    parents: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class Change(Base):
+    __tablename__ = "changes"
+    __table_args__ = (UniqueConstraint("tenant_id", "service_id", "external_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(300))
+    opened_at: Mapped[datetime]
+    first_commit_at: Mapped[datetime | None]
+    first_review_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    merged_at: Mapped[datetime | None]
+    merge_sha: Mapped[str | None] = mapped_column(String(64))
+    commits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class Deployment(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "service_id", "external_id"),
+        Index("ix_deployments_service_finished", "tenant_id", "service_id", "finished_at"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    environment: Mapped[str] = mapped_column(String(128))
+    sha: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # True when the source listed the shipped commits; False: derive them from the commit graph.
+    commits_listed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DeploymentCommit(Base):
+    """A commit a deployment shipped, as listed by its source (event, tag range, compare API)."""
+
+    __tablename__ = "deployment_commits"
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    sha: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (UniqueConstraint("tenant_id", "service_id", "external_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    severity: Mapped[str | None] = mapped_column(String(300))
+    deployment_external_id: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(300))
+
+
+class SyncCursor(Base):
+    """How far a collector got, per (tenant, source, repo, kind); committed with the rows."""
+
+    __tablename__ = "sync_cursors"
+    __table_args__ = (UniqueConstraint("tenant_id", "source", "repo", "kind"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    repo: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
+class RawPayload(Base):
+    """A source's response kept as fetched, so a mapping fix re-derives rows without re-fetching."""
+
+    __tablename__ = "raw_payloads"
+    __table_args__ = (UniqueConstraint("tenant_id", "source", "repo", "kind", "external_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    repo: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    etag: Mapped[str | None] = mapped_column(String(200))
+    fetched_at: Mapped[datetime]
+
+
+class MetricSnapshot(Base):
+    """Metric results for one (scope, window) as the JSON document of DESIGN.md's output keys."""
+
+    __tablename__ = "metric_snapshots"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "scope_kind", "scope_name", "window_start", "window_end"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_name: Mapped[str] = mapped_column(String(128))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    computed_at: Mapped[datetime]
+
+
+class Narrative(Base):
+    """A narrative for one facts document, with the usage it cost; `cache_key` avoids repeats."""
+
+    __tablename__ = "narratives"
+    __table_args__ = (UniqueConstraint("tenant_id", "cache_key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    cache_key: Mapped[str] = mapped_column(String(64))
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_name: Mapped[str] = mapped_column(String(128))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(200))
+    prompt_version: Mapped[str] = mapped_column(String(32))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    outcome: Mapped[str] = mapped_column(String(32))
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """An API token; only its SHA-256 is stored, the token is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """A request already answered, so a retried POST with the same key is not applied twice."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("tenant_id", "key"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """A webhook delivery id already processed; a replay is acknowledged and ignored."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("tenant_id", "source", "delivery_id"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime]
+
+
+class JobRun(Base):
+    """One run of a scheduled or manual job (sync, report, digest) and how it ended."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_tenant_started", "tenant_id", "started_at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    job: Mapped[str] = mapped_column(String(64))
+    run_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(String(16), default="running")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class LeaderLease(Base):
+    """Scheduler leadership on SQLite (PostgreSQL uses an advisory lock instead)."""
+
+    __tablename__ = "leader_leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]

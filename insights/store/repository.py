@@ -1,0 +1,612 @@
+"""Tenant-scoped data access: every read and write goes through a `TenantRepository`.
+
+The repository is built for one tenant and adds `tenant_id` to every statement itself, so no
+caller can forget the filter. Writes are idempotent upserts on natural keys and report what they
+did (new / updated / unchanged), the same way on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Select, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from insights.config import DEFAULT_PRODUCTION_PATTERN
+from insights.errors import NotFound, UserError
+from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.store.models import (
+    Base,
+    Change,
+    Commit,
+    Deployment,
+    DeploymentCommit,
+    Incident,
+    MetricSnapshot,
+    RawPayload,
+    Service,
+    SyncCursor,
+    Team,
+    Tenant,
+)
+from insights.timeutil import now
+
+CHUNK = 500
+
+
+@dataclass
+class UpsertCounts:
+    """What an upsert did, per record kind."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: UpsertCounts) -> UpsertCounts:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+    @property
+    def total(self) -> int:
+        return self.new + self.updated + self.unchanged
+
+
+@dataclass
+class DeliveryFrames:
+    """A tenant's delivery records as DataFrames, the input of `insights.metrics`.
+
+    Times are tz-aware UTC pandas timestamps. `service` columns hold service names.
+    """
+
+    services: pd.DataFrame  # service, team, production_pattern
+    deployments: pd.DataFrame  # deployment_id, service, external_id, environment, sha, status,
+    # started_at, finished_at, commits_listed
+    deployment_commits: pd.DataFrame  # deployment_id, sha
+    commits: pd.DataFrame  # service, sha, committed_at, authored_at, parents
+    changes: pd.DataFrame  # service, external_id, title, opened_at, first_commit_at,
+    # first_review_at, approved_at, merged_at, merge_sha, commits
+    incidents: pd.DataFrame  # service, external_id, opened_at, resolved_at, severity,
+    # deployment_external_id, title
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _insert(session: Session, model: type[Base]) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise UserError(f"unsupported database dialect {dialect!r}")
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def get_tenant(session: Session, name: str) -> Tenant | None:
+    return session.scalar(select(Tenant).where(Tenant.name == name))
+
+
+def ensure_tenant(session: Session, name: str, timezone: str = "UTC") -> tuple[Tenant, bool]:
+    """The tenant named `name`, created if missing; returns (tenant, created)."""
+    tenant = get_tenant(session, name)
+    if tenant is not None:
+        return tenant, False
+    stmt = _insert(session, Tenant).values(name=name, timezone=timezone, created_at=now())
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    tenant = get_tenant(session, name)
+    assert tenant is not None
+    return tenant, True
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    return list(session.scalars(select(Tenant).order_by(Tenant.name)))
+
+
+class TenantRepository:
+    """All data access for one tenant."""
+
+    def __init__(self, session: Session, tenant: Tenant) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.tenant_id = tenant.id
+
+    @classmethod
+    def open(cls, session: Session, tenant_name: str, create: bool = False) -> TenantRepository:
+        """Repository for `tenant_name`; a missing tenant is created or is a NotFound error."""
+        if create:
+            tenant, _ = ensure_tenant(session, tenant_name)
+        else:
+            found = get_tenant(session, tenant_name)
+            if found is None:
+                raise NotFound(
+                    f"tenant {tenant_name!r}: not found (create it with `insights tenant create`"
+                    " or import events with --tenant)"
+                )
+            tenant = found
+        return cls(session, tenant)
+
+    # -- scoping -----------------------------------------------------------------------------
+
+    def scoped(self, model: type[Base]) -> Select[Any]:
+        """`SELECT model WHERE tenant_id = this tenant`; the base of every read."""
+        return select(model).where(model.tenant_id == self.tenant_id)  # type: ignore[attr-defined]
+
+    # -- teams and services ------------------------------------------------------------------
+
+    def teams(self) -> list[Team]:
+        return list(self.session.scalars(self.scoped(Team).order_by(Team.name)))
+
+    def team(self, name: str) -> Team | None:
+        return self.session.scalar(self.scoped(Team).where(Team.name == name))
+
+    def ensure_team(self, name: str) -> Team:
+        team = self.team(name)
+        if team is None:
+            team = Team(tenant_id=self.tenant_id, name=name)
+            self.session.add(team)
+            self.session.flush()
+        return team
+
+    def services(self) -> list[Service]:
+        return list(self.session.scalars(self.scoped(Service).order_by(Service.name)))
+
+    def service(self, name: str) -> Service | None:
+        return self.session.scalar(self.scoped(Service).where(Service.name == name))
+
+    def require_service(self, name: str) -> Service:
+        found = self.service(name)
+        if found is None:
+            raise NotFound(f"service {name!r}: not found in tenant {self.tenant.name!r}")
+        return found
+
+    def ensure_service(
+        self,
+        name: str,
+        team: str | None = None,
+        production_pattern: str | None = None,
+    ) -> tuple[Service, bool]:
+        """The service, created (or its team/pattern updated from config); (service, created)."""
+        team_id = self.ensure_team(team).id if team else None
+        service = self.service(name)
+        if service is None:
+            service = Service(
+                tenant_id=self.tenant_id,
+                name=name,
+                team_id=team_id,
+                production_pattern=production_pattern or DEFAULT_PRODUCTION_PATTERN,
+                created_at=now(),
+            )
+            self.session.add(service)
+            self.session.flush()
+            return service, True
+        if team_id is not None:
+            service.team_id = team_id
+        if production_pattern is not None:
+            service.production_pattern = production_pattern
+        return service, False
+
+    def service_ids(self, names: Iterable[str]) -> dict[str, int]:
+        rows = self.session.execute(
+            select(Service.name, Service.id).where(
+                Service.tenant_id == self.tenant_id, Service.name.in_(list(set(names)))
+            )
+        )
+        return {name: sid for name, sid in rows}
+
+    # -- idempotent upserts ------------------------------------------------------------------
+
+    def _upsert(
+        self,
+        model: type[Base],
+        key: str,
+        rows: list[dict[str, Any]],
+    ) -> tuple[UpsertCounts, dict[tuple[int, str], dict[str, Any]]]:
+        """Insert or update `rows` keyed by (tenant_id, service_id, key).
+
+        Returns the counts and the rows that were written (new or changed), by natural key.
+        Rows identical to what is stored are not written at all.
+        """
+        counts = UpsertCounts()
+        latest: dict[tuple[int, str], dict[str, Any]] = {}
+        for row in rows:  # the last of duplicate events in one batch wins
+            latest[(row["service_id"], row[key])] = row
+        written: dict[tuple[int, str], dict[str, Any]] = {}
+        if not latest:
+            return counts, written
+        columns = [c for c in next(iter(latest.values())) if c not in ("service_id", key)]
+        table = model.__table__  # type: ignore[attr-defined]
+        for chunk in _chunks(list(latest.items())):
+            service_ids = {sid for (sid, _), _ in chunk}
+            keys = {k for (_, k), _ in chunk}
+            existing = {
+                (r.service_id, getattr(r, key)): r
+                for r in self.session.execute(
+                    select(table.c.service_id, table.c[key], *[table.c[c] for c in columns]).where(
+                        table.c.tenant_id == self.tenant_id,
+                        table.c.service_id.in_(service_ids),
+                        table.c[key].in_(keys),
+                    )
+                )
+            }
+            to_write = []
+            for natural, row in chunk:
+                old = existing.get(natural)
+                if old is None:
+                    counts.new += 1
+                elif any(getattr(old, c) != row[c] for c in columns):
+                    counts.updated += 1
+                else:
+                    counts.unchanged += 1
+                    continue
+                to_write.append({**row, "tenant_id": self.tenant_id})
+                written[natural] = row
+            if to_write:
+                stmt = _insert(self.session, model)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["tenant_id", "service_id", key],
+                    set_={c: stmt.excluded[c] for c in columns},
+                )
+                self.session.execute(stmt, to_write)
+        return counts, written
+
+    def upsert_commits(self, service_id: int, events: Sequence[CommitEvent]) -> UpsertCounts:
+        rows = [
+            {
+                "service_id": service_id,
+                "sha": e.sha,
+                "authored_at": e.authored_at,
+                "committed_at": e.committed_at,
+                "author": e.author,
+                "message": e.message,
+                "parents": list(e.parents),
+            }
+            for e in events
+        ]
+        return self._upsert(Commit, "sha", rows)[0]
+
+    def upsert_changes(self, service_id: int, events: Sequence[ChangeEvent]) -> UpsertCounts:
+        rows = [
+            {
+                "service_id": service_id,
+                "external_id": e.id,
+                "title": e.title,
+                "opened_at": e.opened_at,
+                "first_commit_at": e.first_commit_at,
+                "first_review_at": e.first_review_at,
+                "approved_at": e.approved_at,
+                "merged_at": e.merged_at,
+                "merge_sha": e.merge_sha,
+                "commits": list(e.commits),
+            }
+            for e in events
+        ]
+        return self._upsert(Change, "external_id", rows)[0]
+
+    def upsert_deployments(
+        self, service_id: int, events: Sequence[DeploymentEvent]
+    ) -> UpsertCounts:
+        """Upsert deployments; a deployment listing its commits gets exactly those links."""
+        rows = [
+            {
+                "service_id": service_id,
+                "external_id": e.id,
+                "environment": e.environment,
+                "sha": e.sha,
+                "status": e.status.value,
+                "started_at": e.started_at,
+                "finished_at": e.finished_at,
+                "commits_listed": e.commits is not None,
+            }
+            for e in events
+        ]
+        counts, written = self._upsert(Deployment, "external_id", rows)
+        listed = {e.id: sorted(set(e.commits)) for e in events if e.commits is not None}
+        if listed:
+            relinked = self._replace_deployment_commits(service_id, listed)
+            # a deployment whose only change is its commit list was counted as unchanged
+            moved = len({x for x in relinked if (service_id, x) not in written})
+            counts.unchanged -= moved
+            counts.updated += moved
+        return counts
+
+    def _replace_deployment_commits(
+        self, service_id: int, listed: dict[str, list[str]]
+    ) -> set[str]:
+        """Make each deployment's links equal to its listed commits; returns those changed."""
+        changed: set[str] = set()
+        for chunk in _chunks(list(listed)):
+            ids = dict(
+                self.session.execute(
+                    select(Deployment.external_id, Deployment.id).where(
+                        Deployment.tenant_id == self.tenant_id,
+                        Deployment.service_id == service_id,
+                        Deployment.external_id.in_(chunk),
+                    )
+                ).all()
+            )
+            current: dict[int, list[str]] = {i: [] for i in ids.values()}
+            for dep_id, sha in self.session.execute(
+                select(DeploymentCommit.deployment_id, DeploymentCommit.sha)
+                .where(
+                    DeploymentCommit.tenant_id == self.tenant_id,
+                    DeploymentCommit.deployment_id.in_(list(ids.values())),
+                )
+                .order_by(DeploymentCommit.sha)
+            ):
+                current[dep_id].append(sha)
+            stale_ids = [x for x in chunk if current[ids[x]] != listed[x]]
+            if not stale_ids:
+                continue
+            changed.update(stale_ids)
+            stale = [ids[x] for x in stale_ids]
+            self.session.execute(
+                delete(DeploymentCommit).where(
+                    DeploymentCommit.tenant_id == self.tenant_id,
+                    DeploymentCommit.deployment_id.in_(stale),
+                )
+            )
+            by_id = {ids[x]: listed[x] for x in chunk}
+            links = [
+                {"tenant_id": self.tenant_id, "deployment_id": dep_id, "sha": sha}
+                for dep_id in stale
+                for sha in by_id[dep_id]
+            ]
+            if links:
+                self.session.execute(_insert(self.session, DeploymentCommit), links)
+        return changed
+
+    def upsert_incidents(self, service_id: int, events: Sequence[IncidentEvent]) -> UpsertCounts:
+        rows = [
+            {
+                "service_id": service_id,
+                "external_id": e.id,
+                "opened_at": e.opened_at,
+                "resolved_at": e.resolved_at,
+                "severity": e.severity,
+                "deployment_external_id": e.deployment_id,
+                "title": e.title,
+            }
+            for e in events
+        ]
+        return self._upsert(Incident, "external_id", rows)[0]
+
+    # -- sync state --------------------------------------------------------------------------
+
+    def get_cursor(self, source: str, repo: str, kind: str) -> dict[str, Any] | None:
+        row = self.session.scalar(
+            self.scoped(SyncCursor).where(
+                SyncCursor.source == source, SyncCursor.repo == repo, SyncCursor.kind == kind
+            )
+        )
+        return None if row is None else dict(row.value)
+
+    def set_cursor(self, source: str, repo: str, kind: str, value: dict[str, Any]) -> None:
+        stmt = _insert(self.session, SyncCursor).values(
+            tenant_id=self.tenant_id,
+            source=source,
+            repo=repo,
+            kind=kind,
+            value=value,
+            updated_at=now(),
+        )
+        self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["tenant_id", "source", "repo", "kind"],
+                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+            )
+        )
+
+    def save_raw(
+        self,
+        source: str,
+        repo: str,
+        kind: str,
+        payloads: Sequence[tuple[str, dict[str, Any]]],
+        etag: str | None = None,
+    ) -> None:
+        """Keep source responses as fetched, keyed by (source, repo, kind, external id)."""
+        if not payloads:
+            return
+        fetched = now()
+        rows = [
+            {
+                "tenant_id": self.tenant_id,
+                "source": source,
+                "repo": repo,
+                "kind": kind,
+                "external_id": external_id,
+                "payload": payload,
+                "etag": etag,
+                "fetched_at": fetched,
+            }
+            for external_id, payload in payloads
+        ]
+        stmt = _insert(self.session, RawPayload)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "source", "repo", "kind", "external_id"],
+            set_={
+                "payload": stmt.excluded.payload,
+                "etag": stmt.excluded.etag,
+                "fetched_at": stmt.excluded.fetched_at,
+            },
+        )
+        for chunk in _chunks(rows):
+            self.session.execute(stmt, list(chunk))
+
+    def raw_payloads(self, source: str, repo: str, kind: str) -> list[RawPayload]:
+        return list(
+            self.session.scalars(
+                self.scoped(RawPayload)
+                .where(
+                    RawPayload.source == source, RawPayload.repo == repo, RawPayload.kind == kind
+                )
+                .order_by(RawPayload.external_id)
+            )
+        )
+
+    # -- metric snapshots --------------------------------------------------------------------
+
+    def save_snapshot(
+        self,
+        scope_kind: str,
+        scope_name: str,
+        window_start: datetime,
+        window_end: datetime,
+        data: dict[str, Any],
+    ) -> None:
+        stmt = _insert(self.session, MetricSnapshot).values(
+            tenant_id=self.tenant_id,
+            scope_kind=scope_kind,
+            scope_name=scope_name,
+            window_start=window_start,
+            window_end=window_end,
+            data=data,
+            computed_at=now(),
+        )
+        self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[
+                    "tenant_id",
+                    "scope_kind",
+                    "scope_name",
+                    "window_start",
+                    "window_end",
+                ],
+                set_={"data": stmt.excluded.data, "computed_at": stmt.excluded.computed_at},
+            )
+        )
+
+    def snapshot(
+        self, scope_kind: str, scope_name: str, window_start: datetime, window_end: datetime
+    ) -> MetricSnapshot | None:
+        return self.session.scalar(
+            self.scoped(MetricSnapshot).where(
+                MetricSnapshot.scope_kind == scope_kind,
+                MetricSnapshot.scope_name == scope_name,
+                MetricSnapshot.window_start == window_start,
+                MetricSnapshot.window_end == window_end,
+            )
+        )
+
+    # -- reads for metrics -------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Rows per record kind for this tenant (for summaries and tests)."""
+        from sqlalchemy import func
+
+        out = {}
+        for name, model in (
+            ("commits", Commit),
+            ("changes", Change),
+            ("deployments", Deployment),
+            ("deployment_commits", DeploymentCommit),
+            ("incidents", Incident),
+        ):
+            out[name] = self.session.scalar(
+                select(func.count()).select_from(model).where(model.tenant_id == self.tenant_id)
+            )
+        return out
+
+    def _frame(self, stmt: Select[Any], time_columns: Sequence[str] = ()) -> pd.DataFrame:
+        result = self.session.execute(stmt)
+        frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+        for column in time_columns:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
+    def delivery_frames(self, services: Sequence[str] | None = None) -> DeliveryFrames:
+        """All delivery records of the tenant (or of `services`) as DataFrames for metrics."""
+        svc = self.scoped(Service)
+        if services is not None:
+            svc = svc.where(Service.name.in_(list(services)))
+        service_rows = list(self.session.scalars(svc))
+        names = {s.id: s.name for s in service_rows}
+        team_names = {t.id: t.name for t in self.teams()}
+        ids = list(names)
+        service_frame = pd.DataFrame(
+            {
+                "service": [s.name for s in service_rows],
+                "team": [team_names.get(s.team_id) if s.team_id else None for s in service_rows],
+                "production_pattern": [s.production_pattern for s in service_rows],
+            }
+        )
+
+        def named(frame: pd.DataFrame) -> pd.DataFrame:
+            frame.insert(0, "service", frame.pop("service_id").map(names))
+            return frame
+
+        t = self.tenant_id
+        deployments = named(
+            self._frame(
+                select(
+                    Deployment.id.label("deployment_id"),
+                    Deployment.service_id,
+                    Deployment.external_id,
+                    Deployment.environment,
+                    Deployment.sha,
+                    Deployment.status,
+                    Deployment.started_at,
+                    Deployment.finished_at,
+                    Deployment.commits_listed,
+                ).where(Deployment.tenant_id == t, Deployment.service_id.in_(ids)),
+                ("started_at", "finished_at"),
+            )
+        )
+        links = self._frame(
+            select(DeploymentCommit.deployment_id, DeploymentCommit.sha)
+            .join(Deployment, Deployment.id == DeploymentCommit.deployment_id)
+            .where(DeploymentCommit.tenant_id == t, Deployment.service_id.in_(ids))
+        )
+        commits = named(
+            self._frame(
+                select(
+                    Commit.service_id,
+                    Commit.sha,
+                    Commit.committed_at,
+                    Commit.authored_at,
+                    Commit.parents,
+                ).where(Commit.tenant_id == t, Commit.service_id.in_(ids)),
+                ("committed_at", "authored_at"),
+            )
+        )
+        changes = named(
+            self._frame(
+                select(
+                    Change.service_id,
+                    Change.external_id,
+                    Change.title,
+                    Change.opened_at,
+                    Change.first_commit_at,
+                    Change.first_review_at,
+                    Change.approved_at,
+                    Change.merged_at,
+                    Change.merge_sha,
+                    Change.commits,
+                ).where(Change.tenant_id == t, Change.service_id.in_(ids)),
+                ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
+            )
+        )
+        incidents = named(
+            self._frame(
+                select(
+                    Incident.service_id,
+                    Incident.external_id,
+                    Incident.opened_at,
+                    Incident.resolved_at,
+                    Incident.severity,
+                    Incident.deployment_external_id,
+                    Incident.title,
+                ).where(Incident.tenant_id == t, Incident.service_id.in_(ids)),
+                ("opened_at", "resolved_at"),
+            )
+        )
+        return DeliveryFrames(service_frame, deployments, links, commits, changes, incidents)
