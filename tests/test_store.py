@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import inspect, select
 
+from insights.errors import NotFound
 from insights.model import parse_event
 from insights.pipeline import store_events
 from insights.store.db import downgrade, migrate, unit_of_work
 from insights.store.models import Deployment, DeploymentCommit, Incident
 from insights.store.repository import TenantRepository
-from insights.errors import NotFound
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
@@ -206,11 +206,10 @@ def test_unknown_service_is_rejected_when_creation_is_off(db):
 
 def test_failed_batch_leaves_nothing_behind(db):
     store(db, "acme", events())
-    with pytest.raises(NotFound):
-        with unit_of_work(db.engine) as session:
-            repo = TenantRepository.open(session, "acme")
-            store_events(repo, events("checkout")[:1] + events("new-svc"), create_services=True)
-            store_events(repo, events("ghost"), create_services=False)
+    with pytest.raises(NotFound), unit_of_work(db.engine) as session:
+        repo = TenantRepository.open(session, "acme")
+        store_events(repo, events("checkout")[:1] + events("new-svc"), create_services=True)
+        store_events(repo, events("ghost"), create_services=False)
     with unit_of_work(db.engine) as session:
         repo = TenantRepository.open(session, "acme")
         assert [s.name for s in repo.services()] == ["checkout"]
