@@ -8,7 +8,6 @@ Create Date: 2026-11-25 05:43:26.454534
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-
 from alembic import op
 
 # 64-bit ids on PostgreSQL; SQLite autoincrements only INTEGER PRIMARY KEY.
