@@ -33,6 +33,7 @@ from insights.collect.github_map import (
     map_pull,
     map_workflow_run,
 )
+from insights.collect.hostcommon import UpdatedCursor
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
     RateLimited,
@@ -197,33 +198,6 @@ def _rate_limited(status: int, headers: dict[str, str], message: str) -> bool:
         or "retry-after" in headers
         or Requester.isRateLimitError(message)
     )
-
-
-class _UpdatedCursor:
-    """Incremental position in a list sorted by `updated_at`: the time and the ids done at it.
-
-    Keeping the ids seen at the newest time means two items updated in the same second are
-    neither skipped (a stop between them) nor refetched forever.
-    """
-
-    def __init__(self, value: dict[str, Any] | None) -> None:
-        value = value or {}
-        self.updated_at: str | None = value.get("updated_at")
-        self.done: set[str] = set(value.get("done", []))
-
-    def is_new(self, updated_at: str, key: str) -> bool:
-        if self.updated_at is None or updated_at > self.updated_at:
-            return True
-        return updated_at == self.updated_at and key not in self.done
-
-    def advance(self, updated_at: str, key: str) -> None:
-        if self.updated_at is None or updated_at > self.updated_at:
-            self.updated_at, self.done = updated_at, set()
-        if updated_at == self.updated_at:
-            self.done.add(key)
-
-    def dump(self, etag: str | None = None) -> dict[str, Any]:
-        return {"updated_at": self.updated_at, "done": sorted(self.done), "etag": etag}
 
 
 @register("github")
@@ -437,7 +411,7 @@ class GitHubCollector:
         assert self.api is not None
         kind = "changes"
         value = ctx.cursor(kind) or {}
-        cursor = _UpdatedCursor(value)
+        cursor = UpdatedCursor(value)
         listed, first_etag = self._new_items(
             f"{self._path}/pulls",
             {"state": "closed", "sort": "updated", "direction": "desc", "per_page": PER_PAGE},
@@ -471,7 +445,7 @@ class GitHubCollector:
         assert self.api is not None
         kind = "incidents"
         value = ctx.cursor(kind) or {}
-        cursor = _UpdatedCursor(value)
+        cursor = UpdatedCursor(value)
         listed, first_etag = self._new_items(
             f"{self._path}/issues",
             {

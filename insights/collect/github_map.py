@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from insights.collect.hostcommon import deployment_reference, severity_label
 from insights.model import (
     ChangeEvent,
     CommitEvent,
@@ -44,12 +45,6 @@ _CONCLUSION = {
     "skipped": DeploymentStatus.CANCELLED,
 }
 _BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._/-]+")
-_DEPLOYMENT_LABEL = re.compile(r"^deploy(?:ment)?[:=/ ]\s*#?(\S+)$", re.IGNORECASE)
-_DEPLOYMENT_LINE = re.compile(
-    r"^\s*\**deploy(?:ment)?(?:[ _-]?id)?\**\s*[:=]\s*#?([A-Za-z0-9._-]+)",
-    re.IGNORECASE | re.MULTILINE,
-)
-_SEVERITY_LABEL = re.compile(r"^(sev[ -]?\d|severity[:/ ].+|p[0-4])$", re.IGNORECASE)
 
 
 def environment_name(name: str) -> str:
@@ -188,21 +183,7 @@ def map_issue(service: str, issue: dict[str, Any]) -> IncidentEvent | None:
         id=str(issue["number"]),
         opened_at=issue["created_at"],
         resolved_at=issue.get("closed_at"),
-        severity=next((label for label in labels if _SEVERITY_LABEL.match(label)), None),
+        severity=severity_label(labels),
         deployment_id=deployment_reference(labels, issue.get("body") or ""),
         title=issue.get("title"),
     )
-
-
-def deployment_reference(labels: list[str], body: str) -> str | None:
-    """The deployment an incident names: a `deployment:<id>` label, else a body line.
-
-    >>> deployment_reference(["bug"], "Broke after deploy.\\nDeployment: 1234\\n")
-    '1234'
-    """
-    for label in labels:
-        match = _DEPLOYMENT_LABEL.match(label.strip())
-        if match:
-            return match.group(1)
-    match = _DEPLOYMENT_LINE.search(body)
-    return match.group(1) if match else None
