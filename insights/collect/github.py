@@ -25,6 +25,7 @@ import requests
 from github import Auth, Github
 from github.Requester import Requester
 
+from insights.collect.events import AnyEvent
 from insights.collect.github_map import (
     deployment_outcome,
     map_commits,
@@ -33,7 +34,7 @@ from insights.collect.github_map import (
     map_pull,
     map_workflow_run,
 )
-from insights.collect.hostcommon import UpdatedCursor
+from insights.collect.hostcommon import Batch, UpdatedCursor
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
     RateLimited,
@@ -278,28 +279,30 @@ class GitHubCollector:
         state = _DeployState.load(cursor)
         queue = [(p["deployment"], p.get("etag")) for p in state.pending.values()]
         queue += [(item, None) for item in new]
-        for deployment, etag in sorted(queue, key=lambda pair: int(pair[0]["id"])):
-            dep_id = int(deployment["id"])
-            state.max_id = max(state.max_id, dep_id)
-            if environment is None and not self.service.is_production(
-                str(deployment.get("environment", ""))
-            ):
-                continue
-            page = self.api.get(
-                f"{self._path}/deployments/{dep_id}/statuses", {"per_page": PER_PAGE}, etag
-            )
-            if page.not_modified:
-                continue
-            statuses = page.data or []
-            status, _ = deployment_outcome(statuses)
-            if status is DeploymentStatus.IN_PROGRESS:
-                state.pending[str(dep_id)] = {"deployment": deployment, "etag": page.etag}
-            else:
-                state.pending.pop(str(dep_id), None)
-            self._ship(
-                ctx, kind, state, dep_id, str(deployment["sha"]), status, deployment, statuses
-            )
-        ctx.commit(kind, [], cursor=state.dump(first_etag))
+        with Batch(ctx, kind) as batch:
+            for deployment, etag in sorted(queue, key=lambda pair: int(pair[0]["id"])):
+                dep_id = int(deployment["id"])
+                state.max_id = max(state.max_id, dep_id)
+                if environment is None and not self.service.is_production(
+                    str(deployment.get("environment", ""))
+                ):
+                    continue
+                page = self.api.get(
+                    f"{self._path}/deployments/{dep_id}/statuses", {"per_page": PER_PAGE}, etag
+                )
+                if page.not_modified:
+                    continue
+                statuses = page.data or []
+                status, _ = deployment_outcome(statuses)
+                if status is DeploymentStatus.IN_PROGRESS:
+                    state.pending[str(dep_id)] = {"deployment": deployment, "etag": page.etag}
+                else:
+                    state.pending.pop(str(dep_id), None)
+                events, raw = self._ship(
+                    state, dep_id, str(deployment["sha"]), status, deployment, statuses
+                )
+                batch.add(events, state.dump(None), raw)
+            batch.set_cursor(state.dump(first_etag))
 
     def _sync_workflow_runs(self, ctx: SyncContext) -> None:
         """Successful runs of `source.workflow` on the default branch count as deployments."""
@@ -325,34 +328,27 @@ class GitHubCollector:
             "repo_etag": repo_page.etag or cursor.get("repo_etag"),
             "default_branch": branch,
         }
-        for run in sorted(new, key=lambda r: int(r["id"])):
-            state.max_id = max(state.max_id, int(run["id"]))
-            if run.get("conclusion") != "success":
-                continue
-            self._ship(
-                ctx,
-                kind,
-                state,
-                int(run["id"]),
-                str(run["head_sha"]),
-                DeploymentStatus.SUCCESS,
-                run,
-                None,
-            )
-        ctx.commit(kind, [], cursor=state.dump(first_etag))
+        with Batch(ctx, kind) as batch:
+            for run in sorted(new, key=lambda r: int(r["id"])):
+                state.max_id = max(state.max_id, int(run["id"]))
+                if run.get("conclusion") != "success":
+                    continue
+                events, raw = self._ship(
+                    state, int(run["id"]), str(run["head_sha"]), DeploymentStatus.SUCCESS, run, None
+                )
+                batch.add(events, state.dump(None), raw)
+            batch.set_cursor(state.dump(first_etag))
 
     def _ship(
         self,
-        ctx: SyncContext,
-        kind: str,
         state: _DeployState,
         dep_id: int,
         sha: str,
         status: DeploymentStatus,
         payload: dict[str, Any],
         statuses: list[dict[str, Any]] | None,
-    ) -> None:
-        """Commit one deployment with the commits it shipped since the previous success."""
+    ) -> tuple[list[AnyEvent], list[tuple[str, dict[str, Any]]]]:
+        """One deployment's events: it and the commits it shipped since the previous success."""
         compare: list[dict[str, Any]] | None = None
         if status is DeploymentStatus.SUCCESS and dep_id > state.last_success_id:
             if state.last_success_sha is not None:
@@ -365,7 +361,7 @@ class GitHubCollector:
             event = map_deployment(self.service.name, payload, statuses, compare)
         commits = map_commits(self.service.name, compare or [])
         raw = {"deployment": payload, "statuses": statuses, "compare_commits": compare}
-        ctx.commit(kind, [*commits, event], cursor=state.dump(None), raw=[(str(dep_id), raw)])
+        return [*commits, event], [(str(dep_id), raw)]
 
     def _compare(self, base: str, head: str) -> list[dict[str, Any]]:
         """Commits reachable from `head` and not from `base`, oldest first, every page."""
@@ -418,25 +414,26 @@ class GitHubCollector:
             value.get("etag"),
             lambda pr: cursor.is_new(pr["updated_at"], str(pr["number"])),
         )
-        for pull in sorted(listed, key=lambda pr: (pr["updated_at"], pr["number"])):
-            cursor.advance(pull["updated_at"], str(pull["number"]))
-            if not pull.get("merged_at"):
-                continue
-            number = pull["number"]
-            commits: list[dict[str, Any]] = []
-            for page in self.api.pages(
-                f"{self._path}/pulls/{number}/commits", {"per_page": PER_PAGE}
-            ):
-                commits.extend(page.data)
-            reviews: list[dict[str, Any]] = []
-            for page in self.api.pages(
-                f"{self._path}/pulls/{number}/reviews", {"per_page": PER_PAGE}
-            ):
-                reviews.extend(page.data)
-            event = map_pull(self.service.name, pull, commits, reviews)
-            raw = {"pull": pull, "commits": commits, "reviews": reviews}
-            ctx.commit(kind, [event], cursor=cursor.dump(), raw=[(str(number), raw)])
-        ctx.commit(kind, [], cursor=cursor.dump(first_etag))
+        with Batch(ctx, kind) as batch:
+            for pull in sorted(listed, key=lambda pr: (pr["updated_at"], pr["number"])):
+                cursor.advance(pull["updated_at"], str(pull["number"]))
+                if not pull.get("merged_at"):
+                    continue
+                number = pull["number"]
+                commits = self._all(f"{self._path}/pulls/{number}/commits")
+                reviews = self._all(f"{self._path}/pulls/{number}/reviews")
+                event = map_pull(self.service.name, pull, commits, reviews)
+                raw = {"pull": pull, "commits": commits, "reviews": reviews}
+                batch.add([event], cursor.dump(), [(str(number), raw)])
+            batch.set_cursor(cursor.dump(first_etag))
+
+    def _all(self, url: str) -> list[dict[str, Any]]:
+        """Every item of a small list (an item's commits or reviews), all pages."""
+        assert self.api is not None
+        items: list[dict[str, Any]] = []
+        for page in self.api.pages(url, {"per_page": PER_PAGE}):
+            items.extend(page.data)
+        return items
 
     # -- incidents ---------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from insights.collect.gitlab_map import (
     map_incident,
     map_merge_request,
 )
-from insights.collect.hostcommon import UpdatedCursor
+from insights.collect.hostcommon import Batch, UpdatedCursor
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
     RateLimited,
@@ -217,33 +217,37 @@ class GitLabCollector:
         def dump() -> dict[str, Any]:
             return {**cursor.dump(), **state}
 
-        for deployment in self.api.items("/deployments", query):
-            dep_id = int(deployment["id"])
-            if not cursor.is_new(deployment["updated_at"], str(dep_id)):
-                continue
-            cursor.advance(deployment["updated_at"], str(dep_id))
-            env_name = str((deployment.get("environment") or {}).get("name", ""))
-            seen_before = dep_id <= state["max_id"] and dep_id not in state["pending"]
-            state["max_id"] = max(state["max_id"], dep_id)
-            if seen_before or (environment is None and not self.service.is_production(env_name)):
-                continue
-            status = deployment_status(deployment)
-            if status is DeploymentStatus.IN_PROGRESS:
-                state["pending"] = sorted({*state["pending"], dep_id})
-            else:
-                state["pending"] = [p for p in state["pending"] if p != dep_id]
-            shipped = None
-            if status is DeploymentStatus.SUCCESS and dep_id > state["last_success_id"]:
-                if state["last_success_sha"]:
-                    shipped = self._compare(state["last_success_sha"], deployment["sha"])
-                state["last_success_id"], state["last_success_sha"] = dep_id, deployment["sha"]
-            events = [
-                *map_commits(self.service.name, shipped or []),
-                map_deployment(self.service.name, deployment, shipped),
-            ]
-            raw = {"deployment": deployment, "compare_commits": shipped}
-            ctx.commit(kind, events, cursor=dump(), raw=[(str(dep_id), raw)])
-        ctx.commit(kind, [], cursor=dump())
+        with Batch(ctx, kind) as batch:
+            for deployment in self.api.items("/deployments", query):
+                dep_id = int(deployment["id"])
+                if not cursor.is_new(deployment["updated_at"], str(dep_id)):
+                    continue
+                cursor.advance(deployment["updated_at"], str(dep_id))
+                env_name = str((deployment.get("environment") or {}).get("name", ""))
+                seen_before = dep_id <= state["max_id"] and dep_id not in state["pending"]
+                state["max_id"] = max(state["max_id"], dep_id)
+                if seen_before or (
+                    environment is None and not self.service.is_production(env_name)
+                ):
+                    continue
+                status = deployment_status(deployment)
+                if status is DeploymentStatus.IN_PROGRESS:
+                    state["pending"] = sorted({*state["pending"], dep_id})
+                else:
+                    state["pending"] = [p for p in state["pending"] if p != dep_id]
+                shipped = None
+                if status is DeploymentStatus.SUCCESS and dep_id > state["last_success_id"]:
+                    if state["last_success_sha"]:
+                        shipped = self._compare(state["last_success_sha"], deployment["sha"])
+                    state["last_success_id"] = dep_id
+                    state["last_success_sha"] = deployment["sha"]
+                events = [
+                    *map_commits(self.service.name, shipped or []),
+                    map_deployment(self.service.name, deployment, shipped),
+                ]
+                raw = {"deployment": deployment, "compare_commits": shipped}
+                batch.add(events, dump(), [(str(dep_id), raw)])
+            batch.set_cursor(dump())
 
     def _compare(self, base: str, head: str) -> list[dict[str, Any]]:
         assert self.api is not None
@@ -265,24 +269,27 @@ class GitLabCollector:
         }
         if cursor.updated_at:
             query["updated_after"] = cursor.updated_at
-        for merge_request in self.api.items("/merge_requests", query):
-            iid = int(merge_request["iid"])
-            if not cursor.is_new(merge_request["updated_at"], str(iid)):
-                continue
-            cursor.advance(merge_request["updated_at"], str(iid))
-            if not merge_request.get("merged_at"):
-                continue
-            commits = list(self.api.items(f"/merge_requests/{iid}/commits", {"per_page": PER_PAGE}))
-            notes = list(
-                self.api.items(
-                    f"/merge_requests/{iid}/notes",
-                    {"sort": "asc", "order_by": "created_at", "per_page": PER_PAGE},
+        with Batch(ctx, kind) as batch:
+            for merge_request in self.api.items("/merge_requests", query):
+                iid = int(merge_request["iid"])
+                if not cursor.is_new(merge_request["updated_at"], str(iid)):
+                    continue
+                cursor.advance(merge_request["updated_at"], str(iid))
+                if not merge_request.get("merged_at"):
+                    continue
+                commits = list(
+                    self.api.items(f"/merge_requests/{iid}/commits", {"per_page": PER_PAGE})
                 )
-            )
-            event = map_merge_request(self.service.name, merge_request, commits, notes)
-            raw = {"merge_request": merge_request, "commits": commits, "notes": notes}
-            ctx.commit(kind, [event], cursor=cursor.dump(), raw=[(str(iid), raw)])
-        ctx.commit(kind, [], cursor=cursor.dump())
+                notes = list(
+                    self.api.items(
+                        f"/merge_requests/{iid}/notes",
+                        {"sort": "asc", "order_by": "created_at", "per_page": PER_PAGE},
+                    )
+                )
+                event = map_merge_request(self.service.name, merge_request, commits, notes)
+                raw = {"merge_request": merge_request, "commits": commits, "notes": notes}
+                batch.add([event], cursor.dump(), [(str(iid), raw)])
+            batch.set_cursor(cursor.dump())
 
     def _sync_incidents(self, ctx: SyncContext) -> None:
         """Issues of type incident, by `updated_after`, committed 100 at a time."""
@@ -298,14 +305,11 @@ class GitLabCollector:
         }
         if cursor.updated_at:
             query["updated_after"] = cursor.updated_at
-        events, raw = [], []
-        for issue in self.api.items("/issues", query):
-            if not cursor.is_new(issue["updated_at"], str(issue["iid"])):
-                continue
-            cursor.advance(issue["updated_at"], str(issue["iid"]))
-            events.append(map_incident(self.service.name, issue))
-            raw.append((str(issue["iid"]), issue))
-            if len(events) >= INCIDENT_BATCH:
-                ctx.commit(kind, events, cursor=cursor.dump(), raw=raw)
-                events, raw = [], []
-        ctx.commit(kind, events, cursor=cursor.dump(), raw=raw)
+        with Batch(ctx, kind, size=INCIDENT_BATCH) as batch:
+            for issue in self.api.items("/issues", query):
+                if not cursor.is_new(issue["updated_at"], str(issue["iid"])):
+                    continue
+                cursor.advance(issue["updated_at"], str(issue["iid"]))
+                event = map_incident(self.service.name, issue)
+                batch.add([event], cursor.dump(), [(str(issue["iid"]), issue)])
+            batch.set_cursor(cursor.dump())

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from insights.collect.events import AnyEvent
 from insights.timeutil import parse_time
+
+if TYPE_CHECKING:
+    from insights.collect.sync import SyncContext
 
 _DEPLOYMENT_LABEL = re.compile(r"^deploy(?:ment)?[:=/ ]\s*#?(\S+)$", re.IGNORECASE)
 _DEPLOYMENT_LINE = re.compile(
@@ -60,3 +66,49 @@ def deployment_reference(labels: list[str], body: str) -> str | None:
             return match.group(1)
     match = _DEPLOYMENT_LINE.search(body)
     return match.group(1) if match else None
+
+
+class Batch:
+    """Events of one cursor kind committed every `size` items together with the latest cursor.
+
+    Leaving the `with` block commits what is complete, also when an exception (a rate limit)
+    ends the loop early: every item fetched before the stop is kept, none is half-written.
+    """
+
+    def __init__(self, ctx: SyncContext, kind: str, size: int = 25) -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self.size = size
+        self._events: list[AnyEvent] = []
+        self._raw: list[tuple[str, dict[str, Any]]] = []
+        self._items = 0
+        self._cursor: dict[str, Any] | None = None
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def add(
+        self,
+        events: Sequence[AnyEvent],
+        cursor: dict[str, Any],
+        raw: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        """Queue one item's events; the cursor must already count this item as done."""
+        self._events.extend(events)
+        self._raw.extend(raw)
+        self.set_cursor(cursor)
+        self._items += 1
+        if self._items >= self.size:
+            self.flush()
+
+    def set_cursor(self, cursor: dict[str, Any]) -> None:
+        self._cursor = copy.deepcopy(cursor)
+
+    def flush(self) -> None:
+        if self._cursor is None and not self._events:
+            return
+        self.ctx.commit(self.kind, self._events, cursor=self._cursor, raw=self._raw)
+        self._events, self._raw, self._items, self._cursor = [], [], 0, None
