@@ -12,8 +12,9 @@ from hosts_support import FakeGitHub, at
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
+from insights.collect.github import GitHubCollector
 from insights.collect.github_map import deployment_outcome, map_issue, map_pull
-from insights.collect.sync import SyncReport, run_sync
+from insights.collect.sync import SyncContext, SyncReport, run_sync
 from insights.config import OrgConfig, ServiceConfig, SourceConfig, TenantConfig
 from insights.errors import UserError
 from insights.model import DeploymentStatus
@@ -462,3 +463,28 @@ def test_review_by_pull_author_is_not_a_first_review() -> None:
     ]
     change = map_pull("shop", pull, [], reviews)
     assert change.first_review_at is None and change.first_commit_at is None
+
+
+def test_remap_rederives_every_event_from_raw_payloads_without_requests(
+    db: Database, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployments_shipping_two_commits_each(github, 3)
+    github.add_pull(1, created=0, merged=20, commits=[github.history[1]["sha"]])
+    github.add_issue(7, opened=100, closed=130, labels=["incident"])
+    config = org(github)
+    sync(db, config)
+    before = counts(db)
+    github.reset_log()
+    monkeypatch.delenv(TOKEN_ENV)
+    tenant = config.tenants[0]
+    service = tenant.services[0]
+    collector = GitHubCollector(service, tenant)
+    ctx = SyncContext(db.engine, tenant, service, "github", collector.repo_key())
+
+    collector.remap(ctx)
+
+    assert github.seen == []
+    assert counts(db) == before
+    derived = {kind: c.total for kind, c in ctx.report.counts.items()}
+    assert derived == {"deployment": 3, "commit": 4, "change": 1, "incident": 1}
+    assert all(c.new == 0 and c.updated == 0 for c in ctx.report.counts.values())

@@ -12,8 +12,9 @@ from hosts_support import FakeGitHub, FakeGitLab, gl_at
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
+from insights.collect.gitlab import GitLabCollector
 from insights.collect.gitlab_map import map_incident, map_merge_request
-from insights.collect.sync import SyncReport, run_sync
+from insights.collect.sync import SyncContext, SyncReport, run_sync
 from insights.config import OrgConfig, ServiceConfig, SourceConfig, TenantConfig
 from insights.errors import UserError
 from insights.store.db import unit_of_work
@@ -324,3 +325,29 @@ def test_incident_severity_unknown_falls_back_to_label() -> None:
     }
     event = map_incident("shop", issue)
     assert (event.severity, event.deployment_id) == ("sev2", "77")
+
+
+def test_remap_rederives_every_event_from_raw_payloads_without_requests(
+    db: Database, gitlab_server: FakeGitLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = gitlab_server
+    deployments_shipping_two_commits_each(fake, 3)
+    fake.add_merge_request(1, created=0, merged=40, commits=[fake.history[1]["id"]])
+    fake.add_incident(4, opened=100, closed=150, labels=[])
+    config = org(fake)
+    sync(db, config)
+    before = counts(db)
+    fake.reset_log()
+    monkeypatch.delenv(TOKEN_ENV)
+    tenant = config.tenants[0]
+    service = tenant.services[0]
+    collector = GitLabCollector(service, tenant)
+    ctx = SyncContext(db.engine, tenant, service, "gitlab", collector.repo_key())
+
+    collector.remap(ctx)
+
+    assert fake.seen == []
+    assert counts(db) == before
+    derived = {kind: c.total for kind, c in ctx.report.counts.items()}
+    assert derived == {"deployment": 3, "commit": 4, "change": 1, "incident": 1}
+    assert all(c.new == 0 and c.updated == 0 for c in ctx.report.counts.values())

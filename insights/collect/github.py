@@ -34,7 +34,7 @@ from insights.collect.github_map import (
     map_pull,
     map_workflow_run,
 )
-from insights.collect.hostcommon import Batch, UpdatedCursor
+from insights.collect.hostcommon import Batch, UpdatedCursor, stored_payloads
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
     RateLimited,
@@ -250,6 +250,48 @@ class GitHubCollector:
             log.warning("%s", exc)
         finally:
             self.api.close()
+
+    def remap(self, ctx: SyncContext) -> None:
+        """Re-derive every event from the stored raw payloads: no request, no token needed."""
+        environment = self.config.environments[0] if self.config.environments else None
+        for kind, payloads in stored_payloads(ctx, self._raw_kinds()).items():
+            events: list[AnyEvent] = []
+            for _, raw in payloads:
+                if kind == "changes":
+                    events.append(
+                        map_pull(self.service.name, raw["pull"], raw["commits"], raw["reviews"])
+                    )
+                elif kind == "incidents":
+                    incident = map_issue(self.service.name, raw)
+                    events += [incident] if incident else []
+                elif raw["statuses"] is None:
+                    events += map_commits(self.service.name, raw["compare_commits"] or [])
+                    events.append(
+                        map_workflow_run(
+                            self.service.name,
+                            raw["deployment"],
+                            environment,
+                            raw["compare_commits"],
+                        )
+                    )
+                else:
+                    events += map_commits(self.service.name, raw["compare_commits"] or [])
+                    events.append(
+                        map_deployment(
+                            self.service.name,
+                            raw["deployment"],
+                            raw["statuses"],
+                            raw["compare_commits"],
+                        )
+                    )
+            ctx.commit(kind, events)
+
+    def _raw_kinds(self) -> list[str]:
+        if self.config.workflow:
+            streams = ["workflow_runs"]
+        else:
+            streams = [f"deployments:{e or '*'}" for e in self.config.environments or [None]]
+        return [*streams, "changes", "incidents"]
 
     # -- deployments -------------------------------------------------------------------------
 

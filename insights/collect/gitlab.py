@@ -23,6 +23,7 @@ import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError
 
+from insights.collect.events import AnyEvent
 from insights.collect.gitlab_map import (
     deployment_status,
     map_commits,
@@ -30,7 +31,7 @@ from insights.collect.gitlab_map import (
     map_incident,
     map_merge_request,
 )
-from insights.collect.hostcommon import Batch, UpdatedCursor
+from insights.collect.hostcommon import Batch, UpdatedCursor, stored_payloads
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
     RateLimited,
@@ -193,6 +194,27 @@ class GitLabCollector:
             log.warning("%s", exc)
         finally:
             self.api.close()
+
+    def remap(self, ctx: SyncContext) -> None:
+        """Re-derive every event from the stored raw payloads: no request, no token needed."""
+        streams = [f"deployments:{e or '*'}" for e in self.config.environments or [None]]
+        for kind, payloads in stored_payloads(ctx, [*streams, "changes", "incidents"]).items():
+            events: list[AnyEvent] = []
+            for _, raw in payloads:
+                if kind == "changes":
+                    events.append(
+                        map_merge_request(
+                            self.service.name, raw["merge_request"], raw["commits"], raw["notes"]
+                        )
+                    )
+                elif kind == "incidents":
+                    events.append(map_incident(self.service.name, raw))
+                else:
+                    events += map_commits(self.service.name, raw["compare_commits"] or [])
+                    events.append(
+                        map_deployment(self.service.name, raw["deployment"], raw["compare_commits"])
+                    )
+            ctx.commit(kind, events)
 
     def _sync_deployments(self, ctx: SyncContext, environment: str | None) -> None:
         """Deployments updated since the cursor; each new success ships the commits since the

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from insights.collect.events import AnyEvent
+from insights.store.db import unit_of_work
+from insights.store.repository import TenantRepository
 from insights.timeutil import parse_time
 
 if TYPE_CHECKING:
@@ -112,3 +114,13 @@ class Batch:
             return
         self.ctx.commit(self.kind, self._events, cursor=self._cursor, raw=self._raw)
         self._events, self._raw, self._items, self._cursor = [], [], 0, None
+
+
+def stored_payloads(
+    ctx: SyncContext, kinds: Sequence[str]
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The raw payloads kept for this (tenant, source, repo), per kind, in id order."""
+    with unit_of_work(ctx.engine) as session:
+        repo = TenantRepository.open(session, ctx.tenant.name, create=True)
+        stored = {kind: repo.raw_payloads(ctx.source, ctx.repo_key, kind) for kind in kinds}
+        return {kind: [(p.external_id, p.payload) for p in rows] for kind, rows in stored.items()}
