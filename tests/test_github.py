@@ -488,3 +488,34 @@ def test_remap_rederives_every_event_from_raw_payloads_without_requests(
     derived = {kind: c.total for kind, c in ctx.report.counts.items()}
     assert derived == {"deployment": 3, "commit": 4, "change": 1, "incident": 1}
     assert all(c.new == 0 and c.updated == 0 for c in ctx.report.counts.values())
+
+
+def test_deployment_whose_sha_github_no_longer_has_is_kept_with_commits_unknown(
+    sqlite_db: Database, github: FakeGitHub
+) -> None:
+    shas = github.add_commits(3)
+    github.add_deployment(shas[0], minutes=0)
+    github.add_deployment("deadbeef" * 5, minutes=10)  # force-pushed away
+
+    report = sync(sqlite_db, org(github))
+
+    assert report.stopped_early is None
+    with unit_of_work(sqlite_db.engine) as session:
+        dep = session.scalar(select(Deployment).where(Deployment.external_id == "1001"))
+    assert dep is not None and dep.status == "success" and dep.commits_listed is False
+
+
+def test_secondary_limit_without_headers_stops_with_message(
+    sqlite_db: Database, github: FakeGitHub
+) -> None:
+    deployments_shipping_two_commits_each(github, 1)
+    github.fail(
+        r"/deployments$",
+        403,
+        body={"message": "You have exceeded a secondary rate limit. Please wait a few minutes"
+              " before you try again."},
+    )
+    report = sync(sqlite_db, org(github))
+    assert report.stopped_early is not None
+    assert report.stopped_early.startswith("github acme/shop: rate limited; the limit resets in 60")
+    assert counts(sqlite_db)["deployments"] == 0

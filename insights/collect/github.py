@@ -43,13 +43,14 @@ from insights.collect.ratelimit import (
 )
 from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig, secret
-from insights.errors import UserError
+from insights.errors import NotFound, UserError
 from insights.model import DeploymentStatus
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.github.com"
 PER_PAGE = 100
+PENDING_LIMIT = 50  # running deployments re-checked (conditionally) each sync
 PR_COMMITS_LIMIT = 250  # pulls/{n}/commits stops there; the merge sha still links the PR
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
@@ -167,7 +168,7 @@ class GitHubApi:
                 " credentials): check that it is valid and not expired"
             )
         if status == 404:
-            return UserError(
+            return NotFound(
                 f"{where}: {path} not found (404): check `repo` (owner/name) and, for workflow"
                 f" runs, `workflow`; a private repository also answers 404 when the token in"
                 f" {self.token_env} cannot read it ({SCOPES_HINT})"
@@ -338,6 +339,8 @@ class GitHubCollector:
                 status, _ = deployment_outcome(statuses)
                 if status is DeploymentStatus.IN_PROGRESS:
                     state.pending[str(dep_id)] = {"deployment": deployment, "etag": page.etag}
+                    for stale in sorted(state.pending, key=int)[:-PENDING_LIMIT]:
+                        del state.pending[stale]  # never finished: stop re-checking the oldest
                 else:
                     state.pending.pop(str(dep_id), None)
                 events, raw = self._ship(
@@ -405,14 +408,25 @@ class GitHubCollector:
         raw = {"deployment": payload, "statuses": statuses, "compare_commits": compare}
         return [*commits, event], [(str(dep_id), raw)]
 
-    def _compare(self, base: str, head: str) -> list[dict[str, Any]]:
-        """Commits reachable from `head` and not from `base`, oldest first, every page."""
+    def _compare(self, base: str, head: str) -> list[dict[str, Any]] | None:
+        """Commits reachable from `head` and not from `base`, oldest first, every page.
+
+        None (shipped commits unknown) when GitHub no longer has one of the shas, e.g. after a
+        force-push: the deployment is still stored, it only lists no commits.
+        """
         assert self.api is not None
         if base == head:
             return []  # a redeploy of the same sha ships nothing
         commits: list[dict[str, Any]] = []
-        for page in self.api.pages(f"{self._path}/compare/{base}...{head}", {"per_page": PER_PAGE}):
-            commits.extend(page.data.get("commits", []))
+        try:
+            for page in self.api.pages(
+                f"{self._path}/compare/{base}...{head}", {"per_page": PER_PAGE}
+            ):
+                commits.extend(page.data.get("commits", []))
+        except NotFound:
+            log.warning("github %s: cannot compare %s...%s (404); commits unknown", self.repo,
+                        base[:12], head[:12])
+            return None
         return commits
 
     def _new_items(

@@ -40,7 +40,7 @@ from insights.collect.ratelimit import (
 )
 from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig, secret
-from insights.errors import UserError
+from insights.errors import NotFound, UserError
 from insights.model import DeploymentStatus
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class GitLabApi:
     def _error(self, status: int | None, path: str, message: str) -> UserError:
         where = f"gitlab {self.project}"
         if status == 404:
-            return UserError(
+            return NotFound(
                 f"{where}: {path} not found (404): check `repo` (group/project path or id) and"
                 f" `base_url`; a private project also answers 404 when the token in"
                 f" {self.token_env} cannot see it ({SCOPE_HINT})"
@@ -271,11 +271,17 @@ class GitLabCollector:
                 batch.add(events, dump(), [(str(dep_id), raw)])
             batch.set_cursor(dump())
 
-    def _compare(self, base: str, head: str) -> list[dict[str, Any]]:
+    def _compare(self, base: str, head: str) -> list[dict[str, Any]] | None:
+        """Commits in `head` and not in `base`; None (unknown) when a sha is gone (404)."""
         assert self.api is not None
         if base == head:
             return []  # a redeploy of the same sha ships nothing
-        result = self.api.get("/repository/compare", {"from": base, "to": head})
+        try:
+            result = self.api.get("/repository/compare", {"from": base, "to": head})
+        except NotFound:
+            log.warning("gitlab %s: cannot compare %s...%s (404); commits unknown",
+                        self.project, base[:12], head[:12])
+            return None
         return list(result.get("commits", []))
 
     def _sync_merge_requests(self, ctx: SyncContext) -> None:
