@@ -512,8 +512,10 @@ def test_secondary_limit_without_headers_stops_with_message(
     github.fail(
         r"/deployments$",
         403,
-        body={"message": "You have exceeded a secondary rate limit. Please wait a few minutes"
-              " before you try again."},
+        body={
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes"
+            " before you try again."
+        },
     )
     report = sync(sqlite_db, org(github))
     assert report.stopped_early is not None

@@ -424,8 +424,12 @@ class GitHubCollector:
             ):
                 commits.extend(page.data.get("commits", []))
         except NotFound:
-            log.warning("github %s: cannot compare %s...%s (404); commits unknown", self.repo,
-                        base[:12], head[:12])
+            log.warning(
+                "github %s: cannot compare %s...%s (404); commits unknown",
+                self.repo,
+                base[:12],
+                head[:12],
+            )
             return None
         return commits
 

@@ -279,8 +279,12 @@ class GitLabCollector:
         try:
             result = self.api.get("/repository/compare", {"from": base, "to": head})
         except NotFound:
-            log.warning("gitlab %s: cannot compare %s...%s (404); commits unknown",
-                        self.project, base[:12], head[:12])
+            log.warning(
+                "gitlab %s: cannot compare %s...%s (404); commits unknown",
+                self.project,
+                base[:12],
+                head[:12],
+            )
             return None
         return list(result.get("commits", []))
 
