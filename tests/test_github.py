@@ -521,3 +521,17 @@ def test_secondary_limit_without_headers_stops_with_message(
     assert report.stopped_early is not None
     assert report.stopped_early.startswith("github acme/shop: rate limited; the limit resets in 60")
     assert counts(sqlite_db)["deployments"] == 0
+
+
+def test_deployment_deleted_between_list_and_statuses_is_skipped(
+    sqlite_db: Database, github: FakeGitHub
+) -> None:
+    deployments_shipping_two_commits_each(github, 3)
+    github.fail(r"/deployments/1001/statuses$", 404, body={"message": "Not Found"})
+
+    report = sync(sqlite_db, org(github))
+
+    assert report.stopped_early is None
+    with unit_of_work(sqlite_db.engine) as session:
+        ids = session.scalars(select(Deployment.external_id).order_by(Deployment.external_id))
+        assert list(ids) == ["1000", "1002"]

@@ -330,9 +330,13 @@ class GitHubCollector:
                     str(deployment.get("environment", ""))
                 ):
                     continue
-                page = self.api.get(
-                    f"{self._path}/deployments/{dep_id}/statuses", {"per_page": PER_PAGE}, etag
-                )
+                try:
+                    page = self.api.get(
+                        f"{self._path}/deployments/{dep_id}/statuses", {"per_page": PER_PAGE}, etag
+                    )
+                except NotFound:  # deleted since it was listed
+                    state.pending.pop(str(dep_id), None)
+                    continue
                 if page.not_modified:
                     continue
                 statuses = page.data or []
