@@ -147,6 +147,7 @@ def sync_service(
     service: ServiceConfig,
     progress: Callable[[str], None] | None = None,
     on_batch: BatchCallback | None = None,
+    collector: Collector | None = None,
 ) -> SyncReport:
     """Run the collector of one service (no insights.toml needed: build the configs in code).
 
@@ -155,14 +156,10 @@ def sync_service(
         service = ServiceConfig(name="app", source=SourceConfig(kind="localgit", path=repo))
         sync_service(engine, TenantConfig(name="default", services=[service]), service)
     """
-    _load_collectors()
-    kind = service.source.kind
-    factory = COLLECTORS.get(kind)
-    if factory is None:
-        raise UserError(f"service {service.name!r}: unknown source kind {kind!r}")
-    collector = factory(service, tenant)
+    if collector is None:
+        collector = make_collector(tenant, service)
     ctx = SyncContext(
-        engine, tenant, service, kind, collector.repo_key(), progress, on_batch=on_batch
+        engine, tenant, service, service.source.kind, collector.repo_key(), progress, on_batch
     )
     started = time.perf_counter()
     try:
@@ -170,6 +167,17 @@ def sync_service(
     finally:
         ctx.report.seconds = time.perf_counter() - started
     return ctx.report
+
+
+def make_collector(tenant: TenantConfig, service: ServiceConfig) -> Collector:
+    """The collector for a service's source kind; bad settings (a missing path, …) raise a
+    UserError here, before anything is fetched."""
+    _load_collectors()
+    kind = service.source.kind
+    factory = COLLECTORS.get(kind)
+    if factory is None:
+        raise UserError(f"service {service.name!r}: unknown source kind {kind!r}")
+    return factory(service, tenant)
 
 
 def run_sync(
@@ -184,25 +192,22 @@ def run_sync(
     """Run the collector of every configured service (optionally one tenant / one service).
 
     Services whose source is `events` (pushed by import/record/API) have nothing to fetch and
-    are skipped. Returns one `SyncReport` per service run: counts per kind and seconds taken.
+    are skipped. Every selected collector is built (and its settings checked) before any runs.
+    Returns one `SyncReport` per service run: counts per kind and seconds taken.
     """
-    _load_collectors()
     tenants = [org.tenant(tenant)] if tenant else org.tenants
     selected = [(t, s) for t in tenants for s in t.services if service is None or s.name == service]
     if service and not selected:
         where = f" of tenant {tenant!r}" if tenant else ""
         raise UserError(f"--service {service}: not configured in insights.toml{where}")
-    for _, service_config in selected:  # fail fast, before any work
-        kind = service_config.source.kind
-        if kind != "events" and kind not in COLLECTORS:
-            raise UserError(f"service {service_config.name!r}: unknown source kind {kind!r}")
+    runs = [(t, s, make_collector(t, s)) for t, s in selected if s.source.kind != "events"]
     reports: list[SyncReport] = []
-    for tenant_config, service_config in selected:
-        if service_config.source.kind == "events":
-            continue
+    for tenant_config, service_config, collector in runs:
         if on_start:
             on_start(tenant_config, service_config)
-        reports.append(sync_service(engine, tenant_config, service_config, progress, on_batch))
+        reports.append(
+            sync_service(engine, tenant_config, service_config, progress, on_batch, collector)
+        )
     return reports
 
 
