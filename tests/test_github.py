@@ -133,25 +133,25 @@ def test_unchanged_resync_makes_only_conditional_requests_answered_304(
 
 
 def test_new_deployment_after_sync_fetches_only_it_and_its_commits(
-    db: Database, github: FakeGitHub
+    sqlite_db: Database, github: FakeGitHub
 ) -> None:
     deployments_shipping_two_commits_each(github, 3)
-    sync(db, org(github))
+    sync(sqlite_db, org(github))
     new = github.add_commits(3)
     github.add_deployment(new[-1], minutes=500)
     github.reset_log()
 
-    report = sync(db, org(github))
+    report = sync(sqlite_db, org(github))
 
     paths = [s.path.split("/acme/shop")[1] for s in github.seen]
     assert paths[0] == "/deployments"
     assert paths[1] == "/deployments/1003/statuses"
     assert paths[2].startswith("/compare/")
     assert report.counts["deployment"].new == 1
-    with unit_of_work(db.engine) as session:
+    with unit_of_work(sqlite_db.engine) as session:
         dep = session.scalar(select(Deployment).where(Deployment.external_id == "1003"))
         assert dep is not None
-    assert counts(db)["deployment_commits"] == 2 * 2 + 4
+    assert counts(sqlite_db)["deployment_commits"] == 2 * 2 + 4
 
 
 def test_rate_limit_mid_sync_stops_with_cursor_saved_and_next_sync_resumes_without_duplicates(
@@ -188,7 +188,9 @@ def test_rate_limit_mid_sync_stops_with_cursor_saved_and_next_sync_resumes_witho
     assert stored["deployment_commits"] == 2 * 5
 
 
-def test_rate_limit_shorter_than_budget_is_waited_out(db: Database, github: FakeGitHub) -> None:
+def test_rate_limit_shorter_than_budget_is_waited_out(
+    sqlite_db: Database, github: FakeGitHub
+) -> None:
     deployments_shipping_two_commits_each(github, 2)
     github.fail(
         r"/deployments$",
@@ -197,34 +199,34 @@ def test_rate_limit_shorter_than_budget_is_waited_out(db: Database, github: Fake
         {"message": "API rate limit exceeded for user ID 1."},
     )
 
-    report = sync(db, org(github, max_rate_limit_wait_seconds=2.0))
+    report = sync(sqlite_db, org(github, max_rate_limit_wait_seconds=2.0))
 
     assert report.stopped_early is None
     assert [s.status for s in github.seen[:2]] == [403, 200]
-    assert counts(db)["deployments"] == 2
+    assert counts(sqlite_db)["deployments"] == 2
 
 
-def test_server_error_502_is_retried_with_backoff(db: Database, github: FakeGitHub) -> None:
+def test_server_error_502_is_retried_with_backoff(sqlite_db: Database, github: FakeGitHub) -> None:
     deployments_shipping_two_commits_each(github, 2)
     github.fail(r"/deployments$", 502, body={"message": "Server Error"}, times=2)
 
-    report = sync(db, org(github))
+    report = sync(sqlite_db, org(github))
 
     assert [s.status for s in github.seen[:3]] == [502, 502, 200]
     assert report.stopped_early is None
-    assert counts(db)["deployments"] == 2
+    assert counts(sqlite_db)["deployments"] == 2
 
 
 def test_persistent_server_error_is_one_line_error_naming_repo(
-    db: Database, github: FakeGitHub
+    sqlite_db: Database, github: FakeGitHub
 ) -> None:
     github.fail(r"/deployments$", 502, body={"message": "Server Error"}, times=10)
     with pytest.raises(UserError, match=r"github acme/shop: GitHub answered 502"):
-        sync(db, org(github))
+        sync(sqlite_db, org(github))
 
 
 def test_bad_token_is_one_line_error_naming_repo_and_token_env_without_the_token(
-    db: Database,
+    sqlite_db: Database,
     github: FakeGitHub,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -233,7 +235,7 @@ def test_bad_token_is_one_line_error_naming_repo_and_token_env_without_the_token
     wrong = "ghp_wrongWRONGwrong"
     monkeypatch.setenv(TOKEN_ENV, wrong)
     with caplog.at_level(logging.DEBUG), pytest.raises(UserError) as caught:
-        sync(db, org(github))
+        sync(sqlite_db, org(github))
     message = str(caught.value)
     assert "github acme/shop" in message and TOKEN_ENV in message and "401" in message
     assert "\n" not in message
@@ -252,7 +254,7 @@ def test_unknown_repo_404_names_repo_and_what_to_check(db: Database, github: Fak
 
 
 def test_token_never_appears_in_debug_logs_or_output(
-    db: Database,
+    sqlite_db: Database,
     github: FakeGitHub,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
@@ -265,7 +267,7 @@ def test_token_never_appears_in_debug_logs_or_output(
         {"message": "API rate limit exceeded"},
     )
     with caplog.at_level(logging.DEBUG):
-        report = sync(db, org(github))
+        report = sync(sqlite_db, org(github))
     out = capsys.readouterr()
     assert report.stopped_early
     assert caplog.records, "debug logging was on"
@@ -273,31 +275,33 @@ def test_token_never_appears_in_debug_logs_or_output(
         assert github.token not in text
 
 
-def test_compare_over_250_commits_follows_link_pages(db: Database, github: FakeGitHub) -> None:
+def test_compare_over_250_commits_follows_link_pages(
+    sqlite_db: Database, github: FakeGitHub
+) -> None:
     shas = github.add_commits(262)
     github.add_deployment(shas[0], minutes=0)
     github.add_deployment(shas[261], minutes=600)
 
-    report = sync(db, org(github))
+    report = sync(sqlite_db, org(github))
 
     compares = [s for s in github.seen if "/compare/" in s.path]
     assert [s.query.get("page", "1") for s in compares] == ["1", "2", "3"]
-    assert counts(db)["deployment_commits"] == 261
+    assert counts(sqlite_db)["deployment_commits"] == 261
     assert report.stopped_early is None
 
 
 def test_redeploy_of_same_sha_ships_no_commits_and_makes_no_compare(
-    db: Database, github: FakeGitHub
+    sqlite_db: Database, github: FakeGitHub
 ) -> None:
     shas = github.add_commits(3)
     github.add_deployment(shas[0], minutes=0)
     github.add_deployment(shas[2], minutes=10)
     github.add_deployment(shas[2], minutes=20)
 
-    sync(db, org(github))
+    sync(sqlite_db, org(github))
 
     assert len([s for s in github.seen if "/compare/" in s.path]) == 1
-    assert counts(db)["deployment_commits"] == 2
+    assert counts(sqlite_db)["deployment_commits"] == 2
 
 
 def test_running_deployment_is_rechecked_conditionally_until_it_finishes(
@@ -325,17 +329,17 @@ def test_running_deployment_is_rechecked_conditionally_until_it_finishes(
 
 
 def test_environments_unset_keeps_only_those_matching_production_pattern(
-    db: Database, github: FakeGitHub
+    sqlite_db: Database, github: FakeGitHub
 ) -> None:
     shas = github.add_commits(2)
     github.add_deployment(shas[0], minutes=0, environment="staging")
     github.add_deployment(shas[1], minutes=5, environment="prod")
 
-    sync(db, org(github, environments=[]))
+    sync(sqlite_db, org(github, environments=[]))
 
     statuses = [s.path for s in github.seen if s.path.endswith("/statuses")]
     assert len(statuses) == 1
-    with unit_of_work(db.engine) as session:
+    with unit_of_work(sqlite_db.engine) as session:
         envs = session.scalars(select(Deployment.environment)).all()
     assert envs == ["prod"]
 

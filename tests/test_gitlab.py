@@ -165,33 +165,33 @@ def test_rate_limit_429_mid_sync_stops_then_resumes_without_duplicates(
 
 
 def test_rate_limit_with_short_retry_after_is_waited_out(
-    db: Database, gitlab_server: FakeGitLab
+    sqlite_db: Database, gitlab_server: FakeGitLab
 ) -> None:
     fake = gitlab_server
     deployments_shipping_two_commits_each(fake, 2)
     fake.fail(r"/deployments$", 429, {"Retry-After": "0"}, {"message": "429 Too Many Requests"})
 
-    report = sync(db, org(fake))
+    report = sync(sqlite_db, org(fake))
 
     assert report.stopped_early is None
     assert [s.status for s in fake.seen[:2]] == [429, 200]
-    assert counts(db)["deployments"] == 2
+    assert counts(sqlite_db)["deployments"] == 2
 
 
-def test_server_error_502_is_retried(db: Database, gitlab_server: FakeGitLab) -> None:
+def test_server_error_502_is_retried(sqlite_db: Database, gitlab_server: FakeGitLab) -> None:
     fake = gitlab_server
     deployments_shipping_two_commits_each(fake, 2)
     fake.fail(r"/deployments$", 502, body={"message": "502 Bad Gateway"}, times=2)
 
-    report = sync(db, org(fake))
+    report = sync(sqlite_db, org(fake))
 
     assert [s.status for s in fake.seen[:3]] == [502, 502, 200]
     assert report.stopped_early is None
-    assert counts(db)["deployments"] == 2
+    assert counts(sqlite_db)["deployments"] == 2
 
 
 def test_bad_token_is_one_line_error_without_the_token(
-    db: Database,
+    sqlite_db: Database,
     gitlab_server: FakeGitLab,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -200,7 +200,7 @@ def test_bad_token_is_one_line_error_without_the_token(
     wrong = "glpat-wrongWRONGwrong"
     monkeypatch.setenv(TOKEN_ENV, wrong)
     with caplog.at_level(logging.DEBUG), pytest.raises(UserError) as caught:
-        sync(db, org(gitlab_server))
+        sync(sqlite_db, org(gitlab_server))
     message = str(caught.value)
     assert message.startswith("gitlab acme/shop: the token in TEST_GITLAB_TOKEN was rejected")
     assert "read_api" in message and "\n" not in message

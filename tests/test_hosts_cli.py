@@ -51,8 +51,18 @@ environments = ["production"]
 
 
 @pytest.fixture
+def sqlite_cli_env(
+    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Database:
+    """Like `cli_env`, on SQLite only: for tests of messages rather than storage."""
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", sqlite_db.url)
+    monkeypatch.chdir(tmp_path)
+    return sqlite_db
+
+
+@pytest.fixture
 def hosts(
-    cli_env: Database, httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[FakeGitHub, FakeGitLab]:
     github, gitlab = FakeGitHub(httpserver), FakeGitLab(httpserver)
     monkeypatch.setenv("CLI_GITHUB_TOKEN", github.token)
@@ -84,7 +94,7 @@ def test_sync_collects_github_and_gitlab_services_of_one_tenant(
 
 
 def test_sync_reports_a_rate_limit_stop_and_exits_zero(
-    cli_env: Database, hosts: tuple[FakeGitHub, FakeGitLab]
+    sqlite_cli_env: Database, hosts: tuple[FakeGitHub, FakeGitLab]
 ) -> None:
     github, _ = hosts
     github.fail(
@@ -101,7 +111,7 @@ def test_sync_reports_a_rate_limit_stop_and_exits_zero(
 
 
 def test_sync_with_bad_github_token_is_one_line_error(
-    cli_env: Database, hosts: tuple[FakeGitHub, FakeGitLab], monkeypatch: pytest.MonkeyPatch
+    sqlite_cli_env: Database, hosts: tuple[FakeGitHub, FakeGitLab], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLI_GITHUB_TOKEN", "ghp_notTheRightOne")
 
