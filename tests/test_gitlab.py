@@ -351,3 +351,30 @@ def test_remap_rederives_every_event_from_raw_payloads_without_requests(
     derived = {kind: c.total for kind, c in ctx.report.counts.items()}
     assert derived == {"deployment": 3, "commit": 4, "change": 1, "incident": 1}
     assert all(c.new == 0 and c.updated == 0 for c in ctx.report.counts.values())
+
+
+def test_deployment_finishing_after_a_newer_one_is_stored_and_relisting_keeps_commits(
+    db: Database, gitlab_server: FakeGitLab
+) -> None:
+    fake = gitlab_server
+    shas = fake.add_commits(5)
+    fake.add_deployment(shas[0], minutes=0)
+    fake.add_deployment(shas[2], minutes=10)  # 501: finishes last
+    fake.add_deployment(shas[4], minutes=20)
+    fake.deployments[1].update(updated_at=gl_at(40), finished_at=gl_at(40))
+    sync(db, org(fake))
+    with unit_of_work(db.engine) as session:
+        rows = dict(session.execute(select(Deployment.external_id, Deployment.status)).all())
+    assert rows == {"500": "success", "501": "success", "502": "success"}
+    links = counts(db)["deployment_commits"]
+    fake.deployments[2]["updated_at"] = gl_at(50)  # GitLab touched a finished deployment
+
+    report = sync(db, org(fake))
+
+    assert "deployment" not in report.counts
+    assert counts(db)["deployment_commits"] == links
+    with unit_of_work(db.engine) as session:
+        listed = session.scalar(
+            select(Deployment.commits_listed).where(Deployment.external_id == "502")
+        )
+    assert listed is True

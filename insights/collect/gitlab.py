@@ -22,6 +22,7 @@ from urllib.parse import quote, urlparse
 import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError
+from sqlalchemy import select
 
 from insights.collect.events import AnyEvent
 from insights.collect.gitlab_map import (
@@ -42,6 +43,9 @@ from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig, secret
 from insights.errors import NotFound, UserError
 from insights.model import DeploymentStatus
+from insights.store.db import unit_of_work
+from insights.store.models import Deployment
+from insights.store.repository import TenantRepository
 
 log = logging.getLogger(__name__)
 
@@ -218,17 +222,16 @@ class GitLabCollector:
 
     def _sync_deployments(self, ctx: SyncContext, environment: str | None) -> None:
         """Deployments updated since the cursor; each new success ships the commits since the
-        previous success (repository compare). Finished deployments are final: when one is
-        listed again it is skipped, unless it was still running when last stored."""
+        previous success (repository compare). The list is in `updated_at` order, not id
+        order, so a deployment listed again is skipped only when it is already stored with
+        the same finished status (a re-store would drop its shipped commits)."""
         assert self.api is not None
         kind = f"deployments:{environment or '*'}"
         value = ctx.cursor(kind) or {}
         cursor = UpdatedCursor(value)
         state = {
-            "max_id": int(value.get("max_id", 0)),
             "last_success_id": int(value.get("last_success_id", 0)),
             "last_success_sha": value.get("last_success_sha"),
-            "pending": list(value.get("pending", [])),
         }
         query: dict[str, Any] = {"order_by": "updated_at", "sort": "asc", "per_page": PER_PAGE}
         if environment:
@@ -246,17 +249,13 @@ class GitLabCollector:
                     continue
                 cursor.advance(deployment["updated_at"], str(dep_id))
                 env_name = str((deployment.get("environment") or {}).get("name", ""))
-                seen_before = dep_id <= state["max_id"] and dep_id not in state["pending"]
-                state["max_id"] = max(state["max_id"], dep_id)
-                if seen_before or (
-                    environment is None and not self.service.is_production(env_name)
-                ):
+                if environment is None and not self.service.is_production(env_name):
                     continue
                 status = deployment_status(deployment)
-                if status is DeploymentStatus.IN_PROGRESS:
-                    state["pending"] = sorted({*state["pending"], dep_id})
-                else:
-                    state["pending"] = [p for p in state["pending"] if p != dep_id]
+                if status is not DeploymentStatus.IN_PROGRESS and (
+                    self._stored_status(ctx, dep_id) == status.value
+                ):
+                    continue
                 shipped = None
                 if status is DeploymentStatus.SUCCESS and dep_id > state["last_success_id"]:
                     if state["last_success_sha"]:
@@ -270,6 +269,21 @@ class GitLabCollector:
                 raw = {"deployment": deployment, "compare_commits": shipped}
                 batch.add(events, dump(), [(str(dep_id), raw)])
             batch.set_cursor(dump())
+
+    def _stored_status(self, ctx: SyncContext, dep_id: int) -> str | None:
+        """The status this deployment is stored with, if it is stored."""
+        with unit_of_work(ctx.engine) as session:
+            repo = TenantRepository.open(session, ctx.tenant.name, create=True)
+            service = repo.service(self.service.name)
+            if service is None:
+                return None
+            return session.scalar(
+                select(Deployment.status).where(
+                    Deployment.tenant_id == repo.tenant_id,
+                    Deployment.service_id == service.id,
+                    Deployment.external_id == str(dep_id),
+                )
+            )
 
     def _compare(self, base: str, head: str) -> list[dict[str, Any]] | None:
         """Commits in `head` and not in `base`; None (unknown) when a sha is gone (404)."""
