@@ -539,3 +539,25 @@ def test_deployment_deleted_between_list_and_statuses_is_skipped(
     with unit_of_work(sqlite_db.engine) as session:
         ids = session.scalars(select(Deployment.external_id).order_by(Deployment.external_id))
         assert list(ids) == ["1000", "1002"]
+
+
+class RootGitHub(FakeGitHub):
+    """The API served at the root, as api.github.com does (no /api/v3 prefix)."""
+
+    prefix = ""
+
+
+def test_root_base_url_like_api_github_com_works(
+    sqlite_db: Database, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = RootGitHub(httpserver)
+    monkeypatch.setenv(TOKEN_ENV, fake.token)
+    shas = fake.add_commits(2)
+    fake.add_deployment(shas[0], minutes=0)
+    fake.add_deployment(shas[1], minutes=5)
+
+    report = sync(sqlite_db, org(fake, base_url=httpserver.url_for("/")))
+
+    assert report.stopped_early is None
+    assert fake.seen[0].path == "/repos/acme/shop/deployments"
+    assert counts(sqlite_db)["deployment_commits"] == 1
