@@ -561,3 +561,32 @@ def test_root_base_url_like_api_github_com_works(
     assert report.stopped_early is None
     assert fake.seen[0].path == "/repos/acme/shop/deployments"
     assert counts(sqlite_db)["deployment_commits"] == 1
+
+
+def test_rate_limit_during_pull_requests_resumes_after_the_last_stored_one(
+    sqlite_db: Database, github: FakeGitHub
+) -> None:
+    shas = github.add_commits(4)
+    for number in (1, 2, 3):
+        github.add_pull(number, created=10 * number, merged=10 * number + 5, commits=[shas[number]])
+    github.fail(
+        r"/pulls/2/reviews$",
+        403,
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 600)},
+        {"message": "API rate limit exceeded for installation ID 1."},
+    )
+
+    first = sync(sqlite_db, org(github))
+
+    assert first.stopped_early is not None
+    assert counts(sqlite_db)["changes"] == 1
+    github.reset_log()
+
+    second = sync(sqlite_db, org(github))
+
+    assert second.stopped_early is None
+    fetched = [s.path.split("/pulls/")[1] for s in github.seen if "/pulls/" in s.path]
+    assert fetched == ["2/commits", "2/reviews", "3/commits", "3/reviews"]
+    with unit_of_work(sqlite_db.engine) as session:
+        ids = sorted(session.scalars(select(Change.external_id)))
+    assert ids == ["1", "2", "3"]
