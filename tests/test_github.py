@@ -590,3 +590,15 @@ def test_rate_limit_during_pull_requests_resumes_after_the_last_stored_one(
     with unit_of_work(sqlite_db.engine) as session:
         ids = sorted(session.scalars(select(Change.external_id)))
     assert ids == ["1", "2", "3"]
+
+
+def test_exhausted_primary_limit_stops_before_the_request_that_would_fail(
+    sqlite_db: Database, github: FakeGitHub
+) -> None:
+    deployments_shipping_two_commits_each(github, 2)
+    github.remaining = 1  # the first answer says X-RateLimit-Remaining: 0, reset in an hour
+
+    report = sync(sqlite_db, org(github))
+
+    assert report.stopped_early is not None and "rate limited" in report.stopped_early
+    assert [s.status for s in github.seen] == [200]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -109,6 +110,7 @@ class GitHubApi:
             seconds_between_writes=None,
         )
         self._requester: Requester = self._github.requester
+        self._exhausted_until: float | None = None
 
     def close(self) -> None:
         self._github.close()
@@ -122,6 +124,11 @@ class GitHubApi:
         attempt = 0
         while True:
             attempt += 1
+            if self._exhausted_until is not None:
+                # the last answer said no request is left: wait for the reset (or stop) first
+                wait, self._exhausted_until = self._exhausted_until - time.time(), None
+                if wait > 0:
+                    self.budget.wait_for_rate_limit(wait, where)
             try:
                 status, answer_headers, body = self._requester.requestJson(
                     "GET", url, dict(params or {}), dict(headers)
@@ -139,6 +146,7 @@ class GitHubApi:
             if status == 304:
                 return Page(304, None, answer_headers)
             if 200 <= status < 300:
+                self._note_remaining(answer_headers)
                 return Page(status, json.loads(body) if body else None, answer_headers)
             message = _message(body)
             if _rate_limited(status, answer_headers, message):
@@ -148,6 +156,13 @@ class GitHubApi:
                 self.budget.backoff(attempt, where, status)
                 continue
             raise self._error(status, url, message)
+
+    def _note_remaining(self, headers: dict[str, str]) -> None:
+        if headers.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in headers:
+            try:
+                self._exhausted_until = float(headers["x-ratelimit-reset"])
+            except ValueError:
+                self._exhausted_until = None
 
     def pages(
         self, url: str, params: dict[str, Any] | None = None, etag: str | None = None
