@@ -8,7 +8,8 @@ that cost no rate limit. Mapping API JSON to canonical events is in `insights.co
 
 Per sync and repository the requests are: ceil(N/100) pages per list, plus per new item only
 what the list does not carry: a deployment's statuses (the list has no state), a compare per
-successful deployment (its shipped commits, 100 a page), a merged PR's commits and reviews.
+successful deployment (its shipped commits, 100 a page), a merged PR's commits and reviews
+(`pulls/{n}/commits` stops at 250 commits; the merge sha still links such a PR).
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.github.com"
 PER_PAGE = 100
 PENDING_LIMIT = 50  # running deployments re-checked (conditionally) each sync
-PR_COMMITS_LIMIT = 250  # pulls/{n}/commits stops there; the merge sha still links the PR
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
 SCOPES_HINT = (
