@@ -230,3 +230,17 @@ def test_resolving_an_incident_keeps_what_was_stored(api):
         assert (row.title, row.severity) == ("500s on pay", "sev2")
         assert row.opened_at.isoformat() == "2026-01-05T13:00:00+00:00"
         assert row.resolved_at.isoformat() == "2026-01-05T15:00:00+00:00"
+
+
+def test_nul_characters_never_reach_the_database(api):
+    events = [
+        dict(COMMIT, message="fixes\x00 things", author="a\x00b"),
+        dict(INCIDENT, id="INC\x00-2", deployment_id=None),
+    ]
+    response = api.client.post("/api/v1/events", json=events, headers=api.auth())
+    assert response.status_code == 207, response.text
+    assert response.json()["results"][1]["error"] == "incident.id: must not contain NUL characters"
+    with unit_of_work(api.db.engine) as session:
+        from insights.store.models import Commit
+
+        assert session.scalar(select(Commit.message)) == "fixes things"
