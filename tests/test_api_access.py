@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from api_support import COMMIT, DEPLOYMENT, make_api, ndjson
+from api_support import COMMIT, DEPLOYMENT, make_api, ndjson, sqlite_only
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -51,6 +51,7 @@ def test_every_protected_endpoint_is_401_without_a_live_token(api):
             assert response.headers["www-authenticate"] == "Bearer"
 
 
+@sqlite_only
 def test_tokens_are_stored_only_as_their_sha256(api):
     token = api.tokens["acme"]
     with unit_of_work(api.db.engine) as session:
@@ -89,6 +90,7 @@ def write_reports(api):
     (base / "acme" / "escape.html").symlink_to(base / "globex" / "secret.html")
 
 
+@sqlite_only
 def test_reports_are_served_from_the_callers_tenant_folder_only(api):
     write_reports(api)
     index = api.client.get("/reports/", headers=api.auth())
@@ -103,6 +105,7 @@ def test_reports_are_served_from_the_callers_tenant_folder_only(api):
     assert api.client.get("/reports/", headers=api.auth("globex")).status_code == 404
 
 
+@sqlite_only
 @pytest.mark.parametrize(
     "path",
     [
@@ -127,6 +130,7 @@ def test_healthz_reports_the_database_reachable(api):
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
+@sqlite_only
 def test_prometheus_metrics_count_requests_and_ingested_events(api):
     api.client.post("/api/v1/events", content=ndjson(COMMIT, DEPLOYMENT), headers=api.auth())
     api.client.post("/api/v1/events", content=ndjson("{bad"), headers=api.auth())
@@ -159,6 +163,7 @@ def test_token_create_cli_prints_the_token_once_and_stores_its_hash(cli_env):
     assert again.exit_code == 2 and "no live token" in again.stderr
 
 
+@sqlite_only
 def test_token_create_for_unknown_tenant_is_a_one_line_error(cli_env):
     result = CliRunner().invoke(cli_app, ["tenant", "token", "create", "nobody"])
     assert result.exit_code == 2
