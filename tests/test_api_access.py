@@ -170,3 +170,22 @@ def test_token_create_for_unknown_tenant_is_a_one_line_error(cli_env):
     assert result.stderr.strip() == (
         "error: tenant 'nobody': not found (create it with `insights tenant create`)"
     )
+
+
+def test_single_event_endpoints_cannot_touch_another_tenants_records(api):
+    api.client.post("/api/v1/events", content=ndjson(COMMIT, DEPLOYMENT), headers=api.auth())
+    incident = {"service": "checkout", "id": "INC-1", "opened_at": "2026-01-05T13:00:00Z"}
+    opened = api.client.post("/api/v1/incidents", json=incident, headers=api.auth())
+    assert opened.status_code == 201
+    resolve = {"service": "checkout", "id": "INC-1", "resolved_at": "2026-01-05T14:00:00Z"}
+    response = api.client.post("/api/v1/incidents", json=resolve, headers=api.auth("globex"))
+    assert response.status_code == 422
+    assert "not found in tenant 'globex'" in response.json()["detail"]["error"]
+    redeploy = {"service": "checkout", "id": "d-1", "sha": "deadbeef", "status": "failure"}
+    response = api.client.post("/api/v1/deployments", json=redeploy, headers=api.auth("globex"))
+    assert response.status_code == 422
+    with unit_of_work(api.db.engine) as session:
+        from insights.store.models import Deployment, Incident
+
+        assert session.scalar(select(Incident.resolved_at)) is None
+        assert session.scalar(select(Deployment.status)) == "success"
