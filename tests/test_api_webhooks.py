@@ -20,7 +20,14 @@ from webhook_payloads import (
 )
 
 from insights.store.db import unit_of_work
-from insights.store.models import Change, Deployment, Incident, RawPayload, WebhookDelivery
+from insights.store.models import (
+    Change,
+    Deployment,
+    DeploymentCommit,
+    Incident,
+    RawPayload,
+    WebhookDelivery,
+)
 
 GITHUB = "/webhooks/github/acme"
 GITLAB = "/webhooks/gitlab/acme"
@@ -223,3 +230,22 @@ def test_webhook_secret_never_appears_in_responses_or_logs(api, caplog):
     for response in responses:
         assert ACME_SECRET not in response.text
     assert ACME_SECRET not in caplog.text
+
+
+def test_deployment_status_webhook_keeps_the_commits_a_collector_listed(api):
+    listed = {
+        "type": "deployment",
+        "service": "checkout",
+        "id": "1234",
+        "sha": SHA,
+        "status": "in_progress",
+        "commits": [SHA, "abcdef12"],
+    }
+    api.client.post("/api/v1/events", json=[listed], headers=api.auth())
+    response = post_github(api, github_deployment_status("success"), "deployment_status")
+    assert response.json()["status"] == "stored"
+    with unit_of_work(api.db.engine) as session:
+        row = session.scalar(select(Deployment))
+        assert (row.status, row.commits_listed) == ("success", True)
+        shas = set(session.scalars(select(DeploymentCommit.sha)))
+    assert shas == {SHA, "abcdef12"}
