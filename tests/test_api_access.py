@@ -4,6 +4,7 @@ files confined to the caller's tenant folder, health and Prometheus metrics."""
 from __future__ import annotations
 
 import hashlib
+import socket
 
 import pytest
 from api_support import COMMIT, DEPLOYMENT, make_api, ndjson, sqlite_only
@@ -189,3 +190,26 @@ def test_single_event_endpoints_cannot_touch_another_tenants_records(api):
 
         assert session.scalar(select(Incident.resolved_at)) is None
         assert session.scalar(select(Deployment.status)) == "success"
+
+
+def test_unreachable_database_is_503_not_a_crash(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from insights.api.app import create_app
+    from insights.config import Settings
+    from insights.store.db import dispose_engine
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://insights@127.0.0.1:{port}/none?connect_timeout=2"
+    settings = Settings(database_url=url, reports_dir=tmp_path)
+    client = TestClient(create_app(settings))
+    assert client.get("/healthz").status_code == 503
+    response = client.post(
+        "/api/v1/events", content=b"[]", headers={"Authorization": "Bearer ins_x"}
+    )
+    assert response.status_code == 503
+    assert response.json() == {"detail": "database unavailable, retry later"}
+    assert str(port) not in response.text
+    dispose_engine(url)
