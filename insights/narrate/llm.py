@@ -13,17 +13,23 @@ Calls to one provider endpoint are limited to `llm.max_concurrency` at a time pe
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
-from insights.config import LlmConfig
-from insights.narrate import builtin, injection, verify
+from insights.config import LlmConfig, TenantConfig
+from insights.errors import UserError
+from insights.metrics.result import MetricReport
+from insights.narrate import builtin, injection, ledger, verify
+from insights.narrate.facts import build_facts
 from insights.narrate.pricing import estimate_cost
 from insights.narrate.prompts import PROMPT_VERSION, render_repair, render_system, render_user
 from insights.narrate.providers import (
@@ -35,7 +41,10 @@ from insights.narrate.providers import (
     create_provider,
 )
 from insights.narrate.schema import Narrative, NarrativeResult
+from insights.store.repository import TenantRepository
+from insights.timeutil import now
 
+log = logging.getLogger(__name__)
 MAX_ERRORS_SENT = 12
 _FENCE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.IGNORECASE)
 
@@ -133,7 +142,9 @@ class _Usage:
         self.model = completion.model
 
 
-def fallback(facts: dict[str, Any], reason: str, outcome: str = "fallback") -> NarrativeResult:
+def fallback(
+    facts: dict[str, Any], reason: str | None, outcome: str = "fallback"
+) -> NarrativeResult:
     """The built-in narrator's narrative, saying why no model wrote it."""
     return NarrativeResult(
         narrative=builtin.narrate(facts),
@@ -223,3 +234,83 @@ def _with_usage(result: NarrativeResult, usage: _Usage, provider: Provider) -> N
             ),
         }
     )
+
+
+def narrate_for_tenant(
+    session: Session,
+    tenant_config: TenantConfig,
+    report: MetricReport,
+    facts: dict[str, Any] | None = None,
+    *,
+    pool: ProviderPool | None = None,
+    at: datetime | None = None,
+) -> NarrativeResult:
+    """Narrate `report` with the tenant's configured model, within its budget, via the cache.
+
+    Order: built-in when configured → cached narrative for the same facts, model and prompt
+    version (no call) → built-in with `over_budget` when the tenant's tokens this UTC month
+    already reach `monthly_token_budget` (logged) → the model (accepted / repaired / fallback).
+    Every model narration is stored in `narratives` with its usage. A misconfigured provider is
+    logged and falls back: the report still ships.
+    """
+    config = tenant_config.llm
+    facts = facts if facts is not None else build_facts(report)
+    at = at or now()
+    if config.provider == "builtin":
+        return fallback(facts, None, outcome="builtin")
+    pool = pool or default_pool()
+    try:
+        provider = pool.get(config)
+    except UserError as exc:
+        log.warning("tenant %s: LLM unusable, built-in narrator used: %s", tenant_config.name, exc)
+        return fallback(facts, f"llm configuration: {exc}")
+    assert provider is not None
+    repo = TenantRepository.open(session, tenant_config.name, create=True)
+    key = ledger.cache_key(facts, provider.name, provider.model, PROMPT_VERSION)
+    hit = ledger.cached(repo, key)
+    if hit is not None:
+        return hit
+
+    budget = config.monthly_token_budget
+    if budget is not None:
+        used = ledger.tokens_used(repo, at)
+        if used >= budget:
+            reason = f"monthly token budget spent ({used} of {budget} tokens in {at:%Y-%m})"
+            log.warning("tenant %s: %s; built-in narrator used", tenant_config.name, reason)
+            result = fallback(facts, reason, outcome="over_budget")
+            ledger.record(
+                repo,
+                report,
+                result,
+                key=key,
+                billed_provider=provider.name,
+                billed_model=provider.model,
+                reason=reason,
+                at=at,
+            )
+            return result
+
+    limit = pool.limits.for_endpoint(provider.endpoint, config.max_concurrency)
+    result = narrate_with(provider, config, facts, limit)
+    log.info(
+        "tenant %s: narrative %s by %s (%s), %d+%d tokens, %d ms%s",
+        tenant_config.name,
+        result.outcome,
+        result.provider,
+        provider.model,
+        result.tokens_in,
+        result.tokens_out,
+        result.latency_ms,
+        f": {result.reason}" if result.reason else "",
+    )
+    ledger.record(
+        repo,
+        report,
+        result,
+        key=key,
+        billed_provider=provider.name,
+        billed_model=result.model or provider.model,
+        reason=result.reason,
+        at=at,
+    )
+    return result
