@@ -21,7 +21,7 @@ Rules (DESIGN.md, "Narration"):
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 from insights.metrics.result import MetricReport, WindowMetrics
@@ -54,7 +54,8 @@ def half_up(value: float, decimals: int) -> Decimal:
     ('2.5', '21')
     """
     quantum = Decimal(1).scaleb(-decimals)
-    return Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP)
+    with localcontext(prec=400):
+        return Decimal(repr(float(value))).quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 class _Quoter:
@@ -94,8 +95,9 @@ class _Quoter:
 
 
 def _rel_change(current: float | None, previous: float | None) -> float | None:
-    """Relative change in percent; None when either side is unknown or the base is zero."""
-    if current is None or previous is None or previous == 0:
+    """Relative change in percent; None when either side is unknown or the base rounds to
+    zero (a change "from 0" has no meaningful ratio)."""
+    if current is None or previous is None or half_up(previous, 1) == 0:
         return None
     return (current - previous) / abs(previous) * 100
 
@@ -205,7 +207,7 @@ def _change(q: _Quoter, metric: str, cur: float | None, prev: float | None, rate
         "direction": _direction(metric, cur * scale, prev * scale),
         "absolute": q.num(absolute, 1, percent=rate),
         "unit": "percentage points" if rate else None,
-        "relative_pct": q.num(_rel_change(cur, prev), 0, percent=True),
+        "relative_pct": q.num(_rel_change(cur * scale, prev * scale), 0, percent=True),
     }
 
 
