@@ -28,9 +28,10 @@ from insights.config import LlmConfig, TenantConfig
 from insights.narrate import ledger
 from insights.narrate.bedrock import BedrockProvider
 from insights.narrate.facts import build_facts
-from insights.narrate.llm import ProviderPool, narrate_for_tenant, narrate_with
+from insights.narrate.llm import ProviderPool, narrate_with
 from insights.narrate.openai_compat import OpenAICompatProvider
 from insights.narrate.providers import RetryPolicy, create_provider
+from insights.narrate.service import narrate_report
 from insights.store.db import unit_of_work
 from insights.store.models import Narrative as NarrativeRow
 from insights.store.repository import TenantRepository
@@ -54,7 +55,8 @@ def openai_tenant(httpserver: HTTPServer, name: str = "acme", **llm: Any) -> Ten
 def narrate(db: Any, tenant: TenantConfig, pool: ProviderPool, at: datetime = NOW, **kw: Any):
     report = sample_report(tenant=tenant.name, **kw)
     with unit_of_work(db.engine) as session:
-        return narrate_for_tenant(session, tenant, report, pool=pool, at=at)
+        TenantRepository.open(session, tenant.name, create=True)
+        return narrate_report(session, tenant, report, pool=pool, at=at)
 
 
 def rows(db: Any) -> list[NarrativeRow]:
@@ -96,7 +98,8 @@ def test_fallback_is_not_cached_so_the_next_run_asks_again(db: Any, httpserver: 
     assert len(httpserver.log) == 2
     stored = rows(db)
     assert [r.outcome for r in stored] == ["fallback", "fallback"]
-    assert stored[0].content["reason"] == first.reason
+    assert stored[0].content == first.narrative.model_dump(mode="json")  # what was delivered
+    assert (stored[0].provider, stored[0].model) == ("openai", "qwen2.5:7b")  # who was asked
 
 
 def test_over_budget_tenant_gets_the_builtin_narrator_without_a_call(
@@ -211,10 +214,11 @@ def test_misconfigured_provider_falls_back_and_names_the_key(db: Any) -> None:
     assert "llm.base_url" in (result.reason or "")
 
 
-def test_builtin_tenant_makes_no_call_and_stores_nothing(db: Any) -> None:
+def test_builtin_tenant_is_narrated_without_a_model(db: Any, httpserver: HTTPServer) -> None:
     result = narrate(db, TenantConfig(name="acme"), ProviderPool())
     assert (result.outcome, result.provider, result.reason) == ("builtin", "builtin", None)
-    assert rows(db) == []
+    assert httpserver.log == []
+    assert [(r.provider, r.tokens_in) for r in rows(db)] == [("builtin", 0)]
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@
   `cache_key(facts, provider, model, prompt version)`; the same key later returns it without a
   call. Fallback and over-budget rows get a unique key of their own, so they never hit.
 - Usage: every LLM narration stores one row with the tokens it spent (also on fallback: failed
-  calls are billed too), latency, model and estimated cost. `provider`/`model` on a row are the
-  routed (billed) model; the outcome says whether its text was delivered.
+  calls are billed too), latency, model and estimated cost. `content` is the delivered
+  narrative (the same format `service.py` stores for the built-in narrator). On LLM rows
+  `provider`/`model` are the routed (billed) model; the outcome says whether its text was
+  delivered (`fallback`/`over_budget` rows hold the built-in narrative).
 - Budget: a tenant's spend in a month is the sum of tokens in + out of its rows created in that
   UTC calendar month.
 """
@@ -56,7 +58,7 @@ def cached(repo: TenantRepository, key: str) -> NarrativeResult | None:
     if row is None:
         return None
     return NarrativeResult(
-        narrative=Narrative.model_validate(row.content["narrative"]),
+        narrative=Narrative.model_validate(row.content),
         provider=row.provider,
         model=row.model,
         prompt_version=row.prompt_version,
@@ -104,7 +106,6 @@ def record(
     key: str,
     billed_provider: str,
     billed_model: str | None,
-    reason: str | None,
     at: datetime,
 ) -> None:
     """Store one narration. Only accepted/repaired rows keep `key` (and so serve the cache);
@@ -119,7 +120,7 @@ def record(
         provider=billed_provider,
         model=billed_model,
         prompt_version=result.prompt_version,
-        content={"narrative": result.narrative.model_dump(mode="json"), "reason": reason},
+        content=result.narrative.model_dump(mode="json"),
         outcome=result.outcome,
         tokens_in=result.tokens_in,
         tokens_out=result.tokens_out,

@@ -142,15 +142,13 @@ class _Usage:
         self.model = completion.model
 
 
-def fallback(
-    facts: dict[str, Any], reason: str | None, outcome: str = "fallback"
-) -> NarrativeResult:
+def fallback(facts: dict[str, Any], reason: str, outcome: str = "fallback") -> NarrativeResult:
     """The built-in narrator's narrative, saying why no model wrote it."""
     return NarrativeResult(
         narrative=builtin.narrate(facts),
         provider="builtin",
         model=None,
-        prompt_version=PROMPT_VERSION,
+        prompt_version=builtin.VERSION,
         outcome=outcome,  # type: ignore[arg-type]
         reason=reason,
     )
@@ -247,7 +245,8 @@ def narrate_for_tenant(
 ) -> NarrativeResult:
     """Narrate `report` with the tenant's configured model, within its budget, via the cache.
 
-    Order: built-in when configured → cached narrative for the same facts, model and prompt
+    For tenants whose `llm.provider` is not `builtin` (`service.narrate_report` routes here).
+    Order: cached narrative for the same facts, model and prompt
     version (no call) → built-in with `over_budget` when the tenant's tokens this UTC month
     already reach `monthly_token_budget` (logged) → the model (accepted / repaired / fallback).
     Every model narration is stored in `narratives` with its usage. A misconfigured provider is
@@ -256,8 +255,6 @@ def narrate_for_tenant(
     config = tenant_config.llm
     facts = facts if facts is not None else build_facts(report)
     at = at or now()
-    if config.provider == "builtin":
-        return fallback(facts, None, outcome="builtin")
     pool = pool or default_pool()
     try:
         provider = pool.get(config)
@@ -285,7 +282,6 @@ def narrate_for_tenant(
                 key=key,
                 billed_provider=provider.name,
                 billed_model=provider.model,
-                reason=reason,
                 at=at,
             )
             return result
@@ -310,7 +306,6 @@ def narrate_for_tenant(
         key=key,
         billed_provider=provider.name,
         billed_model=result.model or provider.model,
-        reason=result.reason,
         at=at,
     )
     return result
