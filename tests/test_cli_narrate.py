@@ -4,6 +4,7 @@ against a real database and a local OpenAI-compatible server."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,10 @@ monthly_token_budget = 100000
     return cli_env
 
 
-def test_narrate_prints_the_narrative_and_who_wrote_it(acme: Any, httpserver: HTTPServer) -> None:
+def test_narrate_prints_the_narrative_and_who_wrote_it(
+    acme: Any, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     httpserver.expect_request(PATH, method="POST").respond_with_json(
         chat_body(json.dumps(ANSWER), model="qwen2.5:7b", prompt_tokens=1200, completion_tokens=90)
     )
@@ -103,6 +107,7 @@ def test_narrate_prints_the_narrative_and_who_wrote_it(acme: Any, httpserver: HT
     assert "qwen2.5:7b" in usage.stdout and "1200" in usage.stdout and "accepted 1" in usage.stdout
     assert "acme: 1290 of 100000 tokens (1% of the monthly budget)" in usage.stdout
     assert KEY not in usage.output
+    assert "narrative accepted by openai" in caplog.text and KEY not in caplog.text
 
 
 def test_narrate_with_the_provider_down_still_prints_a_narrative(
