@@ -131,7 +131,7 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             "Rework rate",
             fmt(rw["rate_pct"]),
             "%" if rw["rate_pct"] is not None else "",
-            f"{rw['rework_deployments']} unplanned fix deployments",
+            f"{rw['rework_deployments']} of {rw['deployments']} deployments were fixes",
             " pp",
         ),
     ]
