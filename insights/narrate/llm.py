@@ -184,6 +184,7 @@ def narrate_with(
                 with limit:
                     completion = provider.complete(request)
         except ProviderError as exc:
+            usage.latency_ms += round((time.monotonic() - started) * 1000)
             result = fallback(facts, f"{provider.name} failed: {exc}")
             return _with_usage(result, usage, provider)
         usage.add(completion, time.monotonic() - started)
