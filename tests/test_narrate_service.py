@@ -5,7 +5,7 @@ from __future__ import annotations
 from report_support import make_report
 from sqlalchemy import func, select
 
-from insights.config import LlmConfig, TenantConfig
+from insights.config import TenantConfig
 from insights.narrate import builtin
 from insights.narrate.facts import build_facts
 from insights.narrate.service import cache_key, narrate_report
@@ -57,23 +57,6 @@ def test_changed_metrics_make_a_new_narrative(db):
         changed = narrate_report(session, config, make_report(failed_deployments=2))
     assert changed.outcome == "builtin"
     assert len(_rows(db.engine)) == 2
-
-
-def test_unavailable_provider_falls_back_to_builtin_and_says_why(db, monkeypatch, tmp_path):
-    # A Bedrock tenant without a region (none in the environment either) cannot be called.
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    config = TenantConfig(name="acme", llm=LlmConfig(provider="bedrock", model="m"))
-    with unit_of_work(db.engine) as session:
-        ensure_tenant(session, "acme")
-        result = narrate_report(session, config, make_report())
-    assert result.provider == "builtin"
-    assert result.outcome == "fallback"
-    assert result.reason == (
-        "llm configuration: llm.region: Bedrock needs a region (set llm.region or AWS_REGION)"
-    )
-    assert _rows(db.engine)[0].outcome == "fallback"
 
 
 def test_cache_key_depends_on_facts_provider_model_and_prompt_version():

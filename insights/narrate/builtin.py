@@ -435,9 +435,9 @@ def rule_failures(f: _Facts) -> _Candidate | None:
         "failures",
         rate * 2,
         "Catch failures before production with automated tests and canary releases",
-        "The team deploys often, but too many deployments fail. Strengthen the automated "
-        "test suite on the deployment path, add production-like checks before release, and "
-        "roll out to a small share of traffic first (canary) so a bad change is stopped early.",
+        "Deployments go out at a good pace, but too many of them fail. Strengthen the "
+        "automated tests on the deployment path, add production-like checks before release, "
+        "and roll out to a small share of traffic first (canary) so a bad change is stopped early.",
         "change_failure_rate",
         evidence,
     )
