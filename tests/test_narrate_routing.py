@@ -234,9 +234,9 @@ def threaded_server() -> Iterator[HTTPServer]:
     server.stop()
 
 
-@pytest.mark.parametrize(("limit", "expected_peak"), [(1, 1), (3, 3)])
+@pytest.mark.parametrize(("limit", "allowed_peaks"), [(1, {1}), (3, {2, 3})])
 def test_concurrent_calls_to_one_endpoint_stay_within_max_concurrency(
-    threaded_server: HTTPServer, limit: int, expected_peak: int
+    threaded_server: HTTPServer, limit: int, allowed_peaks: set[int]
 ) -> None:
     lock, in_flight, peak = threading.Lock(), [0], [0]
 
@@ -244,7 +244,7 @@ def test_concurrent_calls_to_one_endpoint_stay_within_max_concurrency(
         with lock:
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.3)
+        time.sleep(0.5)
         with lock:
             in_flight[0] -= 1
         return Response(json.dumps(chat_body(as_text(good_answer()))))
@@ -273,7 +273,7 @@ def test_concurrent_calls_to_one_endpoint_stay_within_max_concurrency(
     for thread in threads:
         thread.join(10)
     assert outcomes == ["accepted"] * 3
-    assert peak[0] == expected_peak
+    assert peak[0] in allowed_peaks  # never above the limit; overlapping when allowed
 
 
 def _events(service: str, sha: str) -> list[Any]:
