@@ -135,13 +135,33 @@ def test_usage_of_an_empty_month_says_so(acme: Any) -> None:
     [
         (["narrate", "--provider", "gpt"], "error: --provider 'gpt': use one of builtin"),
         (["narrate", "--format", "xml"], "error: --format 'xml': use text or json"),
+        (["usage", "--month", "2026-13"], "error: --month: '2026-13' is not a month like 2026-01"),
+    ],
+)
+def test_bad_option_is_one_line_error_before_touching_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    database = tmp_path / "untouched.db"
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not database.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["narrate", "--window", "last-tuesday", "-t", "acme"], "error: window 'last-tuesday'"),
         (["narrate", "--scope", "service:nope", "-t", "acme"], "error: service 'nope'"),
-        (["usage", "--month", "2026-13"], "error: --month: '2026-13' is not a month like 2026-01"),
         (["usage", "--tenant", "ghost"], "error: tenant 'ghost': not found"),
     ],
 )
-def test_bad_input_is_one_line_error_and_exit_2(acme: Any, args: list[str], message: str) -> None:
+def test_unknown_window_scope_or_tenant_is_one_line_error_and_exit_2(
+    acme: Any, args: list[str], message: str
+) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(message), result.stderr
