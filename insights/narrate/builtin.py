@@ -234,7 +234,9 @@ def _value(f: _Facts, metric: str, side: str) -> str | None:
     if key == "rate_pct":
         return f"{n(value)}%"
     if key == "per_week":
-        return f"{n(value)} deployments per week"
+        return (
+            f"{n(value)} deployment per week" if value == 1 else f"{n(value)} deployments per week"
+        )
     return hours(value)
 
 
