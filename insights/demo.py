@@ -231,8 +231,6 @@ def _service_events(
 ) -> list[AnyEvent]:
     rng = svc.rng
     prs = _pull_requests(svc, profile, start, end)
-    if prs and svc.name == "search-api":
-        prs[-3]["title"] = HOSTILE_TITLE
     root = svc.sha()
     svc.events.append(
         CommitEvent(
@@ -250,6 +248,8 @@ def _service_events(
     last_week_start = end - timedelta(weeks=1)
     rollback_done = False
     failure_debt = rng.random()
+    merging: list[dict] = []  # merged since the last production deployment
+    shipped: list[tuple[dict, datetime]] = []  # (pull request, deployed at)
     queue = list(prs)
     last_deploy = start
     for planned in _deploy_times(svc, profile, start):
@@ -260,6 +260,7 @@ def _service_events(
         if when >= end or when <= last_deploy:
             continue
         while queue and queue[0]["merged"] <= when - timedelta(minutes=20):
+            merging.append(queue[0])
             pending += _merge(svc, queue.pop(0))
         if not pending or svc.head is None:
             continue
@@ -302,6 +303,8 @@ def _service_events(
             )
         )
         pending = []
+        shipped += [(pr, when) for pr in merging]
+        merging = []
         previous_sha = deployed[-1] if deployed else None
         deployed.append(svc.head)
         do_rollback = rollback and not rollback_done and previous_sha and when >= last_week_start
@@ -346,7 +349,20 @@ def _service_events(
                 deployed.append(previous_sha)
     for pr in queue:  # merged after the last deployment: on main, not yet in production
         _merge(svc, pr)
+    if rollback:
+        _retitle_slowest(svc, shipped, last_week_start)
     return svc.events
+
+
+def _retitle_slowest(svc: _Service, shipped: list[tuple[dict, datetime]], since: datetime) -> None:
+    """Give last week's slowest shipped change the hostile title, so the report shows it."""
+    recent = [(pr, at) for pr, at in shipped if at >= since]
+    if not recent:
+        return
+    slowest, _ = max(recent, key=lambda item: item[1] - item[0]["first_commit"])
+    for i, event in enumerate(svc.events):
+        if isinstance(event, ChangeEvent) and event.id == slowest["id"]:
+            svc.events[i] = event.model_copy(update={"title": HOSTILE_TITLE})
 
 
 def generate(now: datetime, seed: int = SEED) -> list[AnyEvent]:

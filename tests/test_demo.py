@@ -137,6 +137,10 @@ def test_demo_command_writes_reports_into_its_own_database(tmp_path: Path, monke
     links = sorted(re.findall(r'<a href="([^"]+)">', html))
     files = sorted(str(p.relative_to(index.parent)) for p in index.parent.glob("*/*.html"))
     assert links == files and len(files) == 10  # 6 services, 3 teams, the tenant
+    # The hostile title tops search-api's slowest changes and shows as text.
+    search_api = next(index.parent.glob("*/service-search-api.html")).read_text()
+    assert "Escape &lt;script&gt;alert(1)&lt;/script&gt; in search snippets" in search_api
+    assert "<script" not in search_api
     # Running it again starts from a fresh demo database and gives the same reports.
     again = CliRunner().invoke(app, ["demo", "--out", str(out)])
     assert again.exit_code == 0, again.output
