@@ -170,7 +170,14 @@ def _select(
     values = frame[column].to_numpy()
     mask = (values >= start) & (values < end)
     if services is not None:
-        mask &= frame["service"].isin(list(services)).to_numpy()
+        column_of_services = frame["service"]
+        if isinstance(column_of_services.dtype, pd.CategoricalDtype):
+            categories = column_of_services.cat.categories
+            wanted = np.zeros(len(categories) + 1, bool)  # the extra slot: missing (code -1)
+            wanted[:-1] = categories.isin(list(services))
+            mask &= wanted[column_of_services.cat.codes.to_numpy()]
+        else:
+            mask &= column_of_services.isin(list(services)).to_numpy()
     return frame[mask]
 
 
