@@ -70,8 +70,9 @@ def production_deployments(deployments: pd.DataFrame, services: pd.DataFrame) ->
     """Successful production deployments, sorted by (service, finished_at, external_id).
 
     `service` must be categorical (see `compute.prepare`). A row id seen twice keeps its last
-    row. Adds `pos` (0-based order within the service, all production environments together)
-    and `env_pos` (order within service + environment).
+    row. Adds `pos` (0-based order within the service, all production environments together),
+    `env_pos` (order within service + environment) and `first_pos` (the `pos` of the service's
+    first production deployment of the same sha).
     """
     frame = deployments
     if frame["deployment_id"].duplicated().any():
@@ -88,6 +89,9 @@ def production_deployments(deployments: pd.DataFrame, services: pd.DataFrame) ->
     pos = np.arange(len(frame), dtype=np.int64)
     pos -= np.repeat(np.asarray(starts, np.int64), np.diff(np.r_[starts, len(frame)]).astype(int))
     frame["pos"] = pos
+    frame["first_pos"] = frame.groupby(["service", "sha"], sort=False, observed=True)[
+        "pos"
+    ].transform("min")
     frame["env_pos"] = (
         frame.groupby(["service", "environment"], sort=False, observed=True).cumcount()
     ).astype(np.int64)
