@@ -57,11 +57,13 @@ TEXT_COLUMNS = (
 
 
 def _keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its key columns as strings (empty frames come back as float columns)."""
+    """The frame with its key columns as strings or categoricals of strings (an empty frame
+    from the database comes back with float columns)."""
     present = [
         c
         for c in TEXT_COLUMNS
-        if c in frame.columns and not isinstance(frame[c].dtype, pd.StringDtype)
+        if c in frame.columns
+        and not isinstance(frame[c].dtype, pd.StringDtype | pd.CategoricalDtype)
     ]
     if present:
         frame = frame.astype({c: "str" for c in present})
