@@ -165,13 +165,13 @@ FROM deployments d SEMI JOIN prod_env e ON e.service = d.service AND e.environme
 WHERE d.status = 'success' AND d.finished_at IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE prod2 AS
-SELECT *, min(pos) OVER (PARTITION BY service, sha) < pos AS redeploy,
-       min(env_pos) OVER (PARTITION BY service, environment, sha) AS first_env
+SELECT *, min(pos) OVER (PARTITION BY service, sha) AS first_pos,
+       min(pos) OVER (PARTITION BY service, sha) < pos AS redeploy
 FROM prod;
 
 CREATE OR REPLACE TEMP TABLE prod3 AS
 SELECT *,
-  coalesce(lead(sha) OVER w <> sha AND lead(first_env) OVER w < env_pos, false) AS rolled_back,
+  coalesce(lead(sha) OVER w <> sha AND lead(first_pos) OVER w < pos, false) AS rolled_back,
   lead(finished_at) OVER w AS next_finished_at
 FROM prod2 WINDOW w AS (PARTITION BY service, environment ORDER BY env_pos);
 

@@ -448,3 +448,16 @@ def test_scope_filter_selects_services():
     assert window_metrics(p, W02, ["search"]).deployment_count == 1
     assert window_metrics(p, W02, []).deployment_count == 0
     assert window_metrics(p, W02).deployment_count == 2
+
+
+def test_rollback_to_a_sha_another_production_environment_ran_before():
+    events = [
+        *linear_history(),
+        dep("e1", "bb02", "01-05 12:00", env="prod-eu"),
+        dep("u1", "dd04", "01-05 12:30", env="prod-us"),
+        dep("u2", "bb02", "01-05 13:00", env="prod-us"),  # back to what prod-eu ran at 12:00
+    ]
+    m = metrics(events, services={"checkout": "^prod-"})
+    assert m.failed_deployments == 1  # u1
+    assert m.rework_deployments == 1  # u2
+    assert m.recovery_time_hours.median == 0.5

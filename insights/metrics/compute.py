@@ -57,11 +57,13 @@ TEXT_COLUMNS = (
 
 
 def _keys(frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with its key columns as strings (empty frames come back as float columns)."""
+    """The frame with its key columns as strings or categoricals of strings (an empty frame
+    from the database comes back with float columns)."""
     present = [
         c
         for c in TEXT_COLUMNS
-        if c in frame.columns and not isinstance(frame[c].dtype, pd.StringDtype)
+        if c in frame.columns
+        and not isinstance(frame[c].dtype, pd.StringDtype | pd.CategoricalDtype)
     ]
     if present:
         frame = frame.astype({c: "str" for c in present})
@@ -112,8 +114,21 @@ class Prepared:
     incidents: pd.DataFrame
 
 
-def prepare(frames: DeliveryFrames) -> Prepared:
-    """Apply the DORA rules of DESIGN.md that depend on the whole history (see each module)."""
+@dataclass(frozen=True)
+class _Inputs:
+    """The frames in the engine's working form: UTC ns times, string keys, categorical services,
+    integer sha codes (`shas` maps a code back to its sha)."""
+
+    deployments: pd.DataFrame
+    links: pd.DataFrame
+    commits: pd.DataFrame
+    changes: pd.DataFrame
+    incidents: pd.DataFrame
+    services: pd.DataFrame
+    shas: pd.Index
+
+
+def _inputs(frames: DeliveryFrames) -> _Inputs:
     deployments = _keys(_utc_ns(frames.deployments, TIME_COLUMNS["deployments"]))
     commits = _keys(_utc_ns(frames.commits, TIME_COLUMNS["commits"]))
     changes = _keys(_utc_ns(frames.changes, TIME_COLUMNS["changes"]))
@@ -125,13 +140,40 @@ def prepare(frames: DeliveryFrames) -> Prepared:
     (dep_sha, link_sha, commit_sha, merge_sha), shas = intern_shas(
         [deployments["sha"], links["sha"], commits["sha"], changes["merge_sha"]]
     )
-    deployments = deployments.assign(sha=dep_sha)
-    links = links.assign(sha=link_sha)
-    commits = commits.assign(sha=commit_sha)
-    changes = changes.assign(merge_sha=merge_sha)
+    return _Inputs(
+        deployments.assign(sha=dep_sha),
+        links.assign(sha=link_sha),
+        commits.assign(sha=commit_sha),
+        changes.assign(merge_sha=merge_sha),
+        incidents,
+        services,
+        shas,
+    )
 
-    prod = production_deployments(deployments, services)
-    ships = shipped.shipped_commits(prod, links, commits, shas)
+
+def shipments(frames: DeliveryFrames) -> pd.DataFrame:
+    """Which commits each production deployment ships (`shipped.py` rules): one row per
+    (service, deployment external id, sha), in deployment order. For inspection and tests."""
+    data = _inputs(frames)
+    prod = production_deployments(data.deployments, data.services)
+    rows, codes = shipped.shipped_commits(prod, data.links, data.commits, data.shas)
+    order = np.lexsort((codes, rows))
+    rows, codes = rows[order], codes[order]
+    return pd.DataFrame(
+        {
+            "service": prod["service"].to_numpy()[rows].astype(str),
+            "deployment": prod["external_id"].to_numpy()[rows].astype(str),
+            "sha": data.shas.to_numpy()[codes].astype(str),
+        }
+    )
+
+
+def prepare(frames: DeliveryFrames) -> Prepared:
+    """Apply the DORA rules of DESIGN.md that depend on the whole history (see each module)."""
+    data = _inputs(frames)
+    commits, changes, incidents, shas = data.commits, data.changes, data.incidents, data.shas
+    prod = production_deployments(data.deployments, data.services)
+    ships = shipped.shipped_commits(prod, data.links, commits, shas)
     first = lead_time.first_shipments(prod, ships, commits, len(shas))
 
     backs = failures.rollbacks(prod)
@@ -170,7 +212,14 @@ def _select(
     values = frame[column].to_numpy()
     mask = (values >= start) & (values < end)
     if services is not None:
-        mask &= frame["service"].isin(list(services)).to_numpy()
+        column_of_services = frame["service"]
+        if isinstance(column_of_services.dtype, pd.CategoricalDtype):
+            categories = column_of_services.cat.categories
+            wanted = np.zeros(len(categories) + 1, bool)  # the extra slot: missing (code -1)
+            wanted[:-1] = categories.isin(list(services))
+            mask &= wanted[column_of_services.cat.codes.to_numpy()]
+        else:
+            mask &= column_of_services.isin(list(services)).to_numpy()
     return frame[mask]
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from insights.errors import UserError
+from insights.metrics.keys import pair_keys
 
 COLUMNS = [
     "deployment_id",
@@ -34,7 +35,7 @@ def production_environments(deployments: pd.DataFrame, services: pd.DataFrame) -
     environments = pd.Categorical(deployments["environment"])
     env_codes = environments.codes.astype(np.int64)
     pair_codes = service_codes * (len(environments.categories) + 1) + env_codes
-    pairs, inverse = np.unique(pair_codes, return_inverse=True)
+    inverse, pairs = pd.factorize(pair_codes)
     matches = np.zeros(len(pairs), bool)
     for i, pair in enumerate(pairs):
         service_code, env_code = divmod(int(pair), len(environments.categories) + 1)
@@ -51,7 +52,7 @@ def production_environments(deployments: pd.DataFrame, services: pd.DataFrame) -
             raise UserError(
                 f"service {service!r}: production_pattern {pattern!r} is not a regex ({exc})"
             ) from None
-    return matches[inverse.reshape(-1)] if len(pair_codes) else np.zeros(0, bool)
+    return matches[inverse] if len(pair_codes) else np.zeros(0, bool)
 
 
 def _order(frame: pd.DataFrame) -> np.ndarray:
@@ -66,12 +67,21 @@ def _order(frame: pd.DataFrame) -> np.ndarray:
     return np.lexsort((frame["external_id"].astype(str).to_numpy(), finished, service))
 
 
+def _first_pos(service: np.ndarray, sha: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Per row: the `pos` of the first row with the same (service, sha); rows are in order."""
+    groups, _ = pd.factorize(pair_keys(service, sha))
+    first_row = np.full(groups.max() + 1 if len(groups) else 0, len(groups), np.int64)
+    np.minimum.at(first_row, groups, np.arange(len(groups), dtype=np.int64))
+    return pos[first_row[groups]]
+
+
 def production_deployments(deployments: pd.DataFrame, services: pd.DataFrame) -> pd.DataFrame:
     """Successful production deployments, sorted by (service, finished_at, external_id).
 
     `service` must be categorical (see `compute.prepare`). A row id seen twice keeps its last
-    row. Adds `pos` (0-based order within the service, all production environments together)
-    and `env_pos` (order within service + environment).
+    row. Adds `pos` (0-based order within the service, all production environments together),
+    `env_pos` (order within service + environment) and `first_pos` (the `pos` of the service's
+    first production deployment of the same sha).
     """
     frame = deployments
     if frame["deployment_id"].duplicated().any():
@@ -88,6 +98,7 @@ def production_deployments(deployments: pd.DataFrame, services: pd.DataFrame) ->
     pos = np.arange(len(frame), dtype=np.int64)
     pos -= np.repeat(np.asarray(starts, np.int64), np.diff(np.r_[starts, len(frame)]).astype(int))
     frame["pos"] = pos
+    frame["first_pos"] = _first_pos(service, frame["sha"].to_numpy(), pos)
     frame["env_pos"] = (
         frame.groupby(["service", "environment"], sort=False, observed=True).cumcount()
     ).astype(np.int64)

@@ -24,10 +24,7 @@ from insights.metrics.keys import MISSING, codes_of
 
 def redeploys(prod: pd.DataFrame) -> np.ndarray:
     """Mask of production deployments whose sha production of the service already ran."""
-    if prod.empty:
-        return np.zeros(0, bool)
-    first = prod.groupby(["service", "sha"], sort=False)["pos"].transform("min")
-    return (first < prod["pos"]).to_numpy()
+    return (prod["first_pos"] < prod["pos"]).to_numpy()
 
 
 def _walk(sha: int, parents: dict[int, list[int]], visited: set[int]) -> list[int]:
