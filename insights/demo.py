@@ -13,6 +13,9 @@ with coding, pickup and review times, production deployments (each preceded by a
 deployment of the same sha, listing the commits it ships), a few failed pipeline runs, and
 incidents linked to the deployment that caused them (some left for attribution by time).
 The same seed and the same week give the same events.
+
+`local_repo_config` is the other demo: a real local clone read by the local-git collector
+(`insights demo --repo PATH`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,21 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from insights.collect.events import AnyEvent
-from insights.config import ServiceConfig, TeamConfig, TenantConfig
+from insights.config import ServiceConfig, SourceConfig, TeamConfig, TenantConfig
+from insights.metrics.result import Window
 from insights.metrics.windows import current_week
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.store.models import Deployment
+from insights.store.repository import TenantRepository
 
 TENANT = "demo"
 WEEKS = 12
@@ -220,8 +231,6 @@ def _service_events(
 ) -> list[AnyEvent]:
     rng = svc.rng
     prs = _pull_requests(svc, profile, start, end)
-    if prs and svc.name == "search-api":
-        prs[-3]["title"] = HOSTILE_TITLE
     root = svc.sha()
     svc.events.append(
         CommitEvent(
@@ -239,6 +248,8 @@ def _service_events(
     last_week_start = end - timedelta(weeks=1)
     rollback_done = False
     failure_debt = rng.random()
+    merging: list[dict] = []  # merged since the last production deployment
+    shipped: list[tuple[dict, datetime]] = []  # (pull request, deployed at)
     queue = list(prs)
     last_deploy = start
     for planned in _deploy_times(svc, profile, start):
@@ -249,6 +260,7 @@ def _service_events(
         if when >= end or when <= last_deploy:
             continue
         while queue and queue[0]["merged"] <= when - timedelta(minutes=20):
+            merging.append(queue[0])
             pending += _merge(svc, queue.pop(0))
         if not pending or svc.head is None:
             continue
@@ -291,6 +303,8 @@ def _service_events(
             )
         )
         pending = []
+        shipped += [(pr, when) for pr in merging]
+        merging = []
         previous_sha = deployed[-1] if deployed else None
         deployed.append(svc.head)
         do_rollback = rollback and not rollback_done and previous_sha and when >= last_week_start
@@ -335,7 +349,20 @@ def _service_events(
                 deployed.append(previous_sha)
     for pr in queue:  # merged after the last deployment: on main, not yet in production
         _merge(svc, pr)
+    if rollback:
+        _retitle_slowest(svc, shipped, last_week_start)
     return svc.events
+
+
+def _retitle_slowest(svc: _Service, shipped: list[tuple[dict, datetime]], since: datetime) -> None:
+    """Give last week's slowest shipped change the hostile title, so the report shows it."""
+    recent = [(pr, at) for pr, at in shipped if at >= since]
+    if not recent:
+        return
+    slowest, _ = max(recent, key=lambda item: item[1] - item[0]["first_commit"])
+    for i, event in enumerate(svc.events):
+        if isinstance(event, ChangeEvent) and event.id == slowest["id"]:
+            svc.events[i] = event.model_copy(update={"title": HOSTILE_TITLE})
 
 
 def generate(now: datetime, seed: int = SEED) -> list[AnyEvent]:
@@ -351,3 +378,32 @@ def generate(now: datetime, seed: int = SEED) -> list[AnyEvent]:
                 svc, PROFILES[team], start, end, rollback=name == "search-api"
             )
     return events
+
+
+def local_repo_config(path: Path, tag_pattern: str = "v*", name: str = TENANT) -> TenantConfig:
+    """A one-service tenant reading a local clone: tags matching `tag_pattern` are its
+    production deployments (see `insights.collect.localgit`). The service is named after the
+    directory."""
+    service = re.sub(r"[^A-Za-z0-9._-]+", "-", path.resolve().name).strip("-._") or "repo"
+    if not service[0].isalnum():
+        service = f"repo-{service}"
+    return TenantConfig(
+        name=name,
+        services=[
+            ServiceConfig(
+                name=service[:128],
+                source=SourceConfig(kind="localgit", path=path, tag_pattern=tag_pattern),
+            )
+        ],
+    )
+
+
+def latest_deployment_window(session: Session, tenant: str) -> Window | None:
+    """The ISO week of the tenant's newest successful deployment, or None without any."""
+    repo = TenantRepository.open(session, tenant)
+    newest = session.scalar(
+        select(func.max(Deployment.finished_at)).where(
+            Deployment.tenant_id == repo.tenant_id, Deployment.status == "success"
+        )
+    )
+    return None if newest is None else current_week(newest)

@@ -115,7 +115,15 @@ def _title(report: MetricReport) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Untrusted text as one Markdown table cell: no column breaks, line breaks or raw HTML."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
 
 
 def render_markdown(report: MetricReport) -> str:
@@ -143,7 +151,7 @@ def render_markdown(report: MetricReport) -> str:
     if report.slowest_changes:
         lines += ["", "| Slowest change | Service | Lead time |", "|---|---|---:|"]
         for c in report.slowest_changes:
-            title = _cell(f"{c.id} {c.title or ''}".strip())[:120]
+            title = _cell(f"{c.id} {c.title or ''}".strip()[:120])
             lines.append(f"| {title} | {_cell(c.service)} | {_num(c.lead_time_hours, ' h')} |")
     if report.incidents_without_deployment:
         lines += [

@@ -7,8 +7,8 @@ Rules:
   finished strictly before the incident opened. An incident with no such deployment is ignored
   for the change failure rate but reported (`incidents_without_deployment`).
 - A deployment was rolled back when the next production deployment to the same service and
-  environment runs a sha that production ran before this one (an earlier deployment's sha).
-  Redeploying the current sha is not a rollback.
+  environment runs a sha that production of the service (any production environment) ran
+  before this one. Redeploying the current sha is not a rollback.
 - Change failure rate = failed deployments / deployments of the window (None without any).
 
 Example: d1 (sha a), d2 (sha b), d3 (sha a) in production → d2 was rolled back by d3.
@@ -23,30 +23,40 @@ import pandas as pd
 def rollbacks(prod: pd.DataFrame) -> pd.DataFrame:
     """Per production deployment (same index as `prod`): `rolled_back` (it failed that way),
     `is_rollback` (it undid the previous one) and `next_finished_at` (when the next deployment to
-    the same service + environment finished)."""
-    out = pd.DataFrame(index=prod.index)
-    if prod.empty:
-        out["rolled_back"] = pd.Series(dtype=bool)
-        out["is_rollback"] = pd.Series(dtype=bool)
-        out["next_finished_at"] = pd.Series(dtype="datetime64[ns, UTC]")
-        return out
-    keys = ["service", "environment"]
-    first_env = prod.groupby([*keys, "sha"], sort=False)["env_pos"].transform("min")
-    by_env = prod.assign(_first=first_env).groupby(keys, sort=False)
-    next_sha = by_env["sha"].shift(-1)
-    next_first = by_env["_first"].shift(-1)
-    rolled = (
-        next_sha.notna() & (next_sha != prod["sha"]) & (next_first < prod["env_pos"])
-    ).to_numpy()
-    out["rolled_back"] = rolled
-    previous_rolled = (
-        pd.Series(rolled, index=prod.index)
-        .groupby([prod["service"], prod["environment"]], sort=False)
-        .shift(1)
+    the same service + environment finished).
+
+    `prod` comes from `production_deployments` (rows in order per service, `first_pos` = the
+    position of the service's first production deployment of that sha)."""
+    n = len(prod)
+    service = prod["service"].cat.codes.to_numpy()
+    environment = pd.factorize(prod["environment"])[0]
+    within = np.lexsort((np.arange(n), environment, service))  # each environment in order
+    same = (service[within][1:] == service[within][:-1]) & (
+        environment[within][1:] == environment[within][:-1]
     )
-    out["is_rollback"] = previous_rolled.fillna(False).astype(bool).to_numpy()
-    out["next_finished_at"] = by_env["finished_at"].shift(-1)
-    return out
+    following = np.full(n, -1, np.int64)
+    following[within[:-1][same]] = within[1:][same]
+    has_next = following >= 0
+    nxt = following[has_next]
+    sha = prod["sha"].to_numpy()
+    first_pos = prod["first_pos"].to_numpy()
+    rolled = np.zeros(n, bool)
+    rolled[has_next] = (sha[nxt] != sha[has_next]) & (
+        first_pos[nxt] < prod["pos"].to_numpy()[has_next]
+    )
+    is_rollback = np.zeros(n, bool)
+    is_rollback[following[rolled]] = True
+    finished = prod["finished_at"].to_numpy("datetime64[ns]")
+    next_finished = np.full(n, np.datetime64("NaT"), "datetime64[ns]")
+    next_finished[has_next] = finished[nxt]
+    return pd.DataFrame(
+        {
+            "rolled_back": rolled,
+            "is_rollback": is_rollback,
+            "next_finished_at": pd.Series(next_finished, index=prod.index).dt.tz_localize("UTC"),
+        },
+        index=prod.index,
+    )
 
 
 def attribute_incidents(incidents: pd.DataFrame, prod: pd.DataFrame) -> pd.DataFrame:
@@ -66,8 +76,10 @@ def attribute_incidents(incidents: pd.DataFrame, prod: pd.DataFrame) -> pd.DataF
     if frame.empty or prod.empty:
         return frame
     targets = prod[["service", "external_id", "deployment_id", "finished_at"]]
+    wanted = frame["deployment_external_id"].dropna().unique()
+    candidates = targets[targets["external_id"].isin(wanted)] if len(wanted) else targets.iloc[:0]
     linked = frame[["service", "deployment_external_id"]].merge(
-        targets,
+        candidates,
         left_on=["service", "deployment_external_id"],
         right_on=["service", "external_id"],
         how="left",
