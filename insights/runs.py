@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from insights.errors import UserError
@@ -25,7 +25,7 @@ from insights.timeutil import iso, now
 
 log = logging.getLogger(__name__)
 
-OUTCOMES = ("running", "success", "failed", "skipped", "abandoned")
+OUTCOMES = ("running", "success", "partial", "failed", "skipped", "abandoned")
 
 
 def run_key(job_id: str, fire_time: datetime) -> str:
@@ -84,8 +84,10 @@ def recorded_run(
 ) -> RunResult:
     """Claim `key`, run `work` and record its outcome; a second claim of a key does nothing.
 
-    `work` returns the counts to store. An exception is recorded as `failed` with its first
-    line (our errors never carry secrets) and is not re-raised: the scheduler keeps going.
+    `work` returns the counts to store; a non-zero `failures` count among them (deliveries
+    that did not go out) makes the run `partial`. An exception is recorded as `failed` with
+    its first line (our errors never carry secrets) and is not re-raised: the scheduler keeps
+    going.
     """
     run_id = claim_run(engine, job, tenant, key, detail or {})
     if run_id is None:
@@ -97,11 +99,13 @@ def recorded_run(
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, UserError):
             log.exception("run %s failed", key or job)
-        result = {"error": f"{type(exc).__name__}: {message}"[:500]}
+        text = message if isinstance(exc, UserError) else f"{type(exc).__name__}: {message}"
+        result = {"error": text[:500]}
         finish_run(engine, run_id, "failed", result)
         return RunResult(run_id, "failed", result)
-    finish_run(engine, run_id, "success", counts)
-    return RunResult(run_id, "success", counts)
+    outcome = "partial" if counts.get("failures") else "success"
+    finish_run(engine, run_id, outcome, counts)
+    return RunResult(run_id, outcome, counts)
 
 
 def abandon_stale_runs(engine: Engine, older_than: timedelta) -> int:
@@ -169,3 +173,27 @@ def recent_runs(engine: Engine, tenant: str | None = None, limit: int = 20) -> l
             RunRow(r.id, name, r.job, r.run_key, r.started_at, r.finished_at, r.outcome, r.detail)
             for r, name in session.execute(query)
         ]
+
+
+def health_summary(engine: Engine, since: timedelta = timedelta(hours=24)) -> dict[str, Any]:
+    """For the unauthenticated /healthz: per job kind the latest run's outcome and times, and
+    how many runs failed recently. No tenant names and no details leave through here."""
+    with unit_of_work(engine) as session:
+        latest: dict[str, Any] = {}
+        for run in session.scalars(
+            select(JobRun).order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(200)
+        ):
+            latest.setdefault(
+                run.job,
+                {
+                    "outcome": run.outcome,
+                    "started_at": iso(run.started_at),
+                    "finished_at": iso(run.finished_at),
+                },
+            )
+        failed = session.scalar(
+            select(func.count())
+            .select_from(JobRun)
+            .where(JobRun.outcome.in_(("failed", "partial")), JobRun.started_at >= now() - since)
+        )
+    return {"last_runs": latest, "failed_last_24h": int(failed or 0)}

@@ -153,11 +153,13 @@ def run_tenant_sync(rt: Runtime, tenant: str) -> dict[str, Any]:
     return {"services": services}
 
 
-def run_tenant_weekly(rt: Runtime, tenant: str) -> dict[str, Any]:
-    """Compute last week's metrics, write the reports and send the digests of `tenant`."""
+def run_tenant_weekly(rt: Runtime, tenant: str, scheduled_at: datetime) -> dict[str, Any]:
+    """Compute the last complete week before the fire time, write the reports and send the
+    digests of `tenant` (the window follows the fire time, so a late run reports the same
+    week)."""
     from insights.weekly import run_weekly
 
-    return run_weekly(rt.engine, rt.settings, rt.org.tenant(tenant))
+    return run_weekly(rt.engine, rt.settings, rt.org.tenant(tenant), at=scheduled_at)
 
 
 def _fire(
@@ -192,12 +194,9 @@ def sync_job(tenant: str, scheduled_at: datetime | None = None, coalesced: int =
 
 def weekly_job(tenant: str, scheduled_at: datetime | None = None, coalesced: int = 0) -> None:
     """Scheduled weekly compute + report + digest of one tenant."""
+    at = scheduled_at or now()
     _fire(
-        f"weekly:{tenant}",
-        tenant,
-        scheduled_at or now(),
-        coalesced,
-        lambda: run_tenant_weekly(_current(), tenant),
+        f"weekly:{tenant}", tenant, at, coalesced, lambda: run_tenant_weekly(_current(), tenant, at)
     )
 
 
@@ -356,3 +355,52 @@ class SchedulerService:
             if self._scheduler is not None:
                 jobs = {j.id: iso(j.next_run_time) for j in self._scheduler.get_jobs()}
         return {"leader": self.is_leader, "jobs": jobs}
+
+
+def scheduler_enabled(value: str | None) -> bool:
+    """`INSIGHTS_SCHEDULER`: on (default) / off; anything else is a UserError naming it."""
+    text = (value or "on").strip().lower()
+    if text in ("on", "1", "true", "yes"):
+        return True
+    if text in ("off", "0", "false", "no"):
+        return False
+    raise UserError(f"INSIGHTS_SCHEDULER={value!r}: use on or off")
+
+
+def attach_to_app(app: Any, service: SchedulerService) -> None:
+    """Run `service` for the FastAPI app's lifetime (wraps the app's lifespan) and expose it
+    as `app.state.scheduler` for /healthz."""
+    from contextlib import asynccontextmanager
+
+    import anyio
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> Any:
+        service.start()
+        a.state.scheduler = service
+        try:
+            async with inner(a) as state:
+                yield state
+        finally:
+            await anyio.to_thread.run_sync(service.stop)
+
+    app.router.lifespan_context = lifespan
+
+
+def health(app_state: Any, engine: Engine) -> dict[str, Any]:
+    """The scheduler part of /healthz: leadership, next fires, latest run per job kind."""
+    from insights.runs import health_summary
+
+    service: SchedulerService | None = getattr(app_state, "scheduler", None)
+    status: dict[str, Any] = {"enabled": service is not None}
+    if service is not None:
+        jobs = service.status()["jobs"]  # job ids name tenants: only counts leave here
+        fires = sorted(t for t in jobs.values() if t)
+        status |= {
+            "leader": service.is_leader,
+            "jobs": len(jobs),
+            "next_fire_at": fires[0] if fires else None,
+        }
+    return {**status, **health_summary(engine)}

@@ -11,10 +11,11 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from insights.cli import app, console
-from insights.cli.common import open_database, settings
-from insights.runs import recent_runs
-from insights.timeutil import iso
+from insights.cli import app, console, err_console
+from insights.cli.common import TenantOption, open_database, settings
+from insights.errors import UserError
+from insights.runs import recent_runs, recorded_run
+from insights.timeutil import iso, now
 
 
 def configure_logging() -> None:
@@ -109,3 +110,51 @@ def runs(
             json.dumps(detail)[:120],
         )
     console.print(table)
+
+
+@app.command()
+def digest(
+    tenant: str = TenantOption,
+    team: str | None = typer.Option(None, "--team", help="Only this team (default: every team)."),
+    window: str | None = typer.Option(
+        None, "--window", "-w", help="2026-W05, 2026-01 or FROM..TO (default: last full week)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the Slack JSON payload instead of sending it."
+    ),
+) -> None:
+    """Build the weekly reports and send each team its Slack digest (Block Kit).
+
+    The webhook URL comes from the env var named by the team's slack_webhook_env, else the
+    tenant's slack.webhook_url_env. A failed send is reported; the report file stays.
+
+    Example: insights digest --tenant acme --team payments --window 2026-W05 --dry-run
+    """
+    from insights.weekly import build_week, deliver_digests, team_digests
+
+    s = settings()
+    engine = open_database(s)
+    tenant_config = s.organisation().tenant(tenant)
+    if dry_run:
+        build = build_week(engine, s, tenant_config, window, now(), write=False)
+        payloads = team_digests(build, s, team)
+        if not payloads:
+            raise UserError(f"tenant {tenant}: no teams to send digests to")
+        out = payloads[0][1] if team else dict(payloads)
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+
+    def work() -> dict[str, Any]:
+        build = build_week(engine, s, tenant_config, window, now())
+        sent = deliver_digests(tenant_config, team_digests(build, s, team))
+        failures = sum(v.startswith("failed") for v in sent.values())
+        return {"window": build.window, "digests": sent, "failures": failures}
+
+    result = recorded_run(engine, "digest", tenant, None, work)
+    if result.outcome == "failed":
+        raise UserError(result.detail["error"])
+    for name, outcome in result.detail["digests"].items():
+        line = f"team {name}: {outcome}"
+        (console if outcome == "sent" else err_console).print(line, markup=False)
+    if result.detail["failures"]:
+        raise typer.Exit(1)
