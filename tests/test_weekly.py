@@ -194,3 +194,29 @@ def test_digest_bad_input_is_one_line_exit_2(digest_cli, args, message):
     assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_scheduled_weekly_job_reports_the_week_before_its_fire_time(db, settings, httpserver):
+    from insights.config import OrgConfig
+    from insights.scheduler import SchedulerService, weekly_job
+
+    tenant = seed(db)
+    httpserver.expect_request(HOOK, method="POST").respond_with_data("ok")
+    service = SchedulerService(
+        settings.model_copy(update={"database_url": db.url}), OrgConfig(tenants=[tenant])
+    )
+    service.leadership.poll_once()  # elected: the job runtime is set
+    try:
+        weekly_job("acme", scheduled_at=AT)
+        weekly_job("acme", scheduled_at=AT)  # the same fire again (another replica): skipped
+    finally:
+        service.stop()
+    [run] = recent_runs(db.engine, "acme")
+    assert (run.job, run.outcome, run.run_key) == (
+        "weekly",
+        "success",
+        "weekly:acme@2026-02-03T07:00:00Z",
+    )
+    assert run.detail["window"] == "2026-W05"
+    assert run.detail["digests"]["payments"] == "sent"
+    assert len(httpserver.log) == 1
