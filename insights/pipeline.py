@@ -6,9 +6,11 @@ takes an explicit session or engine and returns data; printing is the caller's b
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -167,3 +169,45 @@ def compute_all(
         )
         reports.append(report)
     return reports
+
+
+@dataclass
+class BuiltReports:
+    """What `build_reports` wrote: one file per scope, the tenant's index, who narrated."""
+
+    window: Window
+    paths: list[Path]
+    index: Path
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def build_reports(
+    session: Session,
+    tenant_config: TenantConfig,
+    window: Window,
+    out_dir: Path,
+    *,
+    generated_at: datetime | None = None,
+    progress: Callable[[MetricReport], None] | None = None,
+) -> BuiltReports:
+    """Compute every service, team and tenant report of `window`, narrate each (cached
+    narratives are reused), and write the HTML files and the tenant's index under `out_dir`."""
+    from insights.deliver.coverage import coverage
+    from insights.deliver.html import write_index, write_report
+    from insights.narrate.service import narrate_report
+    from insights.timeutil import now
+
+    generated_at = generated_at or now()
+    reports = compute_all(session, tenant_config.name, window)
+    repo = TenantRepository.open(session, tenant_config.name)
+    covered = coverage(repo.delivery_frames(), tenant_config, window)
+    paths, outcomes = [], Counter[str]()
+    for report in reports:
+        result = narrate_report(session, tenant_config, report)
+        outcomes[f"{result.provider}:{result.outcome}"] += 1
+        services = [covered[s] for s in report.services if s in covered]
+        paths.append(write_report(out_dir, report, result, services, generated_at))
+        if progress:
+            progress(report)
+    index = write_index(out_dir, tenant_config.name, generated_at)
+    return BuiltReports(window=window, paths=paths, index=index, outcomes=dict(outcomes))

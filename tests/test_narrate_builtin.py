@@ -193,8 +193,12 @@ def test_summary_has_three_to_five_sentences_with_tiers_and_the_biggest_move():
     assert 3 <= len(sentences) <= 5, sentences
     assert "high for deployment frequency" in narrative.summary
     assert (
-        "The biggest move since 2026-W05: lead time worsened from 20 hours to 40 hours, "
-        "mostly in review, which grew by 19 hours to 25 hours." in narrative.summary
+        "high tier for lead time; up from 20 hours in 2026-W05, mostly in review, which grew "
+        "by 19 hours to 25 hours." in narrative.summary
+    )
+    assert (
+        "The biggest other move since 2026-W05: change failure rate worsened from 14.3% to "
+        "16.7% (1 failed deployment of 6)." in narrative.summary
     )
 
 

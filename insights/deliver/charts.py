@@ -101,14 +101,16 @@ def trend_chart(metric: str, history: list[WindowMetrics], chart_id: str) -> str
     title, unit, value = TRENDS[metric]
     chart = pygal.Line(
         **_config(
-            width=640,
-            height=300,
+            width=420,
+            height=240,
+            max_scale=5,
+            min_scale=3,
             allow_interruptions=True,
             include_x_axis=True,
             dots_size=4,
             stroke_style={"width": 3},
             show_minor_x_labels=False,
-            x_labels_major_every=max(1, len(history) // 6),
+            x_labels_major_every=max(1, len(history) // 4),
             value_formatter=lambda v: f"{v:g}{unit}",
         )
     )
@@ -122,13 +124,14 @@ def breakdown_chart(report: MetricReport, chart_id: str) -> str:
     """Median hours per lead-time stage, previous window above the current one."""
     chart = pygal.HorizontalStackedBar(
         **_config(
-            width=640,
-            height=240,
+            width=520,
+            height=220,
+            max_scale=6,
             show_legend=True,
             legend_at_bottom=True,
             legend_at_bottom_columns=4,
             style=Style(**{**STYLE.__dict__, "colors": STAGE_COLORS}),
-            value_formatter=lambda v: f"{v:g} h",
+            value_formatter=lambda v: f"{v:g}",
         )
     )
     windows = [("current", report)]
@@ -142,7 +145,7 @@ def breakdown_chart(report: MetricReport, chart_id: str) -> str:
         has_data = has_data or any(v is not None for v in values)
         chart.add(stage, values)
     if not has_data:
-        chart = pygal.HorizontalStackedBar(**_config(width=640, height=240))
+        chart = pygal.HorizontalStackedBar(**_config(width=520, height=220))
     return clean_svg(chart.render(is_unicode=True), chart_id)
 
 
@@ -153,10 +156,13 @@ def deployments_per_day_chart(by_day: dict[str, int], chart_id: str) -> str:
     for day in days:
         d = date.fromisoformat(day)
         labels.append(d.strftime("%a %d") if len(days) <= 14 else d.strftime("%d"))
+    top = max(by_day.values(), default=0)
+    step = max(1, -(-top // 5))
     chart = pygal.Bar(
         **_config(
-            width=640,
-            height=260,
+            width=960,
+            height=220,
+            y_labels=list(range(0, top + step, step)),
             include_x_axis=True,
             print_values=len(days) <= 14,
             print_zeroes=False,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from insights.metrics.result import MetricReport, Scope
 from insights.narrate.builtin import LABELS
 from insights.narrate.facts import STAGES, build_facts
 from insights.narrate.schema import NarrativeResult
-from insights.timeutil import iso
+from insights.timeutil import iso, parse_time
 
 MANIFEST = "reports.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -67,6 +67,18 @@ def fmt(value: float | int | None, suffix: str = "", none: str = "—") -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return f"{value}{suffix}"
+
+
+def window_span(start: datetime, end: datetime) -> str:
+    """A window as people read it: whole days show their last day inclusive.
+
+    >>> window_span(datetime(2026, 1, 26, tzinfo=UTC), datetime(2026, 2, 2, tzinfo=UTC))
+    '2026-01-26 – 2026-02-01 (UTC)'
+    """
+    if start.time() == time() and end.time() == time():
+        last = (end - timedelta(days=1)).date().isoformat()
+        return f"{start.date().isoformat()} – {last} (UTC)"
+    return f"{iso(start)} – {iso(end)} (end exclusive)"
 
 
 def _signed(value: float | None, suffix: str) -> str:
@@ -131,7 +143,7 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             "Rework rate",
             fmt(rw["rate_pct"]),
             "%" if rw["rate_pct"] is not None else "",
-            f"{rw['rework_deployments']} unplanned fix deployments",
+            f"{rw['rework_deployments']} of {rw['deployments']} deployments were fixes",
             " pp",
         ),
     ]
@@ -241,8 +253,7 @@ def render_report(
         scope_title=_scope_title(report.scope),
         window={
             "label": report.window.label,
-            "start": report.window.start.date().isoformat(),
-            "end": report.window.end.date().isoformat(),
+            "span": window_span(report.window.start, report.window.end),
         },
         previous_label=facts["previous_window"],
         overall={
@@ -288,6 +299,8 @@ class IndexEntry:
 def _entry(report: MetricReport, result: NarrativeResult, facts: dict[str, Any]) -> IndexEntry:
     m = facts["metrics"]
     narrator = "built-in" if result.provider == "builtin" else result.provider
+    if result.outcome != "builtin":
+        narrator += f" ({result.outcome})"
     return IndexEntry(
         file=scope_file(report.scope),
         scope_kind=report.scope.kind,
@@ -299,7 +312,7 @@ def _entry(report: MetricReport, result: NarrativeResult, facts: dict[str, Any])
         deployments=m["deployment_frequency"]["current"]["deployments"],
         lead_time=fmt(m["lead_time"]["current"]["median_hours"], " h"),
         cfr=fmt(m["change_failure_rate"]["current"]["rate_pct"], "%"),
-        narrator=f"{narrator} ({result.outcome})",
+        narrator=narrator,
     )
 
 
@@ -332,6 +345,15 @@ def write_report(
         json.dumps(sorted(manifest.values(), key=lambda e: e["file"]), indent=1), encoding="utf-8"
     )
     return path
+
+
+def _manifest_span(entry: dict[str, Any]) -> str:
+    try:
+        start = parse_time(entry["window_start"])
+        end = parse_time(entry["window_end"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return window_span(start, end)
 
 
 _KIND_ORDER = {"tenant": 0, "team": 1, "service": 2}
@@ -368,8 +390,7 @@ def write_index(out_dir: Path, tenant: str, generated_at: datetime) -> Path:
         windows.append(
             {
                 "label": first.get("window_label", folder.name),
-                "start": (first.get("window_start") or "")[:10],
-                "end": (first.get("window_end") or "")[:10],
+                "span": _manifest_span(first),
                 "sort": first.get("window_start") or folder.name,
                 "reports": reports,
             }

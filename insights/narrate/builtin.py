@@ -175,7 +175,34 @@ def _sentence_lead_time(f: _Facts) -> str | None:
     if p90 is not None:
         text += f" (p90 {hours(p90)})"
     tier = f.tier("lead_time")
-    return text + (f", {tier} tier for lead time." if tier else ".")
+    if tier:
+        text += f", {tier} tier for lead time"
+    change = f.metric("lead_time")["change"]
+    before = f.prev("lead_time", "median_hours")
+    if change["direction"] in ("improved", "worsened") and before is not None:
+        worsened = change["direction"] == "worsened"
+        text += f"; {'up' if worsened else 'down'} from {hours(before)} in {f.previous_label}"
+        text += _stage_reason(f, worsened)
+    return text + "."
+
+
+def _stage_reason(f: _Facts, worsened: bool) -> str:
+    """Which lead-time stage moved most in the same direction as lead time, as a clause."""
+    stage_change = f.raw["lead_time_breakdown"]["change"]
+    moves = {
+        k.removesuffix("_hours"): v
+        for k, v in stage_change.items()
+        if v is not None and (v > 0 if worsened else v < 0)
+    }
+    if not moves:
+        return ""
+    stage = max(moves, key=lambda s: abs(moves[s]))
+    now_hours, _ = f.stage(stage)
+    verb = "grew" if worsened else "shrank"
+    text = f", mostly in {stage}, which {verb} by {hours(abs(moves[stage]))}"
+    if now_hours is not None:
+        text += f" to {hours(now_hours)}"
+    return text
 
 
 def _sentence_stability(f: _Facts) -> str | None:
@@ -188,8 +215,10 @@ def _sentence_stability(f: _Facts) -> str | None:
     if recovery is not None:
         text += f" and service was restored in a median of {hours(recovery)}"
     rework = f.cur("rework_rate", "rate_pct")
-    if rework is not None:
+    if rework:
         text += f"; {n(rework)}% of deployments were unplanned fixes"
+    elif rework is not None:
+        text += "; none was an unplanned fix"
     return text + "."
 
 
@@ -209,48 +238,38 @@ def _value(f: _Facts, metric: str, side: str) -> str | None:
     return hours(value)
 
 
-def biggest_move(f: _Facts) -> str | None:
-    """The metric whose headline value changed most (relative) since the previous window."""
+def biggest_move(f: _Facts, exclude: tuple[str, ...] = ()) -> str | None:
+    """The metric whose headline value changed most since the previous window: relative
+    change in percent, or twice the percentage points for a rate (a 10-point swing in change
+    failure rate matters as much as a 20% slower lead time)."""
     best, best_size = None, 0.0
     for metric in LABELS:
         change = f.metric(metric)["change"]
-        if change["direction"] in (None, "unchanged"):
+        if metric in exclude or change["direction"] in (None, "unchanged"):
             continue
         size = abs(change["relative_pct"]) if change["relative_pct"] is not None else 0.0
         if change["unit"] and change["absolute"] is not None:
-            size = max(size, abs(change["absolute"]) * 5)  # a 10-point swing matters
+            size = max(size, abs(change["absolute"]) * 2)
         if best is None or size > best_size:
             best, best_size = metric, size
     return best
 
 
 def _sentence_move(f: _Facts) -> str | None:
-    metric = biggest_move(f)
+    """The biggest move among the other metrics (lead time has its own sentence)."""
+    metric = biggest_move(f, exclude=("lead_time",))
     if metric is None or f.previous_label is None:
         return None
     change = f.metric(metric)["change"]
     before, after = _value(f, metric, "previous"), _value(f, metric, "current")
     text = (
-        f"The biggest move since {f.previous_label}: {LABELS[metric]} {change['direction']} "
-        f"from {before} to {after}"
+        f"The biggest other move since {f.previous_label}: {LABELS[metric]} "
+        f"{change['direction']} from {before} to {after}"
     )
-    if metric == "lead_time":
-        stage_change = f.raw["lead_time_breakdown"]["change"]
-        worsened = change["direction"] == "worsened"
-        moves = {
-            s: v
-            for s, v in ((k.removesuffix("_hours"), v) for k, v in stage_change.items())
-            if v is not None and (v > 0 if worsened else v < 0)
-        }
-        if moves:
-            stage = max(moves, key=lambda s: abs(moves[s]))
-            now_hours, _ = f.stage(stage)
-            verb = "grew" if worsened else "shrank"
-            text += f", mostly in {stage}, which {verb} by {hours(abs(moves[stage]))}"
-            if now_hours is not None:
-                text += f" to {hours(now_hours)}"
-    elif metric == "change_failure_rate":
-        text += f" with {plural(f.cur(metric, 'failed_deployments') or 0, 'failed deployment')}"
+    if metric in ("change_failure_rate", "rework_rate"):
+        key = "failed_deployments" if metric == "change_failure_rate" else "rework_deployments"
+        noun = "failed deployment" if metric == "change_failure_rate" else "unplanned fix"
+        text += f" ({plural(f.cur(metric, key) or 0, noun)} of {f.deployments})"
     return text + "."
 
 
@@ -416,9 +435,9 @@ def rule_failures(f: _Facts) -> _Candidate | None:
         "failures",
         rate * 2,
         "Catch failures before production with automated tests and canary releases",
-        "The team deploys often, but too many deployments fail. Strengthen the automated "
-        "test suite on the deployment path, add production-like checks before release, and "
-        "roll out to a small share of traffic first (canary) so a bad change is stopped early.",
+        "Deployments go out at a good pace, but too many of them fail. Strengthen the "
+        "automated tests on the deployment path, add production-like checks before release, "
+        "and roll out to a small share of traffic first (canary) so a bad change is stopped early.",
         "change_failure_rate",
         evidence,
     )

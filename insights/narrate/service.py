@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from insights.config import TenantConfig
 from insights.metrics.result import MetricReport
-from insights.narrate import builtin
+from insights.narrate import builtin, llm
 from insights.narrate.facts import build_facts
 from insights.narrate.schema import Narrative, NarrativeResult
 from insights.narrate.verify import check
@@ -104,24 +105,28 @@ def builtin_result(
 
 
 def narrate_report(
-    session: Session, tenant_config: TenantConfig, report: MetricReport
+    session: Session,
+    tenant_config: TenantConfig,
+    report: MetricReport,
+    *,
+    pool: llm.ProviderPool | None = None,
+    at: datetime | None = None,
 ) -> NarrativeResult:
     """Narrate `report` with the tenant's configured narrator, from the cache when possible.
 
-    This build has the built-in narrator only: another configured provider falls back to it
-    with the reason recorded.
+    A tenant on `bedrock` or `openai` goes through `llm.narrate_for_tenant` (cache, monthly
+    budget, verify/repair, fallback to the built-in narrator); `pool` and `at` are for tests
+    and long-running processes that share providers.
     """
     repo = TenantRepository.open(session, report.tenant)
     facts = build_facts(report)
     provider = tenant_config.llm.provider
+    if provider != BUILTIN:
+        return llm.narrate_for_tenant(session, tenant_config, report, facts, pool=pool, at=at)
     key = cache_key(facts, BUILTIN, None, builtin.VERSION)
     cached = cached_narrative(repo, key)
     if cached is not None:
         return cached
-    if provider == BUILTIN:
-        result = builtin_result(facts)
-    else:
-        reason = f"provider {provider!r} is not available in this build"
-        result = builtin_result(facts, outcome="fallback", reason=reason)
+    result = builtin_result(facts)
     store_narrative(repo, key, report, result)
     return result
