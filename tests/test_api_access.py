@@ -19,6 +19,7 @@ PROTECTED = [
     ("post", "/api/v1/events"),
     ("post", "/api/v1/deployments"),
     ("post", "/api/v1/incidents"),
+    ("get", "/api/v1/metrics"),
     ("get", "/reports/"),
     ("get", "/reports/index.html"),
 ]

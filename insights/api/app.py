@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from insights.api import events, health, reports, webhooks
+from insights.api import events, health, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
 from insights.api.observability import ApiMetrics, RequestMetrics
 from insights.config import Settings
@@ -58,7 +58,7 @@ def create_app(
     async def _user_error(_: Request, exc: UserError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    for module in (events, reports, webhooks, health):
+    for module in (events, metrics, reports, webhooks, health):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
