@@ -24,17 +24,15 @@ from sqlalchemy import Engine
 
 from insights.config import Settings, TenantConfig
 from insights.deliver import slack
-from insights.deliver.coverage import coverage
 from insights.deliver.email import email_settings, send_report_email
-from insights.deliver.html import report_path, safe_name, write_reports
+from insights.deliver.html import report_path, safe_name
 from insights.errors import UserError
 from insights.metrics.result import MetricReport
 from insights.metrics.windows import parse_window
 from insights.narrate.schema import NarrativeResult
 from insights.narrate.service import narrate_report
-from insights.pipeline import compute_all
+from insights.pipeline import build_reports, compute_all
 from insights.store.db import unit_of_work
-from insights.store.repository import TenantRepository
 from insights.timeutil import now as utcnow
 
 log = logging.getLogger(__name__)
@@ -73,16 +71,23 @@ def build_week(
     at: datetime,
     write: bool = True,
 ) -> WeeklyBuild:
-    """Compute every scope of `tenant` for the window, narrate each, write the HTML reports
-    (`write=False`: only where they would go, for a dry run)."""
+    """Compute every scope of `tenant` for the window, narrate each and write the HTML reports
+    with `pipeline.build_reports` (`write=False`: compute and narrate only, for a dry run).
+
+    The narratives handed to the digests are the ones the reports show (the narration cache
+    returns the stored narrative for the same facts without another model call).
+    """
     window = parse_window(window_text, at)
-    with unit_of_work(engine) as session:
-        reports = compute_all(session, tenant.name, window)
-        items = [(r, narrate_report(session, tenant, r)) for r in reports]
-        frames = TenantRepository.open(session, tenant.name).delivery_frames()
     out_dir = Path(settings.reports_dir)
-    if write:
-        write_reports(out_dir, items, coverage(frames, tenant, window), at)
+    with unit_of_work(engine) as session:
+        if write:
+            reports: list[MetricReport] = []
+            build_reports(
+                session, tenant, window, out_dir, generated_at=at, progress=reports.append
+            )
+        else:
+            reports = compute_all(session, tenant.name, window)
+        items = [(r, narrate_report(session, tenant, r)) for r in reports]
     paths = {(r.scope.kind, r.scope.name): report_path(out_dir, r) for r, _ in items}
     return WeeklyBuild(tenant.name, window.label, items, paths)
 

@@ -125,7 +125,7 @@ def test_digest_has_header_numbers_with_tiers_and_deltas_movement_advice_and_lin
     )
     assert (
         fields[2]["text"]
-        == "*Change failure rate*\n17% · medium\n−8 pp vs previous :white_check_mark:"
+        == "*Change failure rate*\n16.7% · medium\n−8.3 pp vs previous :white_check_mark:"
     )
     # Rework went 25% → 0%: the largest relative move.
     assert "*Rework rate* improved 100% (25% → 0%)" in " ".join(texts(payload))
@@ -184,7 +184,7 @@ def test_huge_texts_and_block_counts_are_cut_to_slack_limits():
         (None, "hours", "no data"),
         (26.04, "hours", "26.0 h"),
         (50.0, "hours", "2.1 d"),
-        (0.083, "rate", "8%"),
+        (0.083, "rate", "8.3%"),
         (3.0, "count", "3"),
         (2.5, "count", "2.5"),
     ],
@@ -195,6 +195,7 @@ def test_values_are_formatted_for_people(value, unit, text):
 
 def test_deltas_are_signed_and_unchanged_reads_plus_minus_zero():
     assert fmt_delta(0.1, 0.25, "rate") == "−15 pp"
+    assert fmt_delta(0.056, 0.067, "rate") == "−1.1 pp"
     assert fmt_delta(3.0, 3.0, "count") == "±0"
     assert fmt_delta(None, 3.0, "count") is None
 

@@ -94,23 +94,23 @@ def clip(text: str, limit: int) -> str:
 
 
 def fmt_value(value: float | None, unit: str) -> str:
-    """`12`, `3.5`, `26.5 h`, `3.2 d` (from 48 h), `8%`; None is `no data`."""
+    """`12`, `3.5`, `26.5 h`, `3.2 d` (from 48 h), `5.6%`, `0%`; None is `no data`."""
     if value is None:
         return "no data"
     if unit == "rate":
-        return f"{value * 100:.0f}%"
+        return f"{value * 100:.1f}".removesuffix(".0") + "%"
     if unit == "hours":
         return f"{value / 24:.1f} d" if value >= 48 else f"{value:.1f} h"
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
 def fmt_delta(current: float | None, previous: float | None, unit: str) -> str | None:
-    """The change against the previous window: `+2`, `−3.5 h`, `+4 pp`; None without data."""
+    """The change against the previous window: `+2`, `−3.5 h`, `+4.2 pp`; None without data."""
     if current is None or previous is None:
         return None
     diff = current - previous
     if unit == "rate":
-        text = f"{abs(diff) * 100:.0f} pp"
+        text = f"{abs(diff) * 100:.1f}".removesuffix(".0") + " pp"
     elif unit == "hours":
         text = f"{abs(diff):.1f} h"
     else:
