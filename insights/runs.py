@@ -109,14 +109,20 @@ def recorded_run(
 
 
 def abandon_stale_runs(engine: Engine, older_than: timedelta) -> int:
-    """Mark runs still `running` that started before `older_than` ago as `abandoned`.
+    """Mark scheduled runs still `running` that started before `older_than` ago as
+    `abandoned`.
 
-    A new leader calls this: such runs belonged to a process that died mid-run.
+    A new leader calls this: such runs belonged to a leader that died mid-run. Manual runs
+    (no `run_key`, e.g. `insights digest`) are left alone: their process may still be working.
     """
     with unit_of_work(engine) as session:
         result = session.execute(
             update(JobRun)
-            .where(JobRun.outcome == "running", JobRun.started_at < now() - older_than)
+            .where(
+                JobRun.outcome == "running",
+                JobRun.run_key.is_not(None),
+                JobRun.started_at < now() - older_than,
+            )
             .values(outcome="abandoned", finished_at=now())
         )
         return result.rowcount or 0

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -315,3 +315,19 @@ def test_settings_are_enough_to_build_the_service(sqlite_db, tmp_path):
     finally:
         service.stop()
     assert service.status() == {"leader": False, "jobs": {}}
+
+
+def test_new_leader_abandons_a_dead_leaders_scheduled_run_but_not_a_manual_one(db):
+    from insights.runs import abandon_stale_runs, claim_run
+
+    scheduled = claim_run(db.engine, "sync", "acme", "sync:acme@dead", {})
+    manual = claim_run(db.engine, "digest", "acme", None, {})
+    assert abandon_stale_runs(db.engine, timedelta(seconds=0)) == 1
+    outcomes = {r.id: r.outcome for r in recent_runs(db.engine, "acme")}
+    assert outcomes == {scheduled: "abandoned", manual: "running"}
+
+
+def test_serve_refuses_an_unknown_scheduler_switch(cli_env):
+    result = CliRunner().invoke(app, ["serve", "--scheduler", "maybe"])
+    assert result.exit_code == 2
+    assert "error: INSIGHTS_SCHEDULER='maybe': use on or off" in result.output
