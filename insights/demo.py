@@ -13,6 +13,9 @@ with coding, pickup and review times, production deployments (each preceded by a
 deployment of the same sha, listing the commits it ships), a few failed pipeline runs, and
 incidents linked to the deployment that caused them (some left for attribution by time).
 The same seed and the same week give the same events.
+
+`local_repo_config` is the other demo: a real local clone read by the local-git collector
+(`insights demo --repo PATH`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,21 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from insights.collect.events import AnyEvent
-from insights.config import ServiceConfig, TeamConfig, TenantConfig
+from insights.config import ServiceConfig, SourceConfig, TeamConfig, TenantConfig
+from insights.metrics.result import Window
 from insights.metrics.windows import current_week
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.store.models import Deployment
+from insights.store.repository import TenantRepository
 
 TENANT = "demo"
 WEEKS = 12
@@ -351,3 +362,32 @@ def generate(now: datetime, seed: int = SEED) -> list[AnyEvent]:
                 svc, PROFILES[team], start, end, rollback=name == "search-api"
             )
     return events
+
+
+def local_repo_config(path: Path, tag_pattern: str = "v*", name: str = TENANT) -> TenantConfig:
+    """A one-service tenant reading a local clone: tags matching `tag_pattern` are its
+    production deployments (see `insights.collect.localgit`). The service is named after the
+    directory."""
+    service = re.sub(r"[^A-Za-z0-9._-]+", "-", path.resolve().name).strip("-._") or "repo"
+    if not service[0].isalnum():
+        service = f"repo-{service}"
+    return TenantConfig(
+        name=name,
+        services=[
+            ServiceConfig(
+                name=service[:128],
+                source=SourceConfig(kind="localgit", path=path, tag_pattern=tag_pattern),
+            )
+        ],
+    )
+
+
+def latest_deployment_window(session: Session, tenant: str) -> Window | None:
+    """The ISO week of the tenant's newest successful deployment, or None without any."""
+    repo = TenantRepository.open(session, tenant)
+    newest = session.scalar(
+        select(func.max(Deployment.finished_at)).where(
+            Deployment.tenant_id == repo.tenant_id, Deployment.status == "success"
+        )
+    )
+    return None if newest is None else current_week(newest)

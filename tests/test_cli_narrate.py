@@ -4,6 +4,7 @@ against a real database and a local OpenAI-compatible server."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,10 @@ monthly_token_budget = 100000
     return cli_env
 
 
-def test_narrate_prints_the_narrative_and_who_wrote_it(acme: Any, httpserver: HTTPServer) -> None:
+def test_narrate_prints_the_narrative_and_who_wrote_it(
+    acme: Any, httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     httpserver.expect_request(PATH, method="POST").respond_with_json(
         chat_body(json.dumps(ANSWER), model="qwen2.5:7b", prompt_tokens=1200, completion_tokens=90)
     )
@@ -103,6 +107,7 @@ def test_narrate_prints_the_narrative_and_who_wrote_it(acme: Any, httpserver: HT
     assert "qwen2.5:7b" in usage.stdout and "1200" in usage.stdout and "accepted 1" in usage.stdout
     assert "acme: 1290 of 100000 tokens (1% of the monthly budget)" in usage.stdout
     assert KEY not in usage.output
+    assert "narrative accepted by openai" in caplog.text and KEY not in caplog.text
 
 
 def test_narrate_with_the_provider_down_still_prints_a_narrative(
@@ -130,13 +135,33 @@ def test_usage_of_an_empty_month_says_so(acme: Any) -> None:
     [
         (["narrate", "--provider", "gpt"], "error: --provider 'gpt': use one of builtin"),
         (["narrate", "--format", "xml"], "error: --format 'xml': use text or json"),
+        (["usage", "--month", "2026-13"], "error: --month: '2026-13' is not a month like 2026-01"),
+    ],
+)
+def test_bad_option_is_one_line_error_before_touching_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    database = tmp_path / "untouched.db"
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", f"sqlite:///{database}")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not database.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (["narrate", "--window", "last-tuesday", "-t", "acme"], "error: window 'last-tuesday'"),
         (["narrate", "--scope", "service:nope", "-t", "acme"], "error: service 'nope'"),
-        (["usage", "--month", "2026-13"], "error: --month: '2026-13' is not a month like 2026-01"),
         (["usage", "--tenant", "ghost"], "error: tenant 'ghost': not found"),
     ],
 )
-def test_bad_input_is_one_line_error_and_exit_2(acme: Any, args: list[str], message: str) -> None:
+def test_unknown_window_scope_or_tenant_is_one_line_error_and_exit_2(
+    acme: Any, args: list[str], message: str
+) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(message), result.stderr

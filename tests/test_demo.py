@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from git_support import GitRepo
 from typer.testing import CliRunner
 
 from insights import demo, pipeline
@@ -140,3 +141,38 @@ def test_demo_command_writes_reports_into_its_own_database(tmp_path: Path, monke
     again = CliRunner().invoke(app, ["demo", "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert sorted(re.findall(r'<a href="([^"]+)">', index.read_text())) == links
+
+
+def _tagged_repo(path: Path) -> GitRepo:
+    """Commits over two weeks of January 2026, tagged v1 (2026-W02) and v2 (2026-W03)."""
+    repo = GitRepo(path)
+    repo.commit("start", "2026-01-05T09:00:00Z")
+    repo.commit("feature a", "2026-01-06T10:00:00Z")
+    repo.tag("v1", date="2026-01-07T12:00:00Z")
+    repo.commit("feature b", "2026-01-12T10:00:00Z")
+    repo.commit("fix <b>", "2026-01-13T15:00:00Z")
+    repo.tag("v2", date="2026-01-14T16:00:00Z")
+    return repo
+
+
+def test_demo_with_a_local_repo_reports_the_week_of_its_newest_tag(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("INSIGHTS_DATABASE_URL", raising=False)
+    repo = _tagged_repo(tmp_path / "shop-app")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["demo", "--repo", str(repo.path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = out / "demo" / "2026-W03" / "service-shop-app.html"
+    assert report.is_file() and (out / "demo" / "2026-W03" / "tenant.html").is_file()
+    html = report.read_text()
+    assert "Service shop-app — 2026-W03" in html
+    assert "localgit" in html  # the coverage table names the source
+    # v2 shipped the two commits after v1: lead times 54 h and 25 h, median 39.5 h.
+    assert '<div class="value">39.5 <span class="unit">h median</span></div>' in html
+
+
+def test_demo_with_a_missing_repo_is_a_one_line_error(tmp_path: Path):
+    result = CliRunner().invoke(
+        app, ["demo", "--repo", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {tmp_path / 'nope'}: no such directory")

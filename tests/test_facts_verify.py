@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from report_support import make_report, window_metrics
 
 from insights.metrics.result import LeadTimeHours, SlowChange
@@ -181,3 +183,12 @@ def test_previous_window_values_are_quotable():
     facts = build_facts(make_report(previous=window_metrics(3)))
     # previous median 20.46 + 3 * 1.3 = 24.36 h
     assert check(_narrative("Lead time fell from 24.4 hours to 20.5 hours."), facts) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_checker_handles_any_text_without_crashing(text):
+    facts = build_facts(make_report())
+    summary = ("Lead time was 20.5 hours. " + text)[:2500]
+    errors = check(_narrative(summary), facts)
+    assert all(isinstance(e, str) and e.startswith(("summary", "recommendations")) for e in errors)

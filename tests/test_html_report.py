@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from report_support import make_report, week
 from typer.testing import CliRunner
 
@@ -253,13 +254,22 @@ def test_report_command_names_an_unknown_tenant(cli_env, tmp_path: Path):
     assert result.output.startswith("error: tenant 'nobody': not found")
 
 
-def test_report_command_names_a_bad_window(cli_env, tmp_path: Path):
+@pytest.fixture
+def sqlite_cli(sqlite_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """CLI environment on SQLite only, for input errors found before any storage work."""
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", sqlite_db.url)
+    monkeypatch.delenv("INSIGHTS_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return sqlite_db
+
+
+def test_report_command_names_a_bad_window(sqlite_cli, tmp_path: Path):
     result = CliRunner().invoke(app, ["report", "--window", "last-week", "-o", tmp_path])
     assert result.exit_code == 2
     assert "error: window 'last-week'" in result.output
 
 
-def test_report_command_names_an_output_path_that_is_a_file(cli_env, tmp_path: Path):
+def test_report_command_names_an_output_path_that_is_a_file(sqlite_cli, tmp_path: Path):
     target = tmp_path / "file.txt"
     target.write_text("x")
     result = CliRunner().invoke(app, ["report", "-o", target])

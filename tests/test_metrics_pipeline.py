@@ -128,3 +128,14 @@ def test_tenant_without_data_reports_an_empty_window(db):
     assert report.deployment_count == 0
     assert report.change_failure_rate is None
     assert report.previous is not None and report.previous.lead_time_hours.median is None
+
+
+def test_out_of_order_and_duplicate_events_stored_give_the_same_report(db):
+    store(db, EVENTS, tenant="ordered")
+    messy = [*reversed(EVENTS), *EVENTS[4:9]]  # reversed, then deployments/incident again
+    store(db, messy, tenant="messy")
+    with unit_of_work(db.engine) as session:
+        a = pipeline.compute_report(session, "ordered", parse_scope("tenant"), W02, history=2)
+        b = pipeline.compute_report(session, "messy", parse_scope("tenant"), W02, history=2)
+    assert a.model_dump(exclude={"tenant", "scope"}) == b.model_dump(exclude={"tenant", "scope"})
+    assert a.deployment_count == 4

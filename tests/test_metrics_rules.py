@@ -302,3 +302,149 @@ def test_tiers_follow_the_dora_table():
     assert tier.change_failure_rate == "elite"  # 0 %
     assert tier.recovery_time is None
     assert tier.overall == "high"
+
+
+def test_graph_walk_follows_merge_commits_through_both_parents():
+    events = [
+        commit("aa01", "01-05 08:00"),
+        commit("bb02", "01-05 09:00", ("aa01",)),  # main
+        commit("cc03", "01-05 09:30", ("aa01",)),  # feature branch
+        commit("dd04", "01-05 10:00", ("bb02", "cc03")),  # merge
+        dep("d1", "aa01", "01-05 08:30"),
+        dep("d2", "dd04", "01-05 11:00"),
+    ]
+    m = metrics(events)
+    assert m.lead_time_hours.samples == 3  # bb02 2h, cc03 1.5h, dd04 1h
+    assert m.lead_time_hours.median == 1.5
+
+
+def test_commits_reached_by_an_earlier_deployment_are_not_shipped_again_after_a_rollback():
+    events = [
+        *linear_history(),
+        dep("d1", "aa01", "01-05 08:30"),
+        dep("d2", "cc03", "01-05 12:00"),  # ships bb02, cc03
+        dep("d3", "aa01", "01-05 12:30"),  # rollback: ships nothing
+        dep("d4", "dd04", "01-05 13:00"),  # ships dd04 only
+    ]
+    m = metrics(events)
+    assert m.lead_time_hours.samples == 3
+    assert m.failed_deployments == 1  # d2 rolled back
+    assert m.rework_deployments == 1  # d3
+
+
+def test_first_deployment_of_each_production_environment_has_no_predecessor():
+    events = [
+        *linear_history(),
+        dep("e1", "bb02", "01-05 12:00", env="prod-eu"),
+        dep("u1", "cc03", "01-05 12:30", env="prod-us"),  # first in prod-us: nothing datable
+        dep("e2", "dd04", "01-05 13:00", env="prod-eu"),  # ships cc03, dd04 (after e1's bb02)
+        dep("u2", "dd04", "01-05 14:00", env="prod-us"),  # production already ran dd04
+    ]
+    m = metrics(events, services={"checkout": "^prod-"})
+    assert m.deployment_count == 4
+    assert m.lead_time_hours.samples == 2
+    assert m.lead_time_hours.median == 2.5  # cc03 3h and dd04 2h, both at e2 (13:00)
+
+
+def test_incident_linked_to_a_non_production_deployment_is_attributed_by_time():
+    events = [
+        dep("d1", "aa01", "01-05 10:00"),
+        dep("s1", "bb02", "01-05 10:30", env="staging"),
+        incident("INC-1", "01-05 11:00", "01-05 12:00", deployment_id="s1"),
+    ]
+    p = prepare(frames(events))
+    assert p.incidents.loc[0, "attribution"] == "attributed"
+    assert window_metrics(p, W02).failed_deployments == 1
+
+
+def test_incident_linked_to_an_unknown_deployment_id_is_attributed_by_time():
+    events = [
+        dep("d1", "aa01", "01-05 10:00"),
+        incident("INC-1", "01-05 11:00", deployment_id="d-nope"),
+    ]
+    assert metrics(events).failed_deployments == 1
+
+
+def test_incidents_only_blame_deployments_of_their_own_service():
+    events = [
+        dep("d1", "aa01", "01-05 10:00"),
+        dep("x1", "aa01", "01-05 10:30", service="search"),
+        incident("INC-1", "01-05 11:00", "01-05 12:00", service="search"),
+    ]
+    p = prepare(frames(events))
+    assert window_metrics(p, W02, ["checkout"]).failed_deployments == 0
+    assert window_metrics(p, W02, ["search"]).failed_deployments == 1
+
+
+def test_several_incidents_on_one_deployment_count_it_failed_once_and_recover_at_the_last():
+    events = [
+        dep("d1", "aa01", "01-05 10:00"),
+        incident("INC-1", "01-05 11:00", "01-05 12:00", deployment_id="d1"),
+        incident("INC-2", "01-05 11:30", "01-05 14:00", deployment_id="d1"),
+    ]
+    m = metrics(events)
+    assert (m.failed_deployments, m.change_failure_rate) == (1, 1.0)
+    assert m.recovery_time_hours.median == 3.0  # 11:00 → 14:00
+
+
+def test_recovery_of_a_rolled_back_deployment_with_an_incident_uses_the_incident():
+    events = [
+        *linear_history(),
+        dep("d1", "bb02", "01-05 12:00"),
+        dep("d2", "dd04", "01-05 13:00"),
+        incident("INC-1", "01-05 13:15", "01-05 13:45"),
+        dep("d3", "bb02", "01-05 16:00"),
+    ]
+    m = metrics(events)
+    assert m.failed_deployments == 1
+    assert m.recovery_time_hours.median == 0.5
+
+
+def test_invalid_production_pattern_is_a_user_error_naming_the_service():
+    import pytest
+
+    from insights.errors import UserError
+
+    with pytest.raises(UserError, match="service 'checkout': production_pattern"):
+        metrics([dep("d1", "aa01", "01-05 10:00")], services={"checkout": "(prod"})
+
+
+def test_slowest_changes_are_ranked_by_lead_time_with_their_breakdown():
+    from insights.metrics.compute import slowest_changes
+
+    events = [
+        *linear_history(),
+        dep("d1", "aa01", "01-05 08:30"),
+        change(
+            "1",
+            first_commit="01-05 09:00",
+            opened="01-05 09:10",
+            review=None,
+            merged="01-05 09:20",
+            merge_sha="bb02",
+            title="fast | pipe",
+        ),
+        change(
+            "2",
+            first_commit="01-04 09:00",
+            opened="01-04 10:00",
+            review="01-04 12:00",
+            merged="01-05 10:00",
+            merge_sha="cc03",
+            title="slow",
+        ),
+        dep("d2", "dd04", "01-05 12:00"),
+    ]
+    top = slowest_changes(prepare(frames(events)), W02)
+    assert [c.id for c in top] == ["2", "1"]
+    assert top[0].lead_time_hours == 27.0
+    assert (top[0].coding, top[0].pickup, top[0].review, top[0].deploy) == (1.0, 2.0, 22.0, 2.0)
+    assert top[1].pickup is None and top[1].title == "fast | pipe"
+
+
+def test_scope_filter_selects_services():
+    events = [dep("d1", "aa01", "01-05 10:00"), dep("x1", "aa01", "01-05 11:00", service="search")]
+    p = prepare(frames(events))
+    assert window_metrics(p, W02, ["search"]).deployment_count == 1
+    assert window_metrics(p, W02, []).deployment_count == 0
+    assert window_metrics(p, W02).deployment_count == 2

@@ -132,6 +132,21 @@ def test_sharp_regression_names_the_metric_and_both_windows():
     ]
 
 
+def test_small_rate_moves_are_not_called_a_regression():
+    # 10% → 14.3% is 43% worse but only 4.3 points: noise at this volume, not a regression.
+    narrative = _narrate(
+        deployment_count=7,
+        deployments_per_week=7.0,
+        change_failure_rate=1 / 7,
+        rework_rate=0.0,
+        previous=window_metrics(1, change_failure_rate=0.1, rework_rate=0.0),
+        lead_time_breakdown_hours=LeadTimeBreakdownHours(
+            coding=1.0, pickup=1.0, review=1.0, deploy=1.0, samples=10
+        ),
+    )
+    assert not any("worse since" in r.title for r in narrative.recommendations)
+
+
 def test_unlinked_incidents_recommend_linking_them():
     narrative = _narrate(incidents_opened=3, incidents_without_deployment=2)
     assert _has(narrative, "change_failure_rate", "link incidents")

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,6 +26,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from insights.config import LlmConfig, TenantConfig
+from insights.metrics.windows import parse_window
+from insights.model import parse_event
 from insights.narrate import ledger
 from insights.narrate.bedrock import BedrockProvider
 from insights.narrate.facts import build_facts
@@ -32,6 +35,7 @@ from insights.narrate.llm import ProviderPool, narrate_with
 from insights.narrate.openai_compat import OpenAICompatProvider
 from insights.narrate.providers import RetryPolicy, create_provider
 from insights.narrate.service import narrate_report
+from insights.pipeline import build_reports, store_events
 from insights.store.db import unit_of_work
 from insights.store.models import Narrative as NarrativeRow
 from insights.store.repository import TenantRepository
@@ -230,9 +234,9 @@ def threaded_server() -> Iterator[HTTPServer]:
     server.stop()
 
 
-@pytest.mark.parametrize(("limit", "expected_peak"), [(1, 1), (3, 3)])
+@pytest.mark.parametrize(("limit", "allowed_peaks"), [(1, {1}), (3, {2, 3})])
 def test_concurrent_calls_to_one_endpoint_stay_within_max_concurrency(
-    threaded_server: HTTPServer, limit: int, expected_peak: int
+    threaded_server: HTTPServer, limit: int, allowed_peaks: set[int]
 ) -> None:
     lock, in_flight, peak = threading.Lock(), [0], [0]
 
@@ -240,7 +244,7 @@ def test_concurrent_calls_to_one_endpoint_stay_within_max_concurrency(
         with lock:
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.3)
+        time.sleep(0.5)
         with lock:
             in_flight[0] -= 1
         return Response(json.dumps(chat_body(as_text(good_answer()))))
@@ -269,4 +273,62 @@ def test_concurrent_calls_to_one_endpoint_stay_within_max_concurrency(
     for thread in threads:
         thread.join(10)
     assert outcomes == ["accepted"] * 3
-    assert peak[0] == expected_peak
+    assert peak[0] in allowed_peaks  # never above the limit; overlapping when allowed
+
+
+def _events(service: str, sha: str) -> list[Any]:
+    return [
+        parse_event(
+            {
+                "type": "commit",
+                "service": service,
+                "sha": sha,
+                "committed_at": "2026-01-26T09:00:00Z",
+            }
+        ),
+        parse_event(
+            {
+                "type": "deployment",
+                "service": service,
+                "id": f"{service}-1",
+                "sha": sha,
+                "finished_at": "2026-01-27T09:00:00Z",
+                "commits": [sha],
+            }
+        ),
+    ]
+
+
+def test_budget_running_out_mid_run_still_writes_every_report(
+    db: Any, httpserver: HTTPServer, tmp_path: Path
+) -> None:
+    # Every facts document has the window's length in days, so this answer is grounded for
+    # every scope of the run.
+    answer = {
+        "summary": "This report covers a window of 7 days of delivery data.",
+        "highlights": [],
+        "recommendations": [
+            {
+                "title": "Keep deploying in small batches",
+                "why": "A steady cadence over the 7 days keeps changes small.",
+                "metric": "deployment_frequency",
+                "evidence": ["window days: 7"],
+            }
+        ],
+    }
+    httpserver.expect_request(PATH, method="POST").respond_with_json(
+        chat_body(json.dumps(answer), prompt_tokens=900, completion_tokens=210)
+    )
+    tenant = openai_tenant(httpserver, monthly_token_budget=1000)
+    with unit_of_work(db.engine) as session:
+        repo = TenantRepository.open(session, "acme", create=True)
+        store_events(
+            repo, _events("checkout", "a" * 40) + _events("search", "b" * 40), create_services=True
+        )
+    with unit_of_work(db.engine) as session:
+        window = parse_window("2026-W05", NOW)
+        built = build_reports(session, tenant, window, tmp_path, generated_at=NOW)
+
+    assert built.outcomes == {"openai:accepted": 1, "builtin:over_budget": 2}
+    assert len(built.paths) == 3 and all(p.exists() for p in built.paths)
+    assert len(httpserver.log) == 1

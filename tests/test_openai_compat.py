@@ -285,6 +285,7 @@ def test_timeout_falls_back_to_builtin(httpserver: HTTPServer, facts: dict[str, 
     )
     assert result.outcome == "fallback"
     assert "no answer within 0.3s" in (result.reason or "")
+    assert result.latency_ms >= 300  # the time spent waiting is recorded
     assert result.narrative.recommendations  # the built-in narrator still wrote one
     deadline = time.monotonic() + 5  # let the server finish before the next test reuses it
     while not httpserver.log and time.monotonic() < deadline:

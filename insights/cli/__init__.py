@@ -81,3 +81,4 @@ from insights.cli import narrate as _narrate  # noqa: E402,F401
 from insights.cli import ops as _ops  # noqa: E402, F401
 from insights.cli import report as _report  # noqa: E402, F401
 from insights.cli import serve as _serve  # noqa: E402, F401
+from insights.cli import sync as _sync  # noqa: E402, F401

@@ -2,8 +2,10 @@
 
 A collector reads its cursor, fetches what changed since, and hands each batch to
 `SyncContext.commit()`, which writes the raw payloads, the normalized records and the new cursor
-in ONE transaction. A sync killed at any point therefore resumes from the last committed
-cursor with nothing lost and nothing duplicated (upserts are idempotent on natural keys).
+in ONE transaction. A sync killed at any point (even `kill -9`) therefore resumes from the last
+committed cursor with nothing lost and nothing duplicated: rows committed before the kill carry
+the cursor that says so, rows of the interrupted batch were rolled back with their cursor, and
+upserts are idempotent on natural keys, so re-reading part of a batch only counts "unchanged".
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from insights.store.repository import TenantRepository, UpsertCounts
 
 @dataclass
 class SyncReport:
-    """What one collector run did for one service."""
+    """What one collector run did for one service: records new/updated/unchanged per kind."""
 
     tenant: str
     service: str
@@ -39,6 +41,15 @@ class SyncReport:
         self.counts.setdefault(kind, UpsertCounts())
         self.counts[kind] += counts
 
+    @property
+    def records(self) -> int:
+        """Records read in this run (new + updated + unchanged, all kinds)."""
+        return sum(c.total for c in self.counts.values())
+
+
+# Called after every committed batch with the service's report so far and the batch kind.
+BatchCallback = Callable[[SyncReport, str], None]
+
 
 class SyncContext:
     """What a collector may do: read its cursors and commit batches atomically."""
@@ -51,6 +62,7 @@ class SyncContext:
         source: str,
         repo_key: str,
         progress: Callable[[str], None] | None = None,
+        on_batch: BatchCallback | None = None,
     ) -> None:
         self.engine = engine
         self.tenant = tenant
@@ -59,6 +71,8 @@ class SyncContext:
         self.repo_key = repo_key
         self.report = SyncReport(tenant.name, service.name, source)
         self._progress = progress
+        self._on_batch = on_batch
+        self._service_ready = False
 
     def cursor(self, kind: str) -> dict[str, Any] | None:
         """The last committed cursor for `kind` of this (tenant, source, repo)."""
@@ -79,20 +93,24 @@ class SyncContext:
 
         with unit_of_work(self.engine) as session:
             repo = TenantRepository.open(session, self.tenant.name, create=True)
-            repo.ensure_service(
-                self.service.name, self.service.team, self.service.production_pattern
-            )
+            if not self._service_ready:
+                repo.ensure_service(
+                    self.service.name, self.service.team, self.service.production_pattern
+                )
             if raw:
                 repo.save_raw(self.source, self.repo_key, kind, raw, etag)
             result = store_events(repo, events, create_services=True, tenant_config=self.tenant)
             if cursor is not None:
                 repo.set_cursor(self.source, self.repo_key, kind, cursor)
+        self._service_ready = True
         for event_kind, counts in result.counts.items():
             if counts.total:
                 self.report.add(event_kind, counts)
         self.report.batches += 1
         if self._progress:
             self._progress(f"{self.service.name}: {kind} batch {self.report.batches}")
+        if self._on_batch:
+            self._on_batch(self.report, kind)
 
 
 class Collector(Protocol):
@@ -123,39 +141,73 @@ def register(source: str) -> Callable[[CollectorFactory], CollectorFactory]:
     return wrap
 
 
+def sync_service(
+    engine: Engine,
+    tenant: TenantConfig,
+    service: ServiceConfig,
+    progress: Callable[[str], None] | None = None,
+    on_batch: BatchCallback | None = None,
+    collector: Collector | None = None,
+) -> SyncReport:
+    """Run the collector of one service (no insights.toml needed: build the configs in code).
+
+    Example, one local clone::
+
+        service = ServiceConfig(name="app", source=SourceConfig(kind="localgit", path=repo))
+        sync_service(engine, TenantConfig(name="default", services=[service]), service)
+    """
+    if collector is None:
+        collector = make_collector(tenant, service)
+    ctx = SyncContext(
+        engine, tenant, service, service.source.kind, collector.repo_key(), progress, on_batch
+    )
+    started = time.perf_counter()
+    try:
+        collector.sync(ctx)
+    finally:
+        ctx.report.seconds = time.perf_counter() - started
+    return ctx.report
+
+
+def make_collector(tenant: TenantConfig, service: ServiceConfig) -> Collector:
+    """The collector for a service's source kind; bad settings (a missing path, …) raise a
+    UserError here, before anything is fetched."""
+    _load_collectors()
+    kind = service.source.kind
+    factory = COLLECTORS.get(kind)
+    if factory is None:
+        raise UserError(f"service {service.name!r}: unknown source kind {kind!r}")
+    return factory(service, tenant)
+
+
 def run_sync(
     engine: Engine,
     org: OrgConfig,
     tenant: str | None = None,
     service: str | None = None,
     progress: Callable[[str], None] | None = None,
+    on_batch: BatchCallback | None = None,
+    on_start: Callable[[TenantConfig, ServiceConfig], None] | None = None,
 ) -> list[SyncReport]:
-    """Run the collector of every configured service (optionally one tenant / one service)."""
-    _load_collectors()
+    """Run the collector of every configured service (optionally one tenant / one service).
+
+    Services whose source is `events` (pushed by import/record/API) have nothing to fetch and
+    are skipped. Every selected collector is built (and its settings checked) before any runs.
+    Returns one `SyncReport` per service run: counts per kind and seconds taken.
+    """
     tenants = [org.tenant(tenant)] if tenant else org.tenants
+    selected = [(t, s) for t in tenants for s in t.services if service is None or s.name == service]
+    if service and not selected:
+        where = f" of tenant {tenant!r}" if tenant else ""
+        raise UserError(f"--service {service}: not configured in insights.toml{where}")
+    runs = [(t, s, make_collector(t, s)) for t, s in selected if s.source.kind != "events"]
     reports: list[SyncReport] = []
-    matched = False
-    for tenant_config in tenants:
-        for service_config in tenant_config.services:
-            if service and service_config.name != service:
-                continue
-            matched = True
-            kind = service_config.source.kind
-            if kind == "events":
-                continue
-            factory = COLLECTORS.get(kind)
-            if factory is None:
-                raise UserError(f"service {service_config.name!r}: unknown source kind {kind!r}")
-            collector = factory(service_config, tenant_config)
-            ctx = SyncContext(
-                engine, tenant_config, service_config, kind, collector.repo_key(), progress
-            )
-            started = time.perf_counter()
-            collector.sync(ctx)
-            ctx.report.seconds = time.perf_counter() - started
-            reports.append(ctx.report)
-    if service and not matched:
-        raise UserError(f"--service {service}: not configured in insights.toml")
+    for tenant_config, service_config, collector in runs:
+        if on_start:
+            on_start(tenant_config, service_config)
+        reports.append(
+            sync_service(engine, tenant_config, service_config, progress, on_batch, collector)
+        )
     return reports
 
 

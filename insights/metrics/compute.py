@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from insights.metrics import failures, frequency, lead_time, recovery, rework, shipped, tiers
+from insights.metrics.keys import intern_shas
 from insights.metrics.production import production_deployments
 from insights.metrics.result import SlowChange, Window, WindowMetrics
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 TIME_COLUMNS = {
     "deployments": ("started_at", "finished_at"),
-    "commits": ("committed_at", "authored_at"),
+    "commits": ("committed_at",),
     "changes": ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
     "incidents": ("opened_at", "resolved_at"),
 }
@@ -33,37 +34,62 @@ TIME_COLUMNS = {
 
 def _utc_ns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     """The frame with its time columns as datetime64[ns, UTC] (inputs may carry offsets)."""
-    present = [c for c in columns if c in frame.columns]
-    if not present:
-        return frame
-    frame = frame.copy()
-    for column in present:
+    wanted = pd.DatetimeTZDtype("ns", "UTC")
+    converted = {}
+    for column in columns:
+        if column not in frame.columns or frame[column].dtype == wanted:
+            continue
         values = pd.to_datetime(frame[column], utc=True)
         if values.dt.tz is None:  # an all-missing column comes back naive
             values = values.dt.tz_localize("UTC")
-        frame[column] = values.astype("datetime64[ns, UTC]")
-    return frame
+        converted[column] = values.astype(wanted)
+    return frame.assign(**converted) if converted else frame
 
 
 TEXT_COLUMNS = (
     "service",
-    "sha",
     "external_id",
     "environment",
     "status",
     "deployment_external_id",
-    "merge_sha",
     "title",
 )
 
 
 def _keys(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with its key columns as strings (empty frames come back as float columns)."""
-    present = [c for c in TEXT_COLUMNS if c in frame.columns]
-    frame = frame.astype({c: "str" for c in present})
+    present = [
+        c
+        for c in TEXT_COLUMNS
+        if c in frame.columns and not isinstance(frame[c].dtype, pd.StringDtype)
+    ]
+    if present:
+        frame = frame.astype({c: "str" for c in present})
     if "deployment_id" in frame.columns:
         frame["deployment_id"] = frame["deployment_id"].astype(np.int64)
     return frame
+
+
+def _service_names(column: pd.Series) -> list[str]:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [str(c) for c in column.cat.categories]
+    return [str(n) for n in pd.unique(column.dropna().astype(object))]
+
+
+def _same_services(*frames: pd.DataFrame) -> list[pd.DataFrame]:
+    """`service` columns as one shared categorical, so joins and filters compare small codes."""
+    names = sorted({n for f in frames for n in _service_names(f["service"])})
+    dtype = pd.CategoricalDtype(names)
+    out = []
+    for f in frames:
+        column = f["service"]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            same = list(column.cat.categories) == names and not column.cat.ordered
+            shared = column if same else column.cat.set_categories(names)
+        else:
+            shared = column.astype(object).astype(dtype)
+        out.append(f if shared is column else f.assign(service=shared))
+    return out
 
 
 def _ns(values: pd.Series) -> np.ndarray:
@@ -93,11 +119,20 @@ def prepare(frames: DeliveryFrames) -> Prepared:
     changes = _keys(_utc_ns(frames.changes, TIME_COLUMNS["changes"]))
     incidents = _keys(_utc_ns(frames.incidents, TIME_COLUMNS["incidents"]))
     links = _keys(frames.deployment_commits)
+    deployments, commits, changes, incidents, services = _same_services(
+        deployments, commits, changes, incidents, frames.services
+    )
+    (dep_sha, link_sha, commit_sha, merge_sha), shas = intern_shas(
+        [deployments["sha"], links["sha"], commits["sha"], changes["merge_sha"]]
+    )
+    deployments = deployments.assign(sha=dep_sha)
+    links = links.assign(sha=link_sha)
+    commits = commits.assign(sha=commit_sha)
+    changes = changes.assign(merge_sha=merge_sha)
 
-    prod = production_deployments(deployments, frames.services)
-    ships = shipped.shipped_commits(prod, links, commits)
-    first = lead_time.first_shipments(prod, ships, commits)
-    first = first[first["hours"].notna()].assign(finished_ns=lambda f: _ns(f["finished_at"]))
+    prod = production_deployments(deployments, services)
+    ships = shipped.shipped_commits(prod, links, commits, shas)
+    first = lead_time.first_shipments(prod, ships, commits, len(shas))
 
     backs = failures.rollbacks(prod)
     rolled = backs["rolled_back"].to_numpy(dtype=bool)
@@ -115,7 +150,7 @@ def prepare(frames: DeliveryFrames) -> Prepared:
         ),
         finished_ns=_ns(prod["finished_at"]),
     )
-    stages = lead_time.change_stages(changes, first)
+    stages = lead_time.change_stages(changes, first, shas)
     stages = stages.assign(deployed_ns=_ns(pd.to_datetime(stages["deployed_at"], utc=True)))
     blamed = blamed.assign(opened_ns=_ns(blamed["opened_at"]))
     return Prepared(prod, first, stages, blamed)

@@ -66,8 +66,10 @@ def attribute_incidents(incidents: pd.DataFrame, prod: pd.DataFrame) -> pd.DataF
     if frame.empty or prod.empty:
         return frame
     targets = prod[["service", "external_id", "deployment_id", "finished_at"]]
+    wanted = frame["deployment_external_id"].dropna().unique()
+    candidates = targets[targets["external_id"].isin(wanted)] if len(wanted) else targets.iloc[:0]
     linked = frame[["service", "deployment_external_id"]].merge(
-        targets,
+        candidates,
         left_on=["service", "deployment_external_id"],
         right_on=["service", "external_id"],
         how="left",

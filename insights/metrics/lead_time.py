@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from insights.metrics.keys import MISSING, ShaTable, codes_of, first_rows
 from insights.metrics.result import LeadTimeBreakdownHours, LeadTimeHours
 
 HOUR = np.timedelta64(3600, "s")
@@ -30,22 +31,35 @@ def hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
 
 
 def first_shipments(
-    prod: pd.DataFrame, shipped: pd.DataFrame, commits: pd.DataFrame
+    prod: pd.DataFrame,
+    shipped: tuple[np.ndarray, np.ndarray],
+    commits: pd.DataFrame,
+    sha_count: int,
 ) -> pd.DataFrame:
     """Per (service, sha): the first production deployment that shipped it, and the lead time.
 
-    Columns: service, sha, deployment_id, finished_at, committed_at, hours.
+    `shipped` holds (rows in `prod`, sha codes); `prod` rows are in deployment order per
+    service. Columns: service, sha, finished_ns, hours (commits we have no record of are left
+    out).
     """
-    deployments = prod[["deployment_id", "service", "pos", "finished_at"]]
-    rows = shipped.merge(deployments, on="deployment_id", how="inner", sort=False)
-    rows = rows.sort_values("pos", kind="stable").drop_duplicates(["service", "sha"])
-    rows = rows.merge(
-        commits[["service", "sha", "committed_at"]].drop_duplicates(["service", "sha"]),
-        on=["service", "sha"],
-        how="left",
+    service_codes = prod["service"].cat.codes.to_numpy().astype(np.int64)
+    shipped_rows, shipped_shas = shipped
+    row, sha = first_rows(shipped_rows, service_codes[shipped_rows], shipped_shas, sha_count)
+    table = ShaTable(commits["service"].cat.codes.to_numpy(), commits["sha"].to_numpy(), sha_count)
+    found = table.find(service_codes[row], sha)
+    committed = commits["committed_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    ok = found >= 0
+    ok[ok] = committed[found[ok]] != np.iinfo(np.int64).min  # NaT
+    row, sha, committed_ns = row[ok], sha[ok], committed[found[ok]]
+    finished_ns = prod["finished_at"].to_numpy("datetime64[ns]").astype(np.int64)[row]
+    return pd.DataFrame(
+        {
+            "service": pd.Categorical.from_codes(service_codes[row], dtype=prod["service"].dtype),
+            "sha": sha,
+            "finished_ns": finished_ns,
+            "hours": np.maximum((finished_ns - committed_ns) / 3.6e12, 0.0),
+        }
     )
-    rows["hours"] = hours(rows["finished_at"], rows["committed_at"])
-    return rows[["service", "sha", "deployment_id", "finished_at", "committed_at", "hours"]]
 
 
 def _round(value: float) -> float:
@@ -63,7 +77,7 @@ def summarize(samples: np.ndarray) -> LeadTimeHours:
     )
 
 
-def change_stages(changes: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
+def change_stages(changes: pd.DataFrame, first: pd.DataFrame, shas: pd.Index) -> pd.DataFrame:
     """Per merged change that reached production: its stages in hours and when it deployed.
 
     Columns: service, external_id, title, deployed_at, lead_time_hours, coding, pickup, review,
@@ -73,21 +87,31 @@ def change_stages(changes: pd.DataFrame, first: pd.DataFrame) -> pd.DataFrame:
     merged = changes[changes["merged_at"].notna()]
     if merged.empty or first.empty:
         return pd.DataFrame({c: [] for c in columns})
-    shipped_at = first[["service", "sha", "finished_at"]]
-    by_merge = merged[["service", "external_id", "merge_sha"]].merge(
-        shipped_at, left_on=["service", "merge_sha"], right_on=["service", "sha"], how="inner"
+    table = ShaTable(first["service"].cat.codes.to_numpy(), first["sha"].to_numpy(), len(shas))
+    finished = first["finished_ns"].to_numpy()
+
+    def shipped_ns(services: pd.Series, shas: np.ndarray) -> np.ndarray:
+        found = table.find(services.cat.codes.to_numpy().astype(np.int64), shas)
+        return np.where(found >= 0, finished[np.maximum(found, 0)], MISSING)
+
+    by_merge = merged[["service", "external_id"]].assign(
+        deployed_ns=shipped_ns(merged["service"], merged["merge_sha"].to_numpy(np.int64))
     )
     listed = merged[["service", "external_id", "commits"]].explode("commits").dropna()
+    listed = listed.assign(
+        deployed_ns=shipped_ns(listed["service"], codes_of(listed["commits"], shas))
+    )
     by_commits = (
-        listed.merge(
-            shipped_at, left_on=["service", "commits"], right_on=["service", "sha"], how="inner"
-        )
-        .groupby(["service", "external_id"], as_index=False)["finished_at"]
+        listed[listed["deployed_ns"] != MISSING]
+        .groupby(["service", "external_id"], as_index=False, observed=True)["deployed_ns"]
         .max()
     )
     deployed = pd.concat(
-        [by_merge[["service", "external_id", "finished_at"]], by_commits], ignore_index=True
+        [by_merge[by_merge["deployed_ns"] != MISSING], by_commits], ignore_index=True
     ).drop_duplicates(["service", "external_id"], keep="first")
+    deployed_at = pd.to_datetime(deployed["deployed_ns"].to_numpy().view("datetime64[ns]"))
+    deployed = deployed.assign(finished_at=deployed_at.tz_localize("UTC"))
+    deployed = deployed.drop(columns=["deployed_ns"])
     rows = merged.merge(deployed, on=["service", "external_id"], how="inner")
     rows = rows.rename(columns={"finished_at": "deployed_at"})
     start = rows["first_commit_at"].fillna(rows["opened_at"])

@@ -26,52 +26,69 @@ COLUMNS = [
 ]
 
 
-def production_environments(deployments: pd.DataFrame, services: pd.DataFrame) -> pd.Series:
+def production_environments(deployments: pd.DataFrame, services: pd.DataFrame) -> np.ndarray:
     """Boolean mask: does each deployment's environment match its service's production regex."""
-    patterns = dict(zip(services["service"], services["production_pattern"], strict=True))
-    pairs = deployments[["service", "environment"]].drop_duplicates()
-    matches = {}
-    for service, environment in pairs.itertuples(index=False):
+    names = services["service"].astype(str)
+    patterns = dict(zip(names, services["production_pattern"], strict=True))
+    service_codes = deployments["service"].cat.codes.to_numpy().astype(np.int64)
+    environments = pd.Categorical(deployments["environment"])
+    env_codes = environments.codes.astype(np.int64)
+    pair_codes = service_codes * (len(environments.categories) + 1) + env_codes
+    pairs, inverse = np.unique(pair_codes, return_inverse=True)
+    matches = np.zeros(len(pairs), bool)
+    for i, pair in enumerate(pairs):
+        service_code, env_code = divmod(int(pair), len(environments.categories) + 1)
+        if service_code < 0 or env_code < 0 or env_code >= len(environments.categories):
+            continue
+        service = str(deployments["service"].cat.categories[service_code])
+        environment = str(environments.categories[env_code])
         pattern = patterns.get(service)
         if pattern is None:
-            matches[(service, environment)] = False
             continue
         try:
-            matches[(service, environment)] = re.search(pattern, environment) is not None
+            matches[i] = re.search(pattern, environment) is not None
         except re.error as exc:
             raise UserError(
                 f"service {service!r}: production_pattern {pattern!r} is not a regex ({exc})"
             ) from None
-    if not matches:
-        return pd.Series(np.zeros(len(deployments), bool), index=deployments.index)
-    keys = pd.MultiIndex.from_frame(deployments[["service", "environment"]])
-    lookup = pd.Series(matches)
-    return pd.Series(lookup.reindex(keys).to_numpy(dtype=bool), index=deployments.index)
+    return matches[inverse.reshape(-1)] if len(pair_codes) else np.zeros(0, bool)
+
+
+def _order(frame: pd.DataFrame) -> np.ndarray:
+    """Positions sorting `frame` by (service, finished_at, external_id)."""
+    service = frame["service"].cat.codes.to_numpy()
+    finished = frame["finished_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    order = np.lexsort((finished, service))
+    s, f = service[order], finished[order]
+    if not ((s[1:] == s[:-1]) & (f[1:] == f[:-1])).any():
+        return order
+    # equal finish times of one service: the external id decides (slower, so only then)
+    return np.lexsort((frame["external_id"].astype(str).to_numpy(), finished, service))
 
 
 def production_deployments(deployments: pd.DataFrame, services: pd.DataFrame) -> pd.DataFrame:
     """Successful production deployments, sorted by (service, finished_at, external_id).
 
-    Adds `pos` (0-based order within the service, all production environments together) and
-    `env_pos` (order within service + environment).
+    `service` must be categorical (see `compute.prepare`). A row id seen twice keeps its last
+    row. Adds `pos` (0-based order within the service, all production environments together)
+    and `env_pos` (order within service + environment).
     """
-    if deployments.empty:
-        return pd.DataFrame(
-            {c: pd.Series(dtype=object) for c in COLUMNS}
-            | {"finished_at": pd.Series(dtype="datetime64[ns, UTC]")}
-            | {"pos": pd.Series(dtype=np.int64), "env_pos": pd.Series(dtype=np.int64)}
-        )
-    frame = deployments.drop_duplicates(["service", "external_id"], keep="last")
+    frame = deployments
+    if frame["deployment_id"].duplicated().any():
+        frame = frame.drop_duplicates("deployment_id", keep="last")
     keep = (
         (frame["status"] == "success").to_numpy()
         & frame["finished_at"].notna().to_numpy()
-        & production_environments(frame, services).to_numpy()
+        & production_environments(frame, services)
     )
     frame = frame.loc[keep, COLUMNS]
-    frame = frame.sort_values(["service", "finished_at", "external_id"], kind="stable")
-    frame = frame.reset_index(drop=True)
-    frame["pos"] = frame.groupby("service", sort=False).cumcount().astype(np.int64)
+    frame = frame.iloc[_order(frame)].reset_index(drop=True)
+    service = frame["service"].cat.codes.to_numpy()
+    starts = np.flatnonzero(np.r_[True, service[1:] != service[:-1]]) if len(frame) else []
+    pos = np.arange(len(frame), dtype=np.int64)
+    pos -= np.repeat(np.asarray(starts, np.int64), np.diff(np.r_[starts, len(frame)]).astype(int))
+    frame["pos"] = pos
     frame["env_pos"] = (
-        frame.groupby(["service", "environment"], sort=False).cumcount().astype(np.int64)
-    )
+        frame.groupby(["service", "environment"], sort=False, observed=True).cumcount()
+    ).astype(np.int64)
     return frame

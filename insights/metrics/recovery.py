@@ -31,10 +31,14 @@ def recovery_hours(
     if not failed.any():
         return out
     blamed = attributed[attributed["deployment_id"].notna()]
-    per_deployment = blamed.groupby("deployment_id").agg(
-        opened=("opened_at", "min"),
-        resolved=("resolved_at", "max"),
-        open_count=("resolved_at", lambda s: int(s.isna().sum())),
+    per_deployment = (
+        blamed.assign(still_open=blamed["resolved_at"].isna())
+        .groupby("deployment_id")
+        .agg(
+            opened=("opened_at", "min"),
+            resolved=("resolved_at", "max"),
+            open_count=("still_open", "sum"),
+        )
     )
     ids = prod["deployment_id"]
     has_incident = ids.isin(per_deployment.index).to_numpy()

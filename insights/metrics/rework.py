@@ -46,15 +46,15 @@ def during_incidents(prod: pd.DataFrame, attributed: pd.DataFrame) -> np.ndarray
         resolved.to_numpy("datetime64[ns]").astype(_NS),
     )
     finished = prod["finished_at"].to_numpy("datetime64[ns]").astype(_NS)
-    services = blamed["service"].to_numpy()
+    prod_services = prod["service"].cat.codes.to_numpy()  # prod is sorted by service
+    services = blamed["service"].cat.codes.to_numpy()
     for service in np.unique(services):
         mine = services == service
         s, e = _union(starts[mine], ends[mine])
-        rows = np.flatnonzero((prod["service"] == service).to_numpy())
-        t = finished[rows]
+        lo, hi = np.searchsorted(prod_services, [service, service + 1])
+        t = finished[lo:hi]
         i = np.searchsorted(s, t, side="right") - 1
-        inside = (i >= 0) & (t < e[np.maximum(i, 0)])
-        out[rows] = inside
+        out[lo:hi] = (i >= 0) & (t < e[np.maximum(i, 0)])
     return out
 
 

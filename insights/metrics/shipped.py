@@ -16,10 +16,10 @@ Example: d1 runs `b` (first: ships nothing), d2 runs `d` whose history is d → 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import pandas as pd
+
+from insights.metrics.keys import MISSING, codes_of
 
 
 def redeploys(prod: pd.DataFrame) -> np.ndarray:
@@ -30,13 +30,13 @@ def redeploys(prod: pd.DataFrame) -> np.ndarray:
     return (first < prod["pos"]).to_numpy()
 
 
-def _walk(sha: str, parents: dict[str, Iterable[str]], visited: set[str]) -> list[str]:
+def _walk(sha: int, parents: dict[int, list[int]], visited: set[int]) -> list[int]:
     """Commits reachable from `sha` not yet in `visited` (which this call extends)."""
     found = []
     stack = [sha]
     while stack:
         current = stack.pop()
-        if current in visited:
+        if current in visited or current == MISSING:
             continue
         visited.add(current)
         found.append(current)
@@ -44,46 +44,65 @@ def _walk(sha: str, parents: dict[str, Iterable[str]], visited: set[str]) -> lis
     return found
 
 
-def _graph_shipped(prod: pd.DataFrame, commits: pd.DataFrame, redeploy: np.ndarray) -> pd.DataFrame:
+def _parents(commits: pd.DataFrame, services: set[str], shas: pd.Index) -> dict[str, dict]:
+    """Per service: sha code → parent codes, for the services whose history must be walked."""
+    graph: dict[str, dict[int, list[int]]] = {s: {} for s in services}
+    relevant = commits.loc[commits["service"].isin(services), ["service", "sha", "parents"]]
+    edges = relevant.explode("parents").dropna(subset=["parents"])
+    parent_codes = codes_of(edges["parents"], shas)
+    for service, sha, parent in zip(edges["service"], edges["sha"], parent_codes, strict=True):
+        if parent != MISSING:
+            graph[service].setdefault(int(sha), []).append(int(parent))
+    return graph
+
+
+def _graph_shipped(
+    prod: pd.DataFrame, commits: pd.DataFrame, redeploy: np.ndarray, shas: pd.Index
+) -> pd.DataFrame:
     unlisted = ~prod["commits_listed"].astype(bool).to_numpy()
     groups = prod.loc[unlisted, ["service", "environment"]].drop_duplicates()
     if groups.empty:
-        return pd.DataFrame({"deployment_id": [], "sha": []})
-    services = set(groups["service"])
-    graph: dict[str, dict[str, Iterable[str]]] = {s: {} for s in services}
-    relevant = commits[commits["service"].isin(services)]
-    for service, sha, parents in relevant[["service", "sha", "parents"]].itertuples(index=False):
-        graph[service][sha] = parents if parents is not None else ()
+        return pd.DataFrame({"deployment_id": [], "sha": []}, dtype=np.int64)
+    graph = _parents(commits, set(groups["service"]), shas)
     wanted = set(groups.itertuples(index=False, name=None))
     ids: list[int] = []
-    shas: list[str] = []
+    found_shas: list[int] = []
     frame = prod.assign(unlisted=unlisted, redeploy=redeploy)
     for (service, environment), group in frame.groupby(["service", "environment"], sort=False):
         if (service, environment) not in wanted:
             continue
-        visited: set[str] = set()
-        parents = graph[service]
+        visited: set[int] = set()
         for row in group.itertuples(index=False):
-            found = _walk(row.sha, parents, visited)
+            found = _walk(int(row.sha), graph[service], visited)
             if row.env_pos == 0 or not row.unlisted or row.redeploy:
                 continue
             ids.extend([row.deployment_id] * len(found))
-            shas.extend(found)
-    return pd.DataFrame({"deployment_id": ids, "sha": shas})
+            found_shas.extend(found)
+    return pd.DataFrame(
+        {"deployment_id": np.array(ids, np.int64), "sha": np.array(found_shas, np.int64)}
+    )
 
 
 def shipped_commits(
-    prod: pd.DataFrame, deployment_commits: pd.DataFrame, commits: pd.DataFrame
-) -> pd.DataFrame:
-    """(deployment_id, sha) for every commit a production deployment ships (rules above)."""
+    prod: pd.DataFrame, deployment_commits: pd.DataFrame, commits: pd.DataFrame, shas: pd.Index
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, sha codes): every commit a production deployment ships (rules above).
+
+    `rows` are positions in `prod`; `sha` columns hold codes from `keys.intern_shas`, and
+    `shas` maps codes back to shas (to follow `parents`).
+    """
     redeploy = redeploys(prod)
-    listed_ids = prod.loc[
-        prod["commits_listed"].astype(bool).to_numpy() & ~redeploy, "deployment_id"
-    ]
-    listed = deployment_commits.loc[
-        deployment_commits["deployment_id"].isin(listed_ids), ["deployment_id", "sha"]
-    ]
-    graph = _graph_shipped(prod, commits, redeploy)
+    ships_listed = prod["commits_listed"].astype(bool).to_numpy() & ~redeploy
+    ids = pd.Index(prod["deployment_id"].to_numpy())
+    row = ids.get_indexer(deployment_commits["deployment_id"].to_numpy())
+    keep = row >= 0
+    keep[keep] = ships_listed[row[keep]]
+    rows, codes = row[keep], deployment_commits["sha"].to_numpy(np.int64)[keep]
+    graph = _graph_shipped(prod, commits, redeploy, shas)
     if graph.empty:
-        return listed.reset_index(drop=True)
-    return pd.concat([listed, graph], ignore_index=True)
+        return rows.astype(np.int64), codes
+    graph_rows = ids.get_indexer(graph["deployment_id"].to_numpy())
+    return (
+        np.concatenate([rows, graph_rows]).astype(np.int64),
+        np.concatenate([codes, graph["sha"].to_numpy(np.int64)]),
+    )

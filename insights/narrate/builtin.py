@@ -63,6 +63,7 @@ RULES = {
     "rework_high_pct": 10,
     "deploy_days_low_pct": 50,
     "regression_pct": 25,
+    "regression_min_pp": 5,
     "lead_time_min_samples": 5,
 }
 FEW_DEPLOYS = {"low", "medium"}
@@ -234,7 +235,9 @@ def _value(f: _Facts, metric: str, side: str) -> str | None:
     if key == "rate_pct":
         return f"{n(value)}%"
     if key == "per_week":
-        return f"{n(value)} deployments per week"
+        return (
+            f"{n(value)} deployment per week" if value == 1 else f"{n(value)} deployments per week"
+        )
     return hours(value)
 
 
@@ -521,6 +524,8 @@ def rule_regression(f: _Facts) -> _Candidate | None:
         if change["direction"] != "worsened" or change["relative_pct"] is None:
             continue
         size = abs(change["relative_pct"])
+        if change["unit"] and abs(change["absolute"] or 0) < RULES["regression_min_pp"]:
+            continue  # a rate moving 9.7% → 12.9% is a third worse but still only 3 points
         if size >= RULES["regression_pct"] and size > worst_size:
             worst, worst_size = metric, size
     if worst is None:

@@ -184,6 +184,7 @@ def narrate_with(
                 with limit:
                     completion = provider.complete(request)
         except ProviderError as exc:
+            usage.latency_ms += round((time.monotonic() - started) * 1000)
             result = fallback(facts, f"{provider.name} failed: {exc}")
             return _with_usage(result, usage, provider)
         usage.add(completion, time.monotonic() - started)
@@ -256,13 +257,23 @@ def narrate_for_tenant(
     facts = facts if facts is not None else build_facts(report)
     at = at or now()
     pool = pool or default_pool()
+    repo = TenantRepository.open(session, tenant_config.name, create=True)
     try:
         provider = pool.get(config)
     except UserError as exc:
         log.warning("tenant %s: LLM unusable, built-in narrator used: %s", tenant_config.name, exc)
-        return fallback(facts, f"llm configuration: {exc}")
+        result = fallback(facts, f"llm configuration: {exc}")
+        ledger.record(
+            repo,
+            report,
+            result,
+            key="",
+            billed_provider=config.provider,
+            billed_model=config.model,
+            at=at,
+        )
+        return result
     assert provider is not None
-    repo = TenantRepository.open(session, tenant_config.name, create=True)
     key = ledger.cache_key(facts, provider.name, provider.model, PROMPT_VERSION)
     hit = ledger.cached(repo, key)
     if hit is not None:

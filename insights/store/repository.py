@@ -7,13 +7,13 @@ did (new / updated / unchanged), the same way on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,10 +33,12 @@ from insights.store.models import (
     SyncCursor,
     Team,
     Tenant,
+    UtcDateTime,
 )
 from insights.timeutil import now
 
 CHUNK = 500
+SELECT_CHUNK = 2000  # keys per "which of these exist" query (well under both bind limits)
 
 
 @dataclass
@@ -77,13 +79,33 @@ class DeliveryFrames:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _insert(session: Session, model: type[Base]) -> Any:
+def _insert(session: Session, model: type[Base] | Table) -> Any:
+    """A dialect INSERT (with ON CONFLICT support) for a model or its table.
+
+    Executing an INSERT on the *table* with a list of rows is a plain DBAPI executemany;
+    on the mapped class the ORM's bulk path adds per-row bookkeeping for nothing.
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(model)
     if dialect == "sqlite":
         return sqlite.insert(model)
     raise UserError(f"unsupported database dialect {dialect!r}")
+
+
+def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """The column type's bind processor for `dialect`; for UTC times on SQLite an equivalent
+    one-step version (the stacked TypeDecorator calls cost more than the insert itself)."""
+    if isinstance(column_type, UtcDateTime) and dialect.name == "sqlite":
+        return _sqlite_utc
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_utc(value: datetime) -> str:
+    """An aware time as SQLAlchemy stores it in SQLite: naive UTC, microseconds always shown."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -224,39 +246,73 @@ class TenantRepository:
             return counts, written
         columns = [c for c in next(iter(latest.values())) if c not in ("service_id", key)]
         table = model.__table__  # type: ignore[attr-defined]
-        for chunk in _chunks(list(latest.items())):
+        stored = select(table.c.service_id, table.c[key], *[table.c[c] for c in columns]).where(
+            table.c.tenant_id == self.tenant_id,
+            table.c.service_id.in_(bindparam("service_ids", expanding=True)),
+            table.c[key].in_(bindparam("keys", expanding=True)),
+        )
+        to_write: list[dict[str, Any]] = []
+        for chunk in _chunks(list(latest.items()), SELECT_CHUNK):
             service_ids = {sid for (sid, _), _ in chunk}
-            keys = {k for (_, k), _ in chunk}
+            keys = [k for (_, k), _ in chunk]
             existing = {
-                (r.service_id, getattr(r, key)): r
+                (r[0], r[1]): r[2:]
                 for r in self.session.execute(
-                    select(table.c.service_id, table.c[key], *[table.c[c] for c in columns]).where(
-                        table.c.tenant_id == self.tenant_id,
-                        table.c.service_id.in_(service_ids),
-                        table.c[key].in_(keys),
-                    )
+                    stored, {"service_ids": list(service_ids), "keys": keys}
                 )
             }
-            to_write = []
             for natural, row in chunk:
                 old = existing.get(natural)
                 if old is None:
                     counts.new += 1
-                elif any(getattr(old, c) != row[c] for c in columns):
+                elif any(o != row[c] for o, c in zip(old, columns, strict=True)):
                     counts.updated += 1
                 else:
                     counts.unchanged += 1
                     continue
-                to_write.append({**row, "tenant_id": self.tenant_id})
+                to_write.append(row)
                 written[natural] = row
-            if to_write:
-                stmt = _insert(self.session, model)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["tenant_id", "service_id", key],
-                    set_={c: stmt.excluded[c] for c in columns},
-                )
-                self.session.execute(stmt, to_write)
+        if to_write:
+            self._write_rows(table, ["tenant_id", "service_id", key], columns, to_write)
         return counts, written
+
+    def _write_rows(
+        self,
+        table: Table,
+        conflict: list[str],
+        update: list[str],
+        rows: list[dict[str, Any]],
+    ) -> None:
+        """`INSERT … ON CONFLICT (conflict) DO UPDATE SET update…` of this tenant's `rows`, as
+        one DBAPI executemany.
+
+        Values go through each column type's own bind processor for the dialect (exactly the
+        conversion SQLAlchemy applies), column by column, without SQLAlchemy's per-row
+        statement bookkeeping, which was most of the cost of importing 10⁵ rows.
+        """
+        connection = self.session.connection()
+        dialect = connection.dialect
+        quote = dialect.identifier_preparer.quote
+        names = list(rows[0])
+        columns: list[Any] = [[row[name] for row in rows] for name in names]
+        for index, name in enumerate(names):
+            process = _bind_processor(table.c[name].type, dialect)
+            if process is not None:
+                columns[index] = [None if v is None else process(v) for v in columns[index]]
+        names.append("tenant_id")
+        columns.append([self.tenant_id] * len(rows))
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        action = (
+            "UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
+            if update
+            else "NOTHING"
+        )
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join(mark for _ in names)}) "
+            f"ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO {action}"
+        )
+        connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
 
     def upsert_commits(self, service_id: int, events: Sequence[CommitEvent]) -> UpsertCounts:
         rows = [
@@ -356,12 +412,10 @@ class TenantRepository:
             )
             by_id = {ids[x]: listed[x] for x in chunk}
             links = [
-                {"tenant_id": self.tenant_id, "deployment_id": dep_id, "sha": sha}
-                for dep_id in stale
-                for sha in by_id[dep_id]
+                {"deployment_id": dep_id, "sha": sha} for dep_id in stale for sha in by_id[dep_id]
             ]
             if links:
-                self.session.execute(_insert(self.session, DeploymentCommit), links)
+                self._write_rows(DeploymentCommit.__table__, ["deployment_id", "sha"], [], links)
         return changed
 
     def upsert_incidents(self, service_id: int, events: Sequence[IncidentEvent]) -> UpsertCounts:
@@ -430,7 +484,7 @@ class TenantRepository:
             }
             for external_id, payload in payloads
         ]
-        stmt = _insert(self.session, RawPayload)
+        stmt = _insert(self.session, RawPayload.__table__)
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant_id", "source", "repo", "kind", "external_id"],
             set_={

@@ -72,7 +72,7 @@ def untrusted_items(facts: dict[str, Any]) -> list[UntrustedItem]:
 def facts_json(facts: dict[str, Any]) -> str:
     """The facts the model may quote, as stable JSON (sorted keys, no untrusted text)."""
     visible = {k: v for k, v in facts.items() if k not in HIDDEN_KEYS}
-    return json.dumps(visible, indent=1, sort_keys=True, ensure_ascii=False, default=str)
+    return json.dumps(visible, sort_keys=True, ensure_ascii=False, default=str)
 
 
 def render_system() -> str:

@@ -1,0 +1,577 @@
+"""The local-git collector: commits, deployments and shipped commits from a clone, via `git`.
+
+Everything is streamed from `git` subprocesses, one line at a time, and committed in batches
+through `SyncContext.commit`, so a history of any size is read in bounded memory and a killed sync
+resumes where its last batch left off.
+
+Rules (DESIGN.md):
+- Commits: every commit reachable from the repository's refs (branches, tags, remotes, other
+  refs such as pull heads; not notes or the stash). Times are git's epoch seconds, stored as UTC
+  (the author's offset only changes how git prints the time, not the instant). Message = subject.
+- Deployments: each tag matching `tag_pattern` (shell glob on the tag name, default `v*`) is a
+  successful `production` deployment of the tagged commit, finished at the tagger date for an
+  annotated tag or the commit's committer date for a lightweight tag; its id is the tag name.
+  With `deploy_log`, deployments come from that NDJSON file instead (canonical deployment events,
+  one a line; `service` may be omitted).
+- Shipped commits: deployments of one environment are ordered by (finished_at, id); a deployment
+  ships the commits reachable from its sha and from no earlier deployment, i.e.
+  `git rev-list cur --not <every earlier deployment>`, which is `prev..cur` on a linear history
+  and counts each commit once, at its first production deployment, when maintenance branches
+  interleave. A re-tag of a sha that was already deployed (or a rollback to an ancestor) ships
+  nothing (an explicit empty list). The first deployment has no predecessor: its commits are not
+  listed (`commits` stays unset), so it contributes no lead-time samples (DESIGN.md).
+- Merge commits are shipped commits like any other, as in Four Keys (which counts every commit
+  of a push): the merge carries when a change was integrated, its branch commits when the work
+  was done; both are reachable, so both are listed.
+- Incremental: the `commit` cursor keeps the ref tips already read, so a resync runs
+  `git log <new tips> --not <old tips>` (nothing at all when no ref moved); the `deployment`
+  cursor keeps a fingerprint per deployment, so only new or changed deployments (and those after
+  them in time, whose predecessors changed) are recomputed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from insights.collect.events import iter_lines
+from insights.collect.sync import SyncContext, SyncReport, register, sync_service
+from insights.config import ServiceConfig, SourceConfig, TenantConfig
+from insights.errors import UserError
+from insights.model import MESSAGE_MAX, TITLE_MAX, CommitEvent, DeploymentEvent, EventError
+from insights.timeutil import iso
+
+COMMIT_BATCH = 10_000  # commits per transaction; INSIGHTS_LOCALGIT_BATCH overrides
+DEPLOYMENT_BATCH = 250
+# %x00 separates fields; a commit is one line (%s is the subject, never multi-line).
+LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s"
+_EXCLUDED_REFS = ("refs/notes/", "refs/stash")
+
+
+# -- git plumbing -------------------------------------------------------------------------------
+
+
+class Git:
+    """Runs `git` in one repository; output is streamed, never read whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _argv(self, *args: str) -> list[str]:
+        return ["git", "-C", str(self.path), "-c", "core.quotePath=off", *args]
+
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        """Run a git command that prints little and return its output."""
+        try:
+            done = subprocess.run(
+                self._argv(*args), input=stdin, capture_output=True, text=True, check=False
+            )
+        except FileNotFoundError:
+            raise UserError("git: command not found (install git to use localgit)") from None
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["failed"])[0]
+            raise UserError(f"{self.path}: git {args[0]}: {first}")
+        return done.stdout
+
+    def start(self, *args: str, stdin: Iterable[str] = ()) -> Running:
+        """Start a git command fed `stdin` lines; read its output later with `lines()`.
+
+        Git computes while nobody reads (until its pipe buffer fills), so a walk started early
+        runs alongside our own work.
+        """
+        # a file, not a pipe, so git never blocks on it; closed by Running.stop()
+        errors = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(
+                self._argv(*args),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                bufsize=1 << 20,
+            )
+        except FileNotFoundError:
+            errors.close()
+            raise UserError("git: command not found (install git to use localgit)") from None
+        assert proc.stdin is not None
+        proc.stdin.write("".join(f"{line}\n" for line in stdin).encode())
+        proc.stdin.close()
+        return Running(args[0], proc, errors)
+
+    def lines(self, running: Running) -> Iterator[bytes]:
+        """Yield a started command's output lines (without the newline) as they come."""
+        proc = running.proc
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                yield line[:-1] if line.endswith(b"\n") else line
+            if proc.wait() != 0:
+                raise UserError(f"{self.path}: git {running.command}: {running.first_error()}")
+        finally:
+            running.stop()
+
+    def stream(self, *args: str, stdin: Iterable[str] = ()) -> Iterator[bytes]:
+        """Yield git's output lines (without the newline) as they come."""
+        return self.lines(self.start(*args, stdin=stdin))
+
+    def ref_tips(self) -> list[str]:
+        """The commits the refs point at (tags peeled; notes, stash and non-commits left out)."""
+        out = self.run(
+            "for-each-ref",
+            "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)",
+        )
+        tips = set()
+        for line in out.splitlines():
+            name, kind, oid, peeled_kind, peeled = line.split("\0")
+            if name.startswith(_EXCLUDED_REFS):
+                continue
+            if kind == "commit":
+                tips.add(oid)
+            elif peeled_kind == "commit":
+                tips.add(peeled)
+        return sorted(tips)
+
+    def resolve(self, names: Iterable[str]) -> dict[str, str]:
+        """Full commit ids of the names (shas, short shas) that the repository has as commits."""
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return {}
+        out = self.run(
+            "cat-file",
+            "--batch-check=%(objectname) %(objecttype) %(rest)",
+            stdin="".join(f"{name} {name}\n" for name in wanted),
+        )
+        resolved = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "commit":
+                resolved[parts[2]] = parts[0]
+        return resolved
+
+
+@dataclass
+class Running:
+    """A git process started by `Git.start`, its stderr kept in a temporary file."""
+
+    command: str
+    proc: subprocess.Popen[bytes]
+    errors: IO[bytes]
+
+    def stop(self) -> None:
+        """End the process if still running and release its pipe and file."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.errors.close()
+
+    def first_error(self) -> str:
+        self.errors.seek(0)
+        text = self.errors.read().decode(errors="replace").strip()
+        return (text.splitlines() or [f"exit status {self.proc.returncode}"])[0]
+
+
+def open_repository(path: Path | None, service: str) -> Git:
+    """A `Git` for the service's clone; a missing path or non-repository is a UserError."""
+    if path is None:
+        raise UserError(f"service {service!r}: source.path is required for kind localgit")
+    path = path.expanduser()
+    if not path.is_dir():
+        raise UserError(f"{path}: no such directory (source.path of service {service!r})")
+    git = Git(path.resolve())
+    try:
+        git.run("rev-parse", "--git-dir")
+    except UserError:
+        raise UserError(
+            f"{path}: not a git repository (source.path of service {service!r})"
+        ) from None
+    return git
+
+
+# -- deployments ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Planned:
+    """A deployment read from tags or the deploy log, before its shipped commits are known."""
+
+    event: DeploymentEvent
+    raw: dict[str, Any]
+    listed: bool  # the source listed its commits itself (deploy log `commits`)
+    known: bool = True  # the clone has the deployed commit
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        return (self.event.finished_at or datetime.max.replace(tzinfo=UTC), self.event.id)
+
+    @property
+    def fingerprint(self) -> str:
+        e = self.event
+        parts = [e.sha, iso(e.finished_at) or "", e.status.value, e.environment]
+        if e.commits is not None and self.listed:
+            parts.append(hashlib.sha1(",".join(e.commits).encode()).hexdigest())
+        return "|".join(parts)
+
+
+def tag_deployments(git: Git, service: str, pattern: str) -> list[Planned]:
+    """One successful production deployment per tag matching `pattern` (tags on commits only)."""
+    out = git.run(
+        "for-each-ref",
+        "--format=%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)"
+        "%00%(*objectname)%00%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)",
+        "refs/tags",
+    )
+    planned = []
+    for line in out.splitlines():
+        name, kind, oid, peeled_kind, peeled, tagged, committed, peeled_committed = line.split("\0")
+        if not fnmatch.fnmatchcase(name, pattern):
+            continue
+        if kind == "commit":
+            sha, at, annotated = oid, committed, False
+        elif kind == "tag" and peeled_kind == "commit":
+            sha, at, annotated = peeled, tagged or peeled_committed, True
+        else:
+            continue  # a tag of a tree or blob deploys nothing
+        finished = datetime.fromtimestamp(int(at), UTC)
+        event = DeploymentEvent(
+            service=service,
+            id=name,
+            environment="production",
+            sha=sha,
+            status="success",
+            finished_at=finished,
+        )
+        raw = {"tag": name, "annotated": annotated, "object": oid, "sha": sha, "time": int(at)}
+        planned.append(Planned(event, raw, listed=False))
+    return planned
+
+
+def log_deployments(path: Path, service: str) -> list[Planned]:
+    """Deployments from an NDJSON deploy log; any bad line is a UserError naming file and line."""
+    if not path.expanduser().is_file():
+        raise UserError(f"{path}: deploy log not found (source.deploy_log of service {service!r})")
+    planned: dict[str, Planned] = {}
+    with path.expanduser().open("rb") as handle:
+        decoded = _with_service(handle, service, path)
+        for number, item in iter_lines(decoded):
+            if isinstance(item, EventError):
+                raise UserError(f"{path}: {item}")
+            if not isinstance(item, DeploymentEvent):
+                raise UserError(f"{path}: line {number}: type must be deployment, not {item.type}")
+            raw = item.model_dump(mode="json")
+            planned[item.id] = Planned(item, raw, listed=item.commits is not None, known=False)
+    return list(planned.values())
+
+
+def _with_service(lines: Iterable[bytes], service: str, path: Path) -> Iterator[str]:
+    """Fill in `service` on deploy-log lines that omit it; another service's line is an error."""
+    for number, raw in enumerate(lines, start=1):
+        text = raw.decode("utf-8", errors="replace").strip()
+        try:
+            data = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            yield text  # iter_lines reports it with its line number
+            continue
+        if isinstance(data, dict):
+            named = data.setdefault("service", service)
+            if named != service:
+                raise UserError(f"{path}: line {number}: service {named!r} is not {service!r}")
+            text = json.dumps(data)
+        yield text
+
+
+@dataclass
+class Labeler:
+    """Assigns each commit to the first deployment (in order) whose sha reaches it.
+
+    Fed (sha, parents) in topological order (children before parents), it keeps a label only for
+    the frontier of commits seen as parents but not yet reached, so memory stays bounded by the
+    width of the history, not its length. `shipped[i]` are the commits of deployment i that no
+    earlier deployment reaches: `git rev-list tip_i --not tip_0 … tip_(i-1)`.
+    """
+
+    tips: list[str]
+    shipped: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+    _labels: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for index, sha in enumerate(self.tips):
+            self._labels.setdefault(sha, index)
+
+    def feed(self, sha: str, parents: list[str]) -> None:
+        label = self._labels.pop(sha, None)
+        if label is None:
+            return
+        self.shipped[label].append(sha)
+        labels = self._labels
+        for parent in parents:
+            if labels.get(parent, label + 1) > label:
+                labels[parent] = label
+
+
+# -- the collector -------------------------------------------------------------------------------
+
+
+@register("localgit")
+class LocalGitCollector:
+    """Commits and deployments of one local clone (see the module docstring for the rules)."""
+
+    source: ClassVar[str] = "localgit"
+
+    def __init__(self, service: ServiceConfig, tenant: TenantConfig) -> None:
+        self.service = service
+        self.config = service.source
+        self.git = open_repository(self.config.path, service.name)
+
+    def repo_key(self) -> str:
+        return str(self.git.path)
+
+    def sync(self, ctx: SyncContext) -> None:
+        planned = self._planned()
+        chain, first = self._to_compute(ctx, planned)
+        labeling = self._start_labeling(chain, first)
+        try:
+            self._sync_commits(ctx, planned)
+            shipped = self._finish_labeling(chain, labeling)
+            self._sync_deployments(ctx, planned, chain, first, shipped)
+        finally:
+            for _, running in labeling:
+                running.stop()
+
+    def _planned(self) -> list[Planned]:
+        """Deployments from the deploy log or the tags, shas resolved to full commit ids.
+
+        A deployment of a sha this clone does not have keeps it as given; its shipped commits
+        stay unknown (unset).
+        """
+        if self.config.deploy_log is None:
+            return tag_deployments(self.git, self.service.name, self.config.tag_pattern)
+        planned = log_deployments(self.config.deploy_log, self.service.name)
+        full = self.git.resolve(p.event.sha for p in planned)
+        for p in planned:
+            if p.event.sha in full:
+                p.event = p.event.model_copy(update={"sha": full[p.event.sha]})
+                p.known = True
+        return planned
+
+    def _to_compute(self, ctx: SyncContext, planned: list[Planned]) -> tuple[list[Planned], int]:
+        """The chain (successful production deployments, by environment then time) and the
+        index of the first one that is new or changed since the cursor (len(chain): none).
+
+        Every deployment after that one is recomputed too: its predecessors may have changed.
+        """
+        done = (ctx.cursor("deployment") or {}).get("deployed", {})
+        chain = sorted(
+            (
+                p
+                for p in planned
+                if p.event.status.value == "success"
+                and self.service.is_production(p.event.environment)
+            ),
+            key=lambda p: (p.event.environment, *p.order),
+        )
+        first = next(
+            (i for i, p in enumerate(chain) if done.get(p.event.id) != p.fingerprint), len(chain)
+        )
+        return chain, first
+
+    def _start_labeling(self, chain: list[Planned], first: int) -> list[tuple[list[int], Running]]:
+        """Start one `git rev-list --topo-order --parents` walk per environment over the
+        commits that chain[first:] may ship; it runs while the commits are being stored."""
+        by_env: dict[str, list[int]] = defaultdict(list)
+        for index, p in enumerate(chain):
+            by_env[p.event.environment].append(index)
+        walks = []
+        for indexes in by_env.values():
+            later = [i for i in indexes if i >= first and chain[i].known]
+            if not later:
+                continue
+            earlier = [chain[i].event.sha for i in indexes if i < first and chain[i].known]
+            tips = dict.fromkeys(chain[i].event.sha for i in later)
+            revs = [*tips, *(f"^{sha}" for sha in dict.fromkeys(earlier))]
+            walks.append(
+                (
+                    later,
+                    self.git.start("rev-list", "--topo-order", "--parents", "--stdin", stdin=revs),
+                )
+            )
+        return walks
+
+    def _finish_labeling(
+        self, chain: list[Planned], walks: list[tuple[list[int], Running]]
+    ) -> dict[int, list[str]]:
+        """Shipped commits by chain index, from the walks `_start_labeling` started."""
+        shipped: dict[int, list[str]] = {}
+        for later, running in walks:
+            labeler = Labeler([chain[i].event.sha for i in later])
+            for line in self.git.lines(running):
+                sha, *parents = line.decode().split()
+                labeler.feed(sha, parents)
+            for position, index in enumerate(later):
+                shipped[index] = labeler.shipped.get(position, [])
+        return shipped
+
+    def _sync_commits(self, ctx: SyncContext, planned: list[Planned]) -> None:
+        """Stream the commits reachable from the refs (and deployed shas) and not read before.
+
+        The cursor keeps the tips already read. While a pass runs, each batch also records how
+        many commits of this pass are stored, so a killed pass resumes after them (git prints
+        the same revisions in the same order).
+        """
+        cursor = ctx.cursor("commit") or {}
+        deployed = {p.event.sha for p in planned if p.known}
+        tips = sorted(set(self.git.ref_tips()) | deployed)
+        seen = set(cursor.get("tips", []))
+        new = [t for t in tips if t not in seen]
+        if not new:
+            if cursor.get("tips") != tips:
+                ctx.commit("commit", [], {"tips": tips})
+            return
+        old = sorted(self.git.resolve(seen).values()) if seen else []
+        revs = [*new, *(f"^{sha}" for sha in old)]
+        digest = hashlib.sha1("\n".join(revs).encode()).hexdigest()
+        progress = cursor.get("pass") or {}
+        skip = progress.get("done", 0) if progress.get("digest") == digest else 0
+        name = self.service.name
+        size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
+        batch: list[CommitEvent] = []
+        done = 0
+        for line in self.git.stream("log", f"--format={LOG_FORMAT}", "--stdin", stdin=revs):
+            done += 1
+            if done <= skip:
+                continue
+            sha, parents, author, authored, committed, subject = line.decode(
+                "utf-8", errors="replace"
+            ).split("\0", 5)
+            batch.append(
+                _commit_event(name, sha, parents.split(), author, authored, committed, subject)
+            )
+            if len(batch) >= size:
+                ctx.commit(
+                    "commit",
+                    batch,
+                    {"tips": cursor.get("tips", []), "pass": {"digest": digest, "done": done}},
+                )
+                batch = []
+        ctx.commit("commit", batch, {"tips": tips})
+
+    def _sync_deployments(
+        self,
+        ctx: SyncContext,
+        planned: list[Planned],
+        chain: list[Planned],
+        first: int,
+        shipped: dict[int, list[str]],
+    ) -> None:
+        """Commit deployments that are new or changed, with their shipped commits, in order."""
+        done: dict[str, str] = dict((ctx.cursor("deployment") or {}).get("deployed", {}))
+        in_chain = {id(p) for p in chain}
+        ready = [
+            p for p in planned if id(p) not in in_chain and done.get(p.event.id) != p.fingerprint
+        ]
+        first_of_env: dict[str, int] = {}
+        for index, p in enumerate(chain):
+            first_of_env.setdefault(p.event.environment, index)
+            if index < first:
+                continue
+            if p.listed:
+                ready.append(p)
+                continue
+            is_first = first_of_env[p.event.environment] == index
+            commits = None if is_first or not p.known else tuple(shipped.get(index, ()))
+            ready.append(Planned(p.event.model_copy(update={"commits": commits}), p.raw, p.listed))
+        for start in range(0, len(ready), DEPLOYMENT_BATCH):
+            part = ready[start : start + DEPLOYMENT_BATCH]
+            for p in part:
+                done[p.event.id] = p.fingerprint
+            ctx.commit(
+                "deployment",
+                [p.event for p in part],
+                {"deployed": done},
+                raw=[(p.event.id, p.raw) for p in part],
+            )
+
+
+_COMMIT_FIELDS = frozenset(CommitEvent.model_fields)
+_set = object.__setattr__
+
+
+def _commit_event(
+    service: str,
+    sha: str,
+    parents: list[str],
+    author: str,
+    authored: str,
+    committed: str,
+    subject: str,
+) -> CommitEvent:
+    """A CommitEvent from the fields of one `git log` line (times are epoch seconds).
+
+    Git's output is already canonical (lower-case hex shas, epoch times), so the event is
+    assembled the way pydantic's `model_construct` does, without its per-field loop: running
+    the validators over 10⁵ commits cost more than reading them from git. Text is cut to the
+    model's limits like the validators would; a test pins equality with the validated event.
+    """
+    if len(author) > TITLE_MAX:
+        author = author[: TITLE_MAX - 1] + "…"
+    if len(subject) > MESSAGE_MAX:
+        subject = subject[: MESSAGE_MAX - 1] + "…"
+    event = CommitEvent.__new__(CommitEvent)
+    _set(
+        event,
+        "__dict__",
+        {
+            "service": service,
+            "type": "commit",
+            "sha": sha,
+            "committed_at": datetime.fromtimestamp(int(committed), UTC),
+            "authored_at": datetime.fromtimestamp(int(authored), UTC),
+            "parents": tuple(parents),
+            "author": author or None,
+            "message": subject or None,
+        },
+    )
+    _set(event, "__pydantic_fields_set__", _COMMIT_FIELDS)
+    _set(event, "__pydantic_extra__", None)
+    _set(event, "__pydantic_private__", None)
+    return event
+
+
+def sync_local_repo(
+    engine: Any,
+    path: Path,
+    *,
+    tenant: str = "default",
+    service: str | None = None,
+    tag_pattern: str = "v*",
+    deploy_log: Path | None = None,
+) -> SyncReport:
+    """Sync one local clone without an insights.toml (used by `insights demo --repo PATH`).
+
+    The service is named after the repository folder unless `service` is given.
+    Example: sync_local_repo(engine_for(url), Path("~/src/app"))
+    """
+    name = service or _service_name(path)
+    config = ServiceConfig(
+        name=name,
+        source=SourceConfig(
+            kind="localgit", path=path, tag_pattern=tag_pattern, deploy_log=deploy_log
+        ),
+    )
+    return sync_service(engine, TenantConfig(name=tenant, services=[config]), config)
+
+
+def _service_name(path: Path) -> str:
+    stem = path.expanduser().resolve().name.removesuffix(".git") or "repo"
+    cleaned = "".join(c if c.isalnum() or c in "._-" else "-" for c in stem).lstrip("._-")
+    return cleaned[:128] or "repo"
