@@ -135,3 +135,8 @@ INCIDENT = {
     "opened_at": "2026-01-05T13:00:00Z",
     "deployment_id": "d-1",
 }
+
+
+# Request handling that does not depend on the database engine runs on SQLite only; storage,
+# isolation, idempotency and replay tests run on both.
+sqlite_only = pytest.mark.parametrize("db", ["sqlite"], indirect=True)

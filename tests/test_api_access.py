@@ -4,9 +4,10 @@ files confined to the caller's tenant folder, health and Prometheus metrics."""
 from __future__ import annotations
 
 import hashlib
+import socket
 
 import pytest
-from api_support import COMMIT, DEPLOYMENT, make_api, ndjson
+from api_support import COMMIT, DEPLOYMENT, make_api, ndjson, sqlite_only
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -51,6 +52,7 @@ def test_every_protected_endpoint_is_401_without_a_live_token(api):
             assert response.headers["www-authenticate"] == "Bearer"
 
 
+@sqlite_only
 def test_tokens_are_stored_only_as_their_sha256(api):
     token = api.tokens["acme"]
     with unit_of_work(api.db.engine) as session:
@@ -89,6 +91,7 @@ def write_reports(api):
     (base / "acme" / "escape.html").symlink_to(base / "globex" / "secret.html")
 
 
+@sqlite_only
 def test_reports_are_served_from_the_callers_tenant_folder_only(api):
     write_reports(api)
     index = api.client.get("/reports/", headers=api.auth())
@@ -103,6 +106,7 @@ def test_reports_are_served_from_the_callers_tenant_folder_only(api):
     assert api.client.get("/reports/", headers=api.auth("globex")).status_code == 404
 
 
+@sqlite_only
 @pytest.mark.parametrize(
     "path",
     [
@@ -128,6 +132,7 @@ def test_healthz_reports_the_database_reachable(api):
     assert (body["status"], body["database"]) == ("ok", "ok")
 
 
+@sqlite_only
 def test_prometheus_metrics_count_requests_and_ingested_events(api):
     api.client.post("/api/v1/events", content=ndjson(COMMIT, DEPLOYMENT), headers=api.auth())
     api.client.post("/api/v1/events", content=ndjson("{bad"), headers=api.auth())
@@ -160,9 +165,52 @@ def test_token_create_cli_prints_the_token_once_and_stores_its_hash(cli_env):
     assert again.exit_code == 2 and "no live token" in again.stderr
 
 
+@sqlite_only
 def test_token_create_for_unknown_tenant_is_a_one_line_error(cli_env):
     result = CliRunner().invoke(cli_app, ["tenant", "token", "create", "nobody"])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "error: tenant 'nobody': not found (create it with `insights tenant create`)"
     )
+
+
+def test_single_event_endpoints_cannot_touch_another_tenants_records(api):
+    api.client.post("/api/v1/events", content=ndjson(COMMIT, DEPLOYMENT), headers=api.auth())
+    incident = {"service": "checkout", "id": "INC-1", "opened_at": "2026-01-05T13:00:00Z"}
+    opened = api.client.post("/api/v1/incidents", json=incident, headers=api.auth())
+    assert opened.status_code == 201
+    resolve = {"service": "checkout", "id": "INC-1", "resolved_at": "2026-01-05T14:00:00Z"}
+    response = api.client.post("/api/v1/incidents", json=resolve, headers=api.auth("globex"))
+    assert response.status_code == 422
+    assert "not found in tenant 'globex'" in response.json()["detail"]["error"]
+    redeploy = {"service": "checkout", "id": "d-1", "sha": "deadbeef", "status": "failure"}
+    response = api.client.post("/api/v1/deployments", json=redeploy, headers=api.auth("globex"))
+    assert response.status_code == 422
+    with unit_of_work(api.db.engine) as session:
+        from insights.store.models import Deployment, Incident
+
+        assert session.scalar(select(Incident.resolved_at)) is None
+        assert session.scalar(select(Deployment.status)) == "success"
+
+
+def test_unreachable_database_is_503_not_a_crash(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from insights.api.app import create_app
+    from insights.config import Settings
+    from insights.store.db import dispose_engine
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+psycopg://insights@127.0.0.1:{port}/none?connect_timeout=2"
+    settings = Settings(database_url=url, reports_dir=tmp_path)
+    client = TestClient(create_app(settings))
+    assert client.get("/healthz").status_code == 503
+    response = client.post(
+        "/api/v1/events", content=b"[]", headers={"Authorization": "Bearer ins_x"}
+    )
+    assert response.status_code == 503
+    assert response.json() == {"detail": "database unavailable, retry later"}
+    assert str(port) not in response.text
+    dispose_engine(url)

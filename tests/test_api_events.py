@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_support import COMMIT, DEPLOYMENT, INCIDENT, MAX_BODY, make_api, ndjson
+from api_support import COMMIT, DEPLOYMENT, INCIDENT, MAX_BODY, make_api, ndjson, sqlite_only
 from sqlalchemy import select
 
 from insights.store.db import unit_of_work
@@ -95,6 +95,7 @@ def test_unknown_service_is_422_naming_it_and_nothing_is_created(api):
         assert TenantRepository.open(session, "acme").service("ghost") is None
 
 
+@sqlite_only
 def test_body_that_is_not_json_or_utf8_is_400(api):
     response = api.client.post("/api/v1/events", content=b'[{"type": "commit",', headers=api.auth())
     assert response.status_code == 400
@@ -104,12 +105,14 @@ def test_body_that_is_not_json_or_utf8_is_400(api):
     assert "not UTF-8" in response.json()["detail"]
 
 
+@sqlite_only
 def test_empty_body_is_422(api):
     response = api.client.post("/api/v1/events", content=b"\n\n", headers=api.auth(**NDJSON))
     assert response.status_code == 422
     assert "no events" in response.json()["detail"]
 
 
+@sqlite_only
 def test_body_over_the_limit_is_413_and_nothing_is_stored(api):
     line = json.dumps(COMMIT) + "\n"
     content = line * (MAX_BODY // len(line) + 1)
@@ -118,6 +121,7 @@ def test_body_over_the_limit_is_413_and_nothing_is_stored(api):
     assert api.counts()["commits"] == 0
 
 
+@sqlite_only
 def test_chunked_body_over_the_limit_is_413(api):
     chunk = (json.dumps(COMMIT) + "\n").encode() * 100
 
@@ -187,6 +191,7 @@ def test_deployment_convenience_creates_then_reports_unchanged(api):
     assert api.counts()["deployments"] == 1
 
 
+@sqlite_only
 def test_deployment_convenience_names_the_bad_field(api):
     response = api.client.post(
         "/api/v1/deployments",
@@ -206,6 +211,7 @@ def test_deployment_convenience_for_unknown_service_is_422_naming_it(api):
     assert api.counts()["deployments"] == 0
 
 
+@sqlite_only
 def test_deployment_convenience_rejects_non_object_json(api):
     response = api.client.post("/api/v1/deployments", json=[1, 2], headers=api.auth())
     assert response.status_code == 422

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_support import COMMIT, DEPLOYMENT, INCIDENT, make_api, ndjson
+from api_support import COMMIT, DEPLOYMENT, INCIDENT, make_api, ndjson, sqlite_only
 from typer.testing import CliRunner
 
 from insights.cli import app as cli_app
@@ -75,6 +75,7 @@ def test_another_tenants_service_is_404_and_its_data_never_counted(api):
     assert own.status_code == 200 and json.loads(own.text)["deployment_count"] == 0
 
 
+@sqlite_only
 @pytest.mark.parametrize(
     ("params", "message"),
     [
@@ -89,5 +90,6 @@ def test_malformed_scope_or_window_is_422_naming_it(api, params, message):
     assert message in response.json()["detail"]
 
 
+@sqlite_only
 def test_metrics_need_a_token(api):
     assert api.client.get("/api/v1/metrics").status_code == 401

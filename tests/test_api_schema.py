@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from api_support import make_api
+from conftest import POSTGRES_URL
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
@@ -22,6 +23,8 @@ def api(db, tmp_path, monkeypatch):
     yield from make_api(db, tmp_path, monkeypatch)
 
 
+# PostgreSQL when configured: it is the stricter backend (NUL bytes, lengths, types)
+@pytest.mark.parametrize("db", ["postgresql" if POSTGRES_URL else "sqlite"], indirect=True)
 def test_generated_requests_never_get_a_server_error(api):
     schema = schemathesis.openapi.from_asgi("/openapi.json", api.client.app)
     operations = [result.ok() for result in schema.get_all_operations()]

@@ -12,18 +12,21 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from api_support import ORG_TOML
+from sqlalchemy import func, select
 
 from insights.api.app import create_app
 from insights.api.auth import create_token
 from insights.config import Settings
 from insights.pipeline import apply_org_config
 from insights.store.db import unit_of_work
+from insights.store.models import Deployment, IdempotencyKey
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -117,3 +120,25 @@ def test_real_server_refuses_bad_tokens_and_oversized_bodies(server):
     )
     assert response.status_code == 413
     assert "insights_http_requests_total" in httpx.get(f"{url}/metrics").text
+
+
+def test_concurrent_retries_with_one_idempotency_key_apply_once(server, pg_db):
+    url, token = server
+    body = json.dumps({"service": "checkout", "sha": SHA, "finished_at": "2026-01-05T12:00:00Z"})
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": "deploy-race",
+    }
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(f"{url}/api/v1/deployments", content=body, headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(post, range(6)))
+    assert {r.status_code for r in responses} == {201}
+    assert len({r.text for r in responses}) == 1
+    assert sum("Idempotent-Replayed" not in r.headers for r in responses) == 1
+    with unit_of_work(pg_db.engine) as session:
+        assert session.scalar(select(func.count()).select_from(IdempotencyKey)) == 1
+        assert session.scalar(select(func.count()).select_from(Deployment)) == 1

@@ -127,3 +127,11 @@ def test_gitlab_issue_is_an_incident_when_labelled_or_typed_incident():
 )
 def test_gitlab_time_formats_become_iso_8601(text, iso):
     assert gitlab_time(text) == iso
+
+
+def test_environment_names_are_made_valid_like_the_collectors_do():
+    payload = github_deployment_status(environment="Production EU")
+    assert github_event("deployment_status", payload).events[0]["environment"] == "Production-EU"
+    gitlab = gitlab_deployment()
+    gitlab["environment"] = "review/feature x"
+    assert gitlab_event(gitlab).events[0]["environment"] == "review/feature-x"

@@ -7,11 +7,13 @@ either writes everything it was asked to or nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from insights.api import events, health, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
@@ -19,6 +21,8 @@ from insights.api.observability import ApiMetrics, RequestMetrics
 from insights.config import Settings
 from insights.errors import NotFound, UserError
 from insights.store.db import engine_for
+
+log = logging.getLogger("insights.api")
 
 DESCRIPTION = """\
 Delivery events in, DORA metrics and reports out. Every `/api/v1` and `/reports` call needs
@@ -57,6 +61,16 @@ def create_app(
     @app.exception_handler(UserError)
     async def _user_error(_: Request, exc: UserError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # the driver's message can name hosts and users: log it, answer without it
+        log.error("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+        return JSONResponse(
+            {"detail": "database unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     for module in (events, metrics, reports, webhooks, health):
         app.include_router(module.router)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from insights import pipeline
 from insights.api.auth import Caller, CallerDep
-from insights.api.idempotency import request_hash, run_idempotent
+from insights.api.idempotency import REPLAYED_HEADER, request_hash, run_idempotent
 from insights.api.stored import fill_from_stored
 from insights.collect.events import AnyEvent, iter_lines
 from insights.model import (
@@ -224,24 +224,26 @@ async def post_events(
     """Store events; each line is reported as `accepted` or `rejected` with its field path."""
     body = await request.body()
     digest = request_hash("POST", request.url.path, f"strict={strict}", body)
-    items = parse_body(body)
+    items = await run_in_threadpool(parse_body, body)  # CPU work off the event loop
     metrics = request.app.state.metrics
-    counted: dict[str, int] = {}
+    stored: dict[str, int] = {}
+    rejected: list[int] = []
 
     def work(session: Session) -> tuple[int, dict[str, Any]]:
         status, response, per_type = ingest(session, caller, items, strict)
-        counted.clear()
-        counted.update(per_type)
+        stored.clear()
+        stored.update(per_type)
+        rejected[:] = [response["rejected"]]
         return status, response
 
     response = await run_in_threadpool(
         run_idempotent, request.app.state.engine, caller, idempotency_key, digest, work
     )
-    for kind, count in counted.items():
-        metrics.events.labels(kind, "api").inc(count)
-    rejected = sum(1 for _, item in items if isinstance(item, EventError))
-    if rejected:
-        metrics.rejected.labels("api").inc(rejected)
+    if rejected and REPLAYED_HEADER not in response.headers:  # this request did the work
+        for kind, count in stored.items():
+            metrics.events.labels(kind, "api").inc(count)
+        if rejected[0]:
+            metrics.rejected.labels("api").inc(rejected[0])
     return response
 
 
@@ -303,7 +305,7 @@ async def _post_one(
         digest,
         lambda session: _store_one(session, caller, data, merge),
     )
-    if response.status_code in (200, 201) and not response.headers.get("Idempotent-Replayed"):
+    if response.status_code in (200, 201) and REPLAYED_HEADER not in response.headers:
         request.app.state.metrics.events.labels(data["type"], "api").inc()
     return response
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from insights.store.models import Change, Deployment, Incident
+from sqlalchemy import select
+
+from insights.store.models import Change, Deployment, DeploymentCommit, Incident
 from insights.store.repository import TenantRepository
 
 # event field -> stored column, per event type
@@ -68,4 +70,14 @@ def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, 
         value = getattr(stored, column)
         if merged.get(field) is None and value not in (None, []):
             merged[field] = value
+    if isinstance(stored, Deployment) and stored.commits_listed and merged.get("commits") is None:
+        # the source listed the shipped commits; an event without a list keeps them
+        merged["commits"] = list(
+            repo.session.scalars(
+                select(DeploymentCommit.sha).where(
+                    DeploymentCommit.tenant_id == repo.tenant_id,
+                    DeploymentCommit.deployment_id == stored.id,
+                )
+            )
+        )
     return merged

@@ -10,7 +10,7 @@ error/failure → failure, queued/pending/in_progress → in_progress, success �
 inactive → ignored), `pull_request` → change (id = PR number; merge sha only when merged),
 `issues` → incident when the issue carries the incident label (id = issue number).
 GitLab (`object_kind`): `deployment` → deployment (sha from `commit_url`; failed → failure,
-canceled → cancelled, created/running/blocked → in_progress), `merge_request` → change (id =
+canceled/skipped → cancelled, created/running/blocked → in_progress), `merge_request` → change (id =
 iid; merged at the `merge` action's `updated_at`), `issue` → incident when labelled or of type
 incident (id = iid).
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _HEX = re.compile(r"^[0-9a-fA-F]{4,64}$")
+_BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._/-]+")
 _SEVERITY = re.compile(r"^(sev|severity)[\s:_-]*\d+$", re.IGNORECASE)
 _GITLAB_TIME = re.compile(
     r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(Z|UTC|[+-]\d{2}:?\d{2})?$"
@@ -39,6 +40,7 @@ GITLAB_DEPLOYMENT_STATES = {
     "success": "success",
     "failed": "failure",
     "canceled": "cancelled",
+    "skipped": "cancelled",
     "running": "in_progress",
     "created": "in_progress",
     "blocked": "in_progress",
@@ -94,6 +96,13 @@ def gitlab_project(payload: dict[str, Any]) -> str:
     return str(_text(payload, "project.path_with_namespace"))
 
 
+def environment_name(name: str) -> str:
+    """An environment name as the event format accepts it ("Production EU" → "Production-EU"),
+    the same rule the GitHub/GitLab collectors apply, so both write the same deployments."""
+    cleaned = _BAD_NAME_CHARS.sub("-", name.strip()).strip("-._/")
+    return cleaned[:128] or "unknown"
+
+
 def _labels(items: Any, key: str) -> list[str]:
     if not isinstance(items, list):
         return []
@@ -124,7 +133,7 @@ def github_event(event: str, payload: dict[str, Any], incident_label: str = "inc
                     "type": "deployment",
                     "id": _text(payload, "deployment.id"),
                     "sha": _text(payload, "deployment.sha"),
-                    "environment": environment,
+                    "environment": environment_name(str(environment)),
                     "status": status,
                     "started_at": _text(payload, "deployment.created_at", required=False),
                     "finished_at": _text(payload, "deployment_status.created_at")
@@ -212,7 +221,7 @@ def gitlab_event(payload: dict[str, Any], incident_label: str = "incident") -> M
                     "type": "deployment",
                     "id": _text(payload, "deployment_id"),
                     "sha": _gitlab_sha(payload),
-                    "environment": _text(payload, "environment"),
+                    "environment": environment_name(str(_text(payload, "environment"))),
                     "status": status,
                     "finished_at": (changed or None) if status in FINISHED else None,
                 }
