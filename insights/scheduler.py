@@ -29,6 +29,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from insights.config import OrgConfig, Settings
 from insights.errors import UserError
@@ -403,4 +404,8 @@ def health(app_state: Any, engine: Engine) -> dict[str, Any]:
             "jobs": len(jobs),
             "next_fire_at": fires[0] if fires else None,
         }
-    return {**status, **health_summary(engine)}
+    try:
+        runs = health_summary(engine)
+    except SQLAlchemyError:
+        runs = {"last_runs": None}  # the database went away since the health query
+    return {**status, **runs}
