@@ -47,7 +47,8 @@ def test_advisory_lock_is_freed_when_the_leaders_session_dies(pg_db):
             killed = conn.execute(
                 text(
                     "SELECT pg_terminate_backend(pid) FROM pg_locks"
-                    " WHERE locktype = 'advisory' AND granted"
+                    " WHERE locktype = 'advisory' AND granted AND database ="
+                    " (SELECT oid FROM pg_database WHERE datname = current_database())"
                 )
             ).all()
         admin.dispose()
