@@ -331,3 +331,51 @@ def test_serve_refuses_an_unknown_scheduler_switch(cli_env):
     result = CliRunner().invoke(app, ["serve", "--scheduler", "maybe"])
     assert result.exit_code == 2
     assert "error: INSIGHTS_SCHEDULER='maybe': use on or off" in result.output
+
+
+def test_scheduled_sync_runs_the_collectors_and_records_their_counts(db, tmp_path):
+    from insights.scheduler import SchedulerService, sync_job
+
+    repo = tmp_path / "checkout"
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "dev",
+        "GIT_AUTHOR_EMAIL": "dev@example.com",
+        "GIT_COMMITTER_NAME": "dev",
+        "GIT_COMMITTER_EMAIL": "dev@example.com",
+    }
+    for args in (
+        ["init", "-q", "-b", "main", str(repo)],
+        ["-C", str(repo), "commit", "-q", "--allow-empty", "-m", "first"],
+        ["-C", str(repo), "commit", "-q", "--allow-empty", "-m", "second"],
+        ["-C", str(repo), "tag", "v1.0.0"],
+    ):
+        subprocess.run(["git", *args], check=True, env=env)
+    org = OrgConfig.model_validate(
+        {
+            "tenants": [
+                {
+                    "name": "acme",
+                    "services": [
+                        {"name": "checkout", "source": {"kind": "localgit", "path": str(repo)}}
+                    ],
+                }
+            ]
+        }
+    )
+    service = SchedulerService(Settings(database_url=db.url), org)
+    service.leadership.poll_once()
+    try:
+        sync_job("acme", scheduled_at=datetime(2026, 1, 5, 10, tzinfo=UTC))
+    finally:
+        service.stop()
+    [run] = recent_runs(db.engine, "acme")
+    assert (run.job, run.outcome, run.run_key) == (
+        "sync",
+        "success",
+        "sync:acme@2026-01-05T10:00:00Z",
+    )
+    checkout = run.detail["services"]["checkout"]
+    assert checkout["source"] == "localgit"
+    assert checkout["commit"]["new"] == 2
+    assert checkout["deployment"]["new"] == 1
