@@ -17,15 +17,20 @@ log = logging.getLogger("insights.api")
 @router.get("/healthz", summary="Liveness and database reachability (no auth)")
 def healthz(request: Request) -> JSONResponse:
     """200 `{"status": "ok"}` when the database answers, else 503 naming the problem."""
+    engine = request.app.state.engine
     try:
-        with request.app.state.engine.connect() as conn:
+        with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         # the driver's message can name hosts and users: log it, answer without it
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         log.warning("healthz: database unreachable: %s", first)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    from insights.scheduler import health
+
+    return JSONResponse(
+        {"status": "ok", "database": "ok", "scheduler": health(request.app.state, engine)}
+    )
 
 
 @router.get("/metrics", summary="Prometheus metrics (no auth)", response_class=Response)

@@ -20,18 +20,32 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", help="TCP port."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    scheduler: str = typer.Option(
+        "on",
+        "--scheduler",
+        envvar="INSIGHTS_SCHEDULER",
+        help="on: also run the scheduler (one leader among replicas); off: API only.",
+    ),
 ) -> None:
-    """Run the HTTP API (events, metrics, reports, webhooks; OpenAPI at /docs).
+    """Run the HTTP API (events, metrics, reports, webhooks; OpenAPI at /docs) and the
+    scheduler (see `insights scheduler`).
 
     Example: INSIGHTS_DATABASE_URL=postgresql://app@db/insights insights serve --host 0.0.0.0
     """
     import uvicorn
 
     from insights.api.app import create_app
+    from insights.scheduler import SchedulerService, attach_to_app, scheduler_enabled
 
     s = settings()
     open_database(s)  # schema must be current before the first request
-    uvicorn.run(create_app(s), host=host, port=port, log_level=log_level, access_log=False)
+    api = create_app(s)
+    if scheduler_enabled(scheduler):
+        from insights.cli.ops import configure_logging
+
+        configure_logging()
+        attach_to_app(api, SchedulerService(s))
+    uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
 
 
 @token_app.command("create")

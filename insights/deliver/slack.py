@@ -1,0 +1,309 @@
+"""Slack digest: one Block Kit message per team, sent through an incoming webhook.
+
+The digest holds the headline numbers with their DORA tiers and the change against the
+previous window, the metric that moved most, one recommendation, and a link to the HTML report.
+Rules:
+- Slack limits are enforced here, whatever the data: at most 50 blocks, section text 3,000
+  characters, header 150 characters of plain text, 10 fields of 2,000 characters.
+- Text that came from outside (narrative, titles) is escaped for mrkdwn (`&`, `<`, `>`), so it
+  cannot ping `@channel` or hide a link.
+- The webhook URL is a secret read from the environment variable the config names; it is never
+  logged (slack_sdk logs URLs on retry, so its logger is kept quiet) nor put in an error.
+- 429 responses are retried honouring Retry-After (slack_sdk's RateLimitErrorRetryHandler);
+  any other failure is returned as a `DeliveryResult`, not raised: the report already written
+  stays, and the caller records the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from insights.config import TenantConfig, secret
+from insights.errors import UserError
+from insights.metrics.result import MetricReport, WindowMetrics
+from insights.narrate.schema import Narrative
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_BUTTON_URL = 3000
+
+# slack_sdk logs the full webhook URL at DEBUG and on every retry at INFO: keep it quiet.
+_client_log = logging.getLogger("insights.deliver.slack.client")
+_client_log.setLevel(logging.WARNING)
+_client_log.propagate = False
+_client_log.addHandler(logging.NullHandler())
+
+Better = Literal["higher", "lower"]
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One headline metric: how to read it from a window and which direction is better."""
+
+    key: str
+    label: str
+    better: Better
+    unit: Literal["count", "hours", "rate"]
+    tier: str | None
+
+    def value(self, m: WindowMetrics) -> float | None:
+        match self.key:
+            case "deployments_per_week":
+                return m.deployments_per_week if m.deployment_count else 0.0
+            case "lead_time":
+                return m.lead_time_hours.median
+            case "change_failure_rate":
+                return m.change_failure_rate
+            case "recovery_time":
+                return m.recovery_time_hours.median
+            case "rework_rate":
+                return m.rework_rate
+        raise KeyError(self.key)
+
+
+HEADLINES = (
+    Headline(
+        "deployments_per_week", "Deployments / week", "higher", "count", "deployment_frequency"
+    ),
+    Headline("lead_time", "Lead time (median)", "lower", "hours", "lead_time"),
+    Headline("change_failure_rate", "Change failure rate", "lower", "rate", "change_failure_rate"),
+    Headline("recovery_time", "Recovery time (median)", "lower", "hours", "recovery_time"),
+    Headline("rework_rate", "Rework rate", "lower", "rate", None),
+)
+
+
+def escape(text: str) -> str:
+    """Escape mrkdwn control characters (Slack's rule: only `&`, `<` and `>`)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, with an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """`12`, `3.5`, `26.5 h`, `3.2 d` (from 48 h), `5.6%`, `0%`; None is `no data`."""
+    if value is None:
+        return "no data"
+    if unit == "rate":
+        return f"{value * 100:.1f}".removesuffix(".0") + "%"
+    if unit == "hours":
+        return f"{value / 24:.1f} d" if value >= 48 else f"{value:.1f} h"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def fmt_delta(current: float | None, previous: float | None, unit: str) -> str | None:
+    """The change against the previous window: `+2`, `−3.5 h`, `+4.2 pp`; None without data."""
+    if current is None or previous is None:
+        return None
+    diff = current - previous
+    if unit == "rate":
+        text = f"{abs(diff) * 100:.1f}".removesuffix(".0") + " pp"
+    elif unit == "hours":
+        text = f"{abs(diff):.1f} h"
+    else:
+        text = f"{abs(diff):.1f}".removesuffix(".0")
+    if text.startswith("0 ") or text in ("0", "0.0"):
+        return "±0"
+    return ("+" if diff > 0 else "−") + text
+
+
+def _arrow(current: float | None, previous: float | None, better: Better) -> str:
+    if current is None or previous is None or current == previous:
+        return ""
+    improved = (current > previous) == (better == "higher")
+    return " :white_check_mark:" if improved else " :warning:"
+
+
+def moved_most(report: MetricReport) -> str:
+    """The headline metric with the largest relative change against the previous window.
+
+    Example: lead time median 40 h → 26 h reads "Lead time (median) improved 35% (40.0 h →
+    26.0 h)". Metrics without a value in either window, or with 0 before, are not compared.
+    """
+    if report.previous is None:
+        return "No previous window to compare with yet."
+    best: tuple[float, Headline, float, float] | None = None
+    for h in HEADLINES:
+        cur, prev = h.value(report), h.value(report.previous)
+        if cur is None or prev is None or prev == 0 or cur == prev:
+            continue
+        change = (cur - prev) / abs(prev)
+        if best is None or abs(change) > abs(best[0]):
+            best = (change, h, cur, prev)
+    if best is None:
+        return "Nothing moved against the previous window."
+    change, h, cur, prev = best
+    improved = (cur > prev) == (h.better == "higher")
+    verb = "improved" if improved else "worsened"
+    return (
+        f"*{h.label}* {verb} {abs(change) * 100:.0f}% "
+        f"({fmt_value(prev, h.unit)} → {fmt_value(cur, h.unit)})"
+    )
+
+
+def _scope_title(report: MetricReport) -> str:
+    kinds = {"team": "Team", "service": "Service", "tenant": "Organisation"}
+    return f"{kinds[report.scope.kind]} {report.scope.name}"
+
+
+def build_digest(
+    report: MetricReport, narrative: Narrative | None, report_url: str | None
+) -> dict[str, Any]:
+    """The webhook payload (`text` fallback + `blocks`) for one team's weekly digest."""
+    title = f"DORA digest · {_scope_title(report)} · {report.window.label}"
+    fields = []
+    for h in HEADLINES:
+        cur = h.value(report)
+        prev = h.value(report.previous) if report.previous else None
+        tier = getattr(report.tier, h.tier) if h.tier else None
+        line = f"*{h.label}*\n{fmt_value(cur, h.unit)}"
+        if tier:
+            line += f" · {tier}"
+        delta = fmt_delta(cur, prev, h.unit)
+        if delta:
+            line += f"\n{delta} vs previous{_arrow(cur, prev, h.better)}"
+        fields.append({"type": "mrkdwn", "text": clip(line, MAX_FIELD_TEXT)})
+    overall = report.tier.overall or "not enough data"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": escape(
+                        f"{report.window.start:%Y-%m-%d} – {report.window.end:%Y-%m-%d} (UTC)"
+                        f" · {report.deployment_count} deployments · overall tier: {overall}"
+                    ),
+                }
+            ],
+        },
+        {"type": "section", "fields": fields[:MAX_FIELDS]},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": ":chart_with_upwards_trend: " + moved_most(report)},
+        },
+    ]
+    if narrative is not None:
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape(narrative.summary)}}
+        )
+        rec = narrative.recommendations[0]
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f":bulb: *{escape(rec.title)}*\n{escape(rec.why)}",
+                },
+            }
+        )
+    if report_url:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open the full report"},
+                        "url": report_url[:MAX_BUTTON_URL],
+                    }
+                ],
+            }
+        )
+    else:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "Full report: set INSIGHTS_REPORT_BASE_URL to link it here.",
+                    }
+                ],
+            }
+        )
+    text = f"{title}: {report.deployment_count} deployments, overall tier {overall}"
+    return {"text": clip(text, MAX_SECTION_TEXT), "blocks": fit_blocks(blocks)}
+
+
+def fit_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Enforce Slack's limits on any block list: count, header and section text lengths."""
+    fitted = []
+    for block in blocks[:MAX_BLOCKS]:
+        block = dict(block)
+        if block["type"] == "header":
+            block["text"] = {**block["text"], "text": clip(block["text"]["text"], MAX_HEADER_TEXT)}
+        elif block["type"] == "section":
+            if "text" in block:
+                block["text"] = {
+                    **block["text"],
+                    "text": clip(block["text"]["text"], MAX_SECTION_TEXT),
+                }
+            if "fields" in block:
+                block["fields"] = [
+                    {**f, "text": clip(f["text"], MAX_FIELD_TEXT)}
+                    for f in block["fields"][:MAX_FIELDS]
+                ]
+        fitted.append(block)
+    return fitted
+
+
+def webhook_url(tenant: TenantConfig, team: str) -> str:
+    """The team's webhook URL: its `slack_webhook_env`, else the tenant's `webhook_url_env`."""
+    team_config = next((t for t in tenant.teams if t.name == team), None)
+    env_name = (team_config.slack_webhook_env if team_config else None) or (
+        tenant.slack.webhook_url_env
+    )
+    if not env_name:
+        raise UserError(
+            f"team {team}: no Slack webhook configured (set slack_webhook_env on the team or"
+            f" [tenants.slack] webhook_url_env for tenant {tenant.name})"
+        )
+    return secret(env_name, f"team {team}: Slack webhook")
+
+
+@dataclass
+class DeliveryResult:
+    """How one send went; `error` never contains the webhook URL."""
+
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+
+
+def send_digest(
+    url: str, payload: dict[str, Any], max_retries: int = 3, timeout: int = 15
+) -> DeliveryResult:
+    """POST `payload` to the webhook; 429 is retried after Retry-After up to `max_retries`."""
+    client = WebhookClient(
+        url,
+        timeout=timeout,
+        logger=_client_log,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=1),
+            RateLimitErrorRetryHandler(max_retry_count=max_retries),
+        ],
+    )
+    try:
+        response = client.send_dict(payload)
+    except Exception as exc:  # connection refused, TLS, timeout…
+        message = str(exc).replace(url, "<webhook>")
+        return DeliveryResult(False, None, f"{type(exc).__name__}: {message}"[:300])
+    if response.status_code == 200:
+        return DeliveryResult(True, 200)
+    body = (response.body or "").replace(url, "<webhook>").strip()
+    return DeliveryResult(False, response.status_code, f"HTTP {response.status_code}: {body}"[:300])
