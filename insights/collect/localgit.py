@@ -39,6 +39,7 @@ import subprocess
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -463,23 +464,34 @@ class LocalGitCollector:
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
         batch: list[CommitEvent] = []
         done = 0
-        for line in self.git.stream("log", f"--format={LOG_FORMAT}", "--stdin", stdin=revs):
-            done += 1
-            if done <= skip:
-                continue
-            sha, parents, author, authored, committed, subject = line.decode(
-                "utf-8", errors="replace"
-            ).split("\0", 5)
-            batch.append(
-                _commit_event(name, sha, parents.split(), author, authored, committed, subject)
-            )
-            if len(batch) >= size:
-                ctx.commit(
-                    "commit",
-                    batch,
-                    {"tips": cursor.get("tips", []), "pass": {"digest": digest, "done": done}},
+        # One writer thread stores batch n while this thread parses batch n+1 (the database
+        # driver releases the GIL while the server works). Batches still commit one at a time
+        # and in order, each with its cursor, so resuming works exactly as without it.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="localgit-writer") as writer:
+            pending: Future[None] | None = None
+            for line in self.git.stream("log", f"--format={LOG_FORMAT}", "--stdin", stdin=revs):
+                done += 1
+                if done <= skip:
+                    continue
+                sha, parents, author, authored, committed, subject = line.decode(
+                    "utf-8", errors="replace"
+                ).split("\0", 5)
+                batch.append(
+                    _commit_event(name, sha, parents.split(), author, authored, committed, subject)
                 )
-                batch = []
+                if len(batch) >= size:
+                    if pending is not None:
+                        pending.result()  # at most one batch in flight; re-raises its error
+                    pass_cursor = {"digest": digest, "done": done}
+                    pending = writer.submit(
+                        ctx.commit,
+                        "commit",
+                        batch,
+                        {"tips": cursor.get("tips", []), "pass": pass_cursor},
+                    )
+                    batch = []
+            if pending is not None:
+                pending.result()
         ctx.commit("commit", batch, {"tips": tips})
 
     def _sync_deployments(
