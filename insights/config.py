@@ -71,6 +71,10 @@ class SourceConfig(_Strict):
     environments: list[str] = Field(default_factory=list)
     workflow: str | None = None
     incident_label: str = "incident"
+    # rate limits: wait at most this long in one sync, then stop with the cursor saved
+    max_rate_limit_wait_seconds: float = Field(default=300.0, ge=0)
+    # first pause before retrying a 5xx or a dropped connection (doubles each attempt)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
 
 class ServiceConfig(_Strict):

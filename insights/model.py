@@ -66,13 +66,17 @@ def _to_id(value: Any) -> str:
     text = str(value).strip()
     if not text or len(text) > 200:
         raise PydanticCustomError("id", "must be 1-200 characters")
+    if "\x00" in text:  # PostgreSQL text cannot hold NUL
+        raise PydanticCustomError("id", "must not contain NUL characters")
     return text
 
 
 def _cut(limit: int) -> Any:
     def cut(value: Any) -> Any:
-        if isinstance(value, str) and len(value) > limit:
-            return value[: limit - 1] + "…"
+        if isinstance(value, str):
+            value = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+            if len(value) > limit:
+                return value[: limit - 1] + "…"
         return value
 
     return cut

@@ -6,15 +6,20 @@ takes an explicit session or engine and returns data; printing is the caller's b
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from insights.collect.events import AnyEvent
 from insights.config import TenantConfig
-from insights.errors import NotFound
+from insights.errors import NotFound, UserError
+from insights.metrics import compute as metrics_compute
+from insights.metrics import windows as metric_windows
+from insights.metrics.result import MetricReport, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.store.repository import TenantRepository, UpsertCounts
 
@@ -92,3 +97,117 @@ def apply_org_config(session: Session, tenant: TenantConfig) -> TenantRepository
     for service in tenant.services:
         repo.ensure_service(service.name, service.team, service.production_pattern)
     return repo
+
+
+def scope_services(repo: TenantRepository, scope: Scope) -> list[str]:
+    """Names of the services a scope covers; an unknown service or team is a NotFound error."""
+    if scope.kind == "service":
+        return [repo.require_service(scope.name).name]
+    if scope.kind == "team":
+        team = repo.team(scope.name)
+        if team is None:
+            raise NotFound(f"team {scope.name!r}: not found in tenant {repo.tenant.name!r}")
+        return [s.name for s in repo.services() if s.team_id == team.id]
+    return [s.name for s in repo.services()]
+
+
+def _report(
+    prepared: metrics_compute.Prepared,
+    tenant: str,
+    scope: Scope,
+    services: list[str],
+    window: Window,
+    history: int,
+) -> MetricReport:
+    if history < 1:
+        raise UserError(f"history {history}: must be at least 1 window")
+    windows = metric_windows.history(window, max(history, 2))
+    series = [metrics_compute.window_metrics(prepared, w, services) for w in windows]
+    current = series[-1]
+    return MetricReport(
+        **dict(current),
+        tenant=tenant,
+        scope=scope,
+        previous=series[-2],
+        history=series[len(series) - history :],
+        slowest_changes=metrics_compute.slowest_changes(prepared, window, services),
+        deployments_by_day=metrics_compute.deployments_by_day(prepared, window, services),
+        services=sorted(services),
+    )
+
+
+def compute_report(
+    session: Session, tenant: str, scope: Scope, window: Window, history: int = 12
+) -> MetricReport:
+    """The metric report of one scope and window: the window's metrics, the previous window,
+    `history` windows (oldest first, ending with this one), the 5 slowest changes and the
+    deployments per day. Reads through the tenant's repository; computes with pure functions."""
+    repo = TenantRepository.open(session, tenant)
+    if scope.kind == "tenant":
+        scope = Scope(kind="tenant", name=tenant)
+    services = scope_services(repo, scope)
+    prepared = metrics_compute.prepare(repo.delivery_frames(services))
+    return _report(prepared, tenant, scope, services, window, history)
+
+
+def compute_all(
+    session: Session, tenant: str, window: Window, history: int = 12
+) -> list[MetricReport]:
+    """Reports for every service, every team and the tenant over `window`; each is stored as
+    a metric snapshot (the report's JSON document, replacing an earlier one of that window)."""
+    repo = TenantRepository.open(session, tenant)
+    prepared = metrics_compute.prepare(repo.delivery_frames())
+    scopes = [Scope(kind="service", name=s.name) for s in repo.services()]
+    scopes += [Scope(kind="team", name=t.name) for t in repo.teams()]
+    scopes.append(Scope(kind="tenant", name=tenant))
+    reports = []
+    for scope in scopes:
+        services = scope_services(repo, scope)
+        report = _report(prepared, tenant, scope, services, window, history)
+        repo.save_snapshot(
+            scope.kind, scope.name, window.start, window.end, report.model_dump(mode="json")
+        )
+        reports.append(report)
+    return reports
+
+
+@dataclass
+class BuiltReports:
+    """What `build_reports` wrote: one file per scope, the tenant's index, who narrated."""
+
+    window: Window
+    paths: list[Path]
+    index: Path
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def build_reports(
+    session: Session,
+    tenant_config: TenantConfig,
+    window: Window,
+    out_dir: Path,
+    *,
+    generated_at: datetime | None = None,
+    progress: Callable[[MetricReport], None] | None = None,
+) -> BuiltReports:
+    """Compute every service, team and tenant report of `window`, narrate each (cached
+    narratives are reused), and write the HTML files and the tenant's index under `out_dir`."""
+    from insights.deliver.coverage import coverage
+    from insights.deliver.html import write_index, write_report
+    from insights.narrate.service import narrate_report
+    from insights.timeutil import now
+
+    generated_at = generated_at or now()
+    reports = compute_all(session, tenant_config.name, window)
+    repo = TenantRepository.open(session, tenant_config.name)
+    covered = coverage(repo.delivery_frames(), tenant_config, window)
+    paths, outcomes = [], Counter[str]()
+    for report in reports:
+        result = narrate_report(session, tenant_config, report)
+        outcomes[f"{result.provider}:{result.outcome}"] += 1
+        services = [covered[s] for s in report.services if s in covered]
+        paths.append(write_report(out_dir, report, result, services, generated_at))
+        if progress:
+            progress(report)
+    index = write_index(out_dir, tenant_config.name, generated_at)
+    return BuiltReports(window=window, paths=paths, index=index, outcomes=dict(outcomes))

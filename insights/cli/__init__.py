@@ -76,4 +76,8 @@ def main() -> None:
 
 # Each module below adds its commands to `app` when imported.
 from insights.cli import data as _data  # noqa: E402, F401
+from insights.cli import metrics as _metrics  # noqa: E402, F401
+from insights.cli import narrate as _narrate  # noqa: E402,F401
+from insights.cli import report as _report  # noqa: E402, F401
+from insights.cli import serve as _serve  # noqa: E402, F401
 from insights.cli import sync as _sync  # noqa: E402, F401

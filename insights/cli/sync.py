@@ -69,6 +69,12 @@ def sync(
             engine, org, tenant=tenant, service=service, on_batch=on_batch, on_start=on_start
         )
     console.print(summary_table(reports))
+    for report in reports:
+        if report.stopped_early:  # e.g. a rate limit outlasting the wait budget: cursor kept
+            err_console.print(
+                f"warning: {report.tenant}/{report.service} stopped early: {report.stopped_early}",
+                markup=False,
+            )
     total = sum(r.records for r in reports)
     console.print(
         f"{len(reports)} service(s) synced, {total} records read in "

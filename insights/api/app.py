@@ -1,0 +1,79 @@
+"""The FastAPI application: `create_app(settings)` wires routes, middleware and error handling.
+
+Startup work lives in `lifespan` (the scheduler of `insights serve` hooks in there). The app
+holds one SQLAlchemy engine; every request runs its work in one `unit_of_work`, so a request
+either writes everything it was asked to or nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from insights.api import events, health, metrics, reports, webhooks
+from insights.api.limits import ApiSettings, BodySizeLimit
+from insights.api.observability import ApiMetrics, RequestMetrics
+from insights.config import Settings
+from insights.errors import NotFound, UserError
+from insights.store.db import engine_for
+
+log = logging.getLogger("insights.api")
+
+DESCRIPTION = """\
+Delivery events in, DORA metrics and reports out. Every `/api/v1` and `/reports` call needs
+`Authorization: Bearer <token>` (`insights tenant token create TENANT`); the token decides the
+tenant. Webhooks from GitHub and GitLab are authenticated by their signature or secret token.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Process startup and shutdown; `insights serve` extends this with the scheduler."""
+    yield
+
+
+def create_app(
+    settings: Settings | None = None, api_settings: ApiSettings | None = None
+) -> FastAPI:
+    """Build the API for `settings` (default: from the environment)."""
+    settings = settings or Settings()
+    api_settings = api_settings or ApiSettings()
+    app = FastAPI(
+        title="DORA Insights API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine_for(settings.database_url)
+    app.state.org = settings.organisation()
+    app.state.metrics = ApiMetrics()
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(UserError)
+    async def _user_error(_: Request, exc: UserError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # the driver's message can name hosts and users: log it, answer without it
+        log.error("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+        return JSONResponse(
+            {"detail": "database unavailable, retry later"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for module in (events, metrics, reports, webhooks, health):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    return app

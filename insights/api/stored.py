@@ -1,0 +1,83 @@
+"""Partial updates: fields an incoming event leaves out keep the values already stored.
+
+A CI step resolving an incident sends only its id and `resolved_at`; a GitHub `pull_request`
+webhook knows nothing of the first review the collector found. Upserts replace whole rows, so
+the API fills such gaps from the stored row first; nothing already stored is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from insights.store.models import Change, Deployment, DeploymentCommit, Incident
+from insights.store.repository import TenantRepository
+
+# event field -> stored column, per event type
+_FIELDS: dict[str, tuple[type, dict[str, str]]] = {
+    "incident": (
+        Incident,
+        {
+            "opened_at": "opened_at",
+            "resolved_at": "resolved_at",
+            "severity": "severity",
+            "deployment_id": "deployment_external_id",
+            "title": "title",
+        },
+    ),
+    "change": (
+        Change,
+        {
+            "title": "title",
+            "opened_at": "opened_at",
+            "first_commit_at": "first_commit_at",
+            "first_review_at": "first_review_at",
+            "approved_at": "approved_at",
+            "merged_at": "merged_at",
+            "merge_sha": "merge_sha",
+            "commits": "commits",
+        },
+    ),
+    "deployment": (Deployment, {"started_at": "started_at", "finished_at": "finished_at"}),
+}
+
+
+def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` (a canonical event dict) with its missing or null fields taken from storage.
+
+    Only incidents, changes and deployments that already exist are filled; anything else is
+    returned unchanged.
+    """
+    spec = _FIELDS.get(str(data.get("type")))
+    service_name = data.get("service")
+    if spec is None or not isinstance(service_name, str) or data.get("id") is None:
+        return data
+    model, fields = spec
+    service = repo.service(service_name)
+    if service is None:
+        return data
+    stored = repo.session.scalar(
+        repo.scoped(model).where(
+            model.service_id == service.id,  # type: ignore[attr-defined]
+            model.external_id == str(data["id"]).strip(),  # type: ignore[attr-defined]
+        )
+    )
+    if stored is None:
+        return data
+    merged = dict(data)
+    for field, column in fields.items():
+        value = getattr(stored, column)
+        if merged.get(field) is None and value not in (None, []):
+            merged[field] = value
+    if isinstance(stored, Deployment) and stored.commits_listed and merged.get("commits") is None:
+        # the source listed the shipped commits; an event without a list keeps them
+        merged["commits"] = list(
+            repo.session.scalars(
+                select(DeploymentCommit.sha).where(
+                    DeploymentCommit.tenant_id == repo.tenant_id,
+                    DeploymentCommit.deployment_id == stored.id,
+                )
+            )
+        )
+    return merged

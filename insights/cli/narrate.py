@@ -1,0 +1,143 @@
+"""CLI commands for narration: `insights narrate` (one narrative and who wrote it) and
+`insights usage` (LLM tokens and estimated cost per tenant, provider and model)."""
+
+from __future__ import annotations
+
+import typer
+
+from insights import pipeline
+from insights.cli import app, console
+from insights.cli.common import TenantOption, open_database, settings
+from insights.errors import UserError
+from insights.metrics.scope import parse_scope
+from insights.metrics.windows import parse_window
+from insights.narrate import ledger
+from insights.narrate.providers import PROVIDER_NAMES
+from insights.narrate.schema import NarrativeResult
+from insights.narrate.service import narrate_report
+from insights.store.db import unit_of_work
+from insights.timeutil import now
+
+
+def _author(result: NarrativeResult) -> str:
+    """`written by: …` — the narrator, how it was obtained, and what it cost."""
+    if result.provider == "builtin":
+        who = "built-in narrator"
+    else:
+        who = f"{result.provider} {result.model or ''}".strip()
+    line = f"written by: {who} ({result.outcome}"
+    line += f": {result.reason})" if result.reason else ")"
+    if result.tokens_in or result.tokens_out:
+        line += (
+            f"; {result.tokens_in} tokens in, {result.tokens_out} out, "
+            f"{result.latency_ms} ms, est. ${result.cost_usd:.4f}"
+        )
+    return line
+
+
+@app.command()
+def narrate(
+    scope: str = typer.Option("tenant", "--scope", help="service:NAME, team:NAME or tenant."),
+    window: str | None = typer.Option(
+        None, "--window", help="2026-W05, 2026-01 or 2026-01-05..2026-01-19 (default: last week)."
+    ),
+    tenant: str = TenantOption,
+    provider: str | None = typer.Option(
+        None, "--provider", help="Narrator instead of the tenant's: builtin, bedrock or openai."
+    ),
+    fmt: str = typer.Option("text", "--format", help="text or json."),
+) -> None:
+    """Narrate one scope and window and say which narrator wrote it.
+
+    Uses the tenant's `[tenants.llm]` routing (cache, monthly budget, checks, fallback).
+
+    Example: insights narrate --scope service:checkout --window 2026-W05 --tenant acme
+    """
+    if provider is not None and provider not in PROVIDER_NAMES:
+        raise UserError(f"--provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
+    if fmt not in ("text", "json"):
+        raise UserError(f"--format {fmt!r}: use text or json")
+    s = settings()
+    tenant_config = s.organisation().tenant(tenant)
+    if provider is not None:
+        llm = tenant_config.llm.model_copy(update={"provider": provider})
+        tenant_config = tenant_config.model_copy(update={"llm": llm})
+    at = now()
+    with unit_of_work(open_database(s)) as session:
+        report = pipeline.compute_report(
+            session, tenant, parse_scope(scope, tenant), parse_window(window, at)
+        )
+        result = narrate_report(session, tenant_config, report)
+    if fmt == "json":
+        console.print_json(result.model_dump_json())
+        return
+    narrative = result.narrative
+    out = [f"{report.scope.kind} {report.scope.name}, {report.window.label}", "", narrative.summary]
+    if narrative.highlights:
+        out += ["", *[f"- {line}" for line in narrative.highlights]]
+    out.append("")
+    for i, rec in enumerate(narrative.recommendations, 1):
+        out.append(f"{i}. {rec.title} [{rec.metric}]")
+        out.append(f"   {rec.why}")
+        if rec.evidence:
+            out.append(f"   evidence: {'; '.join(rec.evidence)}")
+    out += ["", _author(result)]
+    console.print("\n".join(out), markup=False)
+
+
+@app.command()
+def usage(
+    tenant: str | None = typer.Option(
+        None, "--tenant", "-t", help="Only this tenant (default: every tenant)."
+    ),
+    month: str | None = typer.Option(
+        None, "--month", help="UTC calendar month YYYY-MM (default: this month)."
+    ),
+) -> None:
+    """LLM narrations, tokens and estimated cost per tenant, provider and model in a month,
+    with each configured tenant's monthly token budget.
+
+    Example: insights usage --tenant acme --month 2026-02
+    """
+    s = settings()
+    at = now()
+    start, _ = ledger.month_bounds(month, at)
+    with unit_of_work(open_database(s)) as session:
+        rows = ledger.usage(session, tenant, month, at)
+    label = f"{start:%Y-%m}"
+    if not rows:
+        console.print(f"no narratives in {label}", markup=False)
+        return
+    lines = [("tenant", "provider", "model", "narratives", "tokens_in", "tokens_out", "est_usd")]
+    for row in rows:
+        lines.append(
+            (
+                row.tenant,
+                row.provider,
+                row.model or "-",
+                str(row.narratives),
+                str(row.tokens_in),
+                str(row.tokens_out),
+                f"{row.cost_usd:.4f}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    outcomes = ["outcomes"] + [
+        ", ".join(f"{k} {v}" for k, v in sorted(row.outcomes.items())) for row in rows
+    ]
+    console.print(f"narration usage {label} (UTC month; cost is an estimate)", markup=False)
+    for line, outcome in zip(lines, outcomes, strict=True):
+        cells = [
+            cell.ljust(width) if i < 3 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        console.print("  ".join([*cells, outcome]), markup=False, soft_wrap=True)
+    org = s.organisation()
+    for name in sorted({r.tenant for r in rows}):
+        budget = org.tenant(name).llm.monthly_token_budget
+        if budget:
+            spent = sum(r.tokens_in + r.tokens_out for r in rows if r.tenant == name)
+            console.print(
+                f"{name}: {spent} of {budget} tokens ({spent / budget:.0%} of the monthly budget)",
+                markup=False,
+            )

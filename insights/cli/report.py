@@ -1,0 +1,157 @@
+"""CLI commands that produce reports: `report` (HTML for a tenant's window) and `demo`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from insights import demo as demo_org
+from insights import pipeline
+from insights.cli import app, console, err_console
+from insights.cli.common import TenantOption, open_database, settings
+from insights.collect.sync import run_sync
+from insights.config import OrgConfig
+from insights.errors import UserError
+from insights.metrics.windows import default_window, parse_window
+from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
+from insights.store.repository import TenantRepository
+from insights.timeutil import now
+
+DEMO_DB = "demo.db"
+
+
+def _progress(total: int) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    )
+
+
+def _writable(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the directory ({exc.strerror})") from None
+    if not out.is_dir():
+        raise UserError(f"--out {out}: not a directory")
+    return out
+
+
+@app.command()
+def report(
+    tenant: str = TenantOption,
+    window: str | None = typer.Option(
+        None,
+        "--window",
+        "-w",
+        help="ISO week (2026-W05), month (2026-01) or FROM..TO dates; default: last full week.",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Reports directory (default: INSIGHTS_REPORTS_DIR or ./reports)."
+    ),
+) -> None:
+    """Write the HTML reports of a window: every service, team and the tenant, plus the index.
+
+    Example: insights report --tenant acme --window 2026-W05 --out reports
+    """
+    s = settings()
+    chosen = parse_window(window, now())
+    out_dir = _writable(out or s.reports_dir)
+    engine = open_database(s)
+    tenant_config = s.organisation().tenant(tenant)
+    with unit_of_work(engine) as session:
+        TenantRepository.open(session, tenant)  # unknown tenant: one-line error
+        built = pipeline.build_reports(session, tenant_config, chosen, out_dir)
+    console.print(f"{len(built.paths)} reports for tenant {tenant}, {chosen.label}")
+    console.print(str(built.index.resolve()), markup=False)
+
+
+@app.command()
+def demo(
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Where to write (default: INSIGHTS_REPORTS_DIR or ./reports)."
+    ),
+    repo: Path | None = typer.Option(
+        None, "--repo", help="Report on this local git clone instead of generated data."
+    ),
+    tags: str = typer.Option(
+        "v*", "--tags", help="With --repo: tags matching this pattern are production deployments."
+    ),
+    window: str | None = typer.Option(
+        None,
+        "--window",
+        "-w",
+        help="Week, month or FROM..TO; default: the last full week (with --repo: the week of "
+        "the newest deployment).",
+    ),
+) -> None:
+    """Build reports for a demo organisation (or a local clone) and print the index path.
+
+    Without --repo: three teams, six services, twelve weeks of commits, pull requests,
+    deployments and incidents (one team improving, one degrading) are imported through the
+    normal event path. With --repo PATH: the local-git collector reads the clone (tags are
+    deployments). Either way the data goes into its own SQLite database, OUT/demo.db —
+    recreated on each run, never your configured database — and is then computed, narrated by
+    the built-in narrator and written to OUT/demo/.
+
+    Examples: insights demo --out /tmp/dora-demo ;  insights demo --repo ~/src/app --tags 'v*'
+    """
+    started = time.perf_counter()
+    stamp = now()
+    chosen = parse_window(window, stamp) if window else None
+    out_dir = _writable(out or settings().reports_dir)
+    db_path = out_dir / DEMO_DB
+    db_path.unlink(missing_ok=True)
+    url = f"sqlite:///{db_path.resolve()}"
+    engine = engine_for(url)
+    try:
+        migrate(engine)
+        if repo is None:
+            tenant_config = demo_org.demo_tenant_config()
+            events = demo_org.generate(stamp)
+            with unit_of_work(engine) as session:
+                org_repo = pipeline.apply_org_config(session, tenant_config)
+                stored = pipeline.store_events(
+                    org_repo, events, create_services=True, tenant_config=tenant_config
+                )
+            loaded = f"{stored.stored} generated events"
+        else:
+            tenant_config = demo_org.local_repo_config(repo, tags)
+            with unit_of_work(engine) as session:
+                pipeline.apply_org_config(session, tenant_config)
+            synced = run_sync(engine, OrgConfig(tenants=[tenant_config]), tenant_config.name)
+            loaded = f"{sum(r.records for r in synced)} records from {repo}"
+        if chosen is None:
+            with unit_of_work(engine) as session:
+                newest = demo_org.latest_deployment_window(session, tenant_config.name)
+            chosen = newest if repo is not None and newest else default_window(stamp)
+            if repo is not None and newest is None:
+                err_console.print(f"demo: no tag in {repo} matches {tags!r}: no deployments")
+        with _progress(10) as progress, unit_of_work(engine) as session:
+            task = progress.add_task(f"reports {chosen.label}", total=None)
+            built = pipeline.build_reports(
+                session,
+                tenant_config,
+                chosen,
+                out_dir,
+                generated_at=stamp,
+                progress=lambda _r: progress.advance(task),
+            )
+    finally:
+        dispose_engine(url)
+    seconds = time.perf_counter() - started
+    err_console.print(
+        f"demo: {loaded}, {len(tenant_config.services)} services, "
+        f"{len(built.paths)} reports for {chosen.label} in {seconds:.1f} s "
+        f"(database {db_path})",
+        markup=False,
+    )
+    console.print(str(built.index.resolve()), markup=False)

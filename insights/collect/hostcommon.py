@@ -1,0 +1,126 @@
+"""What the GitHub and GitLab collectors share: the updated-time cursor and incident references."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from insights.collect.events import AnyEvent
+from insights.store.db import unit_of_work
+from insights.store.repository import TenantRepository
+from insights.timeutil import parse_time
+
+if TYPE_CHECKING:
+    from insights.collect.sync import SyncContext
+
+_DEPLOYMENT_LABEL = re.compile(r"^deploy(?:ment)?[:=/ ]\s*#?(\S+)$", re.IGNORECASE)
+_DEPLOYMENT_LINE = re.compile(
+    r"^\s*\**deploy(?:ment)?(?:[ _-]?id)?\**\s*[:=]\s*#?([A-Za-z0-9._-]+)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SEVERITY_LABEL = re.compile(r"^(sev[ -]?\d|severity[:/ ].+|p[0-4])$", re.IGNORECASE)
+
+
+class UpdatedCursor:
+    """Incremental position in a list sorted by `updated_at`: the time and the ids done at it.
+
+    Keeping the ids seen at the newest time means two items updated in the same second are
+    neither skipped (a stop between them) nor refetched forever.
+    """
+
+    def __init__(self, value: dict[str, Any] | None) -> None:
+        value = value or {}
+        self.updated_at: str | None = value.get("updated_at")
+        self.done: set[str] = set(value.get("done", []))
+
+    def is_new(self, updated_at: str, key: str) -> bool:
+        if self.updated_at is None:
+            return True
+        when, last = parse_time(updated_at), parse_time(self.updated_at)
+        return when > last or (when == last and key not in self.done)
+
+    def advance(self, updated_at: str, key: str) -> None:
+        if self.updated_at is None or parse_time(updated_at) > parse_time(self.updated_at):
+            self.updated_at, self.done = updated_at, set()
+        if parse_time(updated_at) == parse_time(self.updated_at):
+            self.done.add(key)
+
+    def dump(self, etag: str | None = None) -> dict[str, Any]:
+        return {"updated_at": self.updated_at, "done": sorted(self.done), "etag": etag}
+
+
+def severity_label(labels: list[str]) -> str | None:
+    """The first `sev1`, `sev-2`, `severity:high` or `P1`-style label, if any."""
+    return next((label for label in labels if _SEVERITY_LABEL.match(label)), None)
+
+
+def deployment_reference(labels: list[str], body: str) -> str | None:
+    """The deployment an incident names: a `deployment:<id>` label, else a body line.
+
+    >>> deployment_reference(["bug"], "Broke after deploy.\\nDeployment: 1234\\n")
+    '1234'
+    """
+    for label in labels:
+        match = _DEPLOYMENT_LABEL.match(label.strip())
+        if match:
+            return match.group(1)
+    match = _DEPLOYMENT_LINE.search(body)
+    return match.group(1) if match else None
+
+
+class Batch:
+    """Events of one cursor kind committed every `size` items together with the latest cursor.
+
+    Leaving the `with` block commits what is complete, also when an exception (a rate limit)
+    ends the loop early: every item fetched before the stop is kept, none is half-written.
+    """
+
+    def __init__(self, ctx: SyncContext, kind: str, size: int = 25) -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self.size = size
+        self._events: list[AnyEvent] = []
+        self._raw: list[tuple[str, dict[str, Any]]] = []
+        self._items = 0
+        self._cursor: dict[str, Any] | None = None
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def add(
+        self,
+        events: Sequence[AnyEvent],
+        cursor: dict[str, Any],
+        raw: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        """Queue one item's events; the cursor must already count this item as done."""
+        self._events.extend(events)
+        self._raw.extend(raw)
+        self.set_cursor(cursor)
+        self._items += 1
+        if self._items >= self.size:
+            self.flush()
+
+    def set_cursor(self, cursor: dict[str, Any]) -> None:
+        self._cursor = copy.deepcopy(cursor)
+
+    def flush(self) -> None:
+        if self._cursor is None and not self._events:
+            return
+        self.ctx.commit(self.kind, self._events, cursor=self._cursor, raw=self._raw)
+        self._events, self._raw, self._items, self._cursor = [], [], 0, None
+
+
+def stored_payloads(
+    ctx: SyncContext, kinds: Sequence[str]
+) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """The raw payloads kept for this (tenant, source, repo), per kind, in id order."""
+    with unit_of_work(ctx.engine) as session:
+        repo = TenantRepository.open(session, ctx.tenant.name, create=True)
+        stored = {kind: repo.raw_payloads(ctx.source, ctx.repo_key, kind) for kind in kinds}
+        return {kind: [(p.external_id, p.payload) for p in rows] for kind, rows in stored.items()}

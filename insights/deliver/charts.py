@@ -1,0 +1,176 @@
+"""Inline SVG charts for the HTML report, drawn with pygal: trends, lead-time breakdown,
+deployments per day.
+
+Rules: the SVG needs no network and no JavaScript — pygal's script tags (a config blob and
+tooltip loader) and its comments (which carry URLs) are removed; the random chart id is
+replaced by a stable one so the same report renders byte-identically; a missing value is a
+gap in the line, never a zero. Charts scale with their container (viewBox, no fixed size).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pygal
+from pygal.style import Style
+
+from insights.metrics.result import MetricReport, WindowMetrics
+
+COLORS = ("#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444")
+STAGE_COLORS = ("#60a5fa", "#fbbf24", "#f87171", "#34d399")
+STYLE = Style(
+    background="transparent",
+    plot_background="transparent",
+    foreground="#334155",
+    foreground_strong="#0f172a",
+    foreground_subtle="#cbd5e1",
+    colors=COLORS,
+    font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+    label_font_size=15,
+    major_label_font_size=15,
+    legend_font_size=15,
+    value_font_size=14,
+    title_font_size=17,
+    no_data_font_size=28,
+    guide_stroke_color="#e2e8f0",
+    major_guide_stroke_color="#e2e8f0",
+)
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.S | re.I)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_UUID = re.compile(r"chart-([0-9a-f-]{36})")
+
+# metric key → (title, unit, value of one window); rates are shown in percent.
+TRENDS = {
+    "deployment_frequency": ("Deployments", "", lambda m: float(m.deployment_count)),
+    "lead_time": ("Lead time, median (hours)", "h", lambda m: m.lead_time_hours.median),
+    "change_failure_rate": (
+        "Change failure rate (%)",
+        "%",
+        lambda m: None if m.change_failure_rate is None else m.change_failure_rate * 100,
+    ),
+    "recovery_time": (
+        "Recovery time, median (hours)",
+        "h",
+        lambda m: m.recovery_time_hours.median,
+    ),
+    "rework_rate": (
+        "Rework rate (%)",
+        "%",
+        lambda m: None if m.rework_rate is None else m.rework_rate * 100,
+    ),
+}
+
+
+def _config(**extra: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "style": STYLE,
+        "js": [],
+        "disable_xml_declaration": True,
+        "explicit_size": False,
+        "show_legend": False,
+        "margin": 12,
+        "no_data_text": "no data",
+        "truncate_label": -1,
+    }
+    base.update(extra)
+    return base
+
+
+def clean_svg(svg: str, chart_id: str) -> str:
+    """pygal output made self-contained and deterministic (see the module rules)."""
+    svg = _SCRIPT.sub("", svg)
+    svg = _COMMENT.sub("", svg)
+    match = _UUID.search(svg)
+    if match:
+        svg = svg.replace(match.group(1), chart_id)
+    return svg.strip()
+
+
+def short_label(label: str) -> str:
+    """`2026-W05` → `W05`; other labels unchanged."""
+    return label.split("-", 1)[1] if re.fullmatch(r"\d{4}-W\d{2}", label) else label
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def trend_chart(metric: str, history: list[WindowMetrics], chart_id: str) -> str:
+    """A line of one metric over the history windows (oldest first)."""
+    title, unit, value = TRENDS[metric]
+    chart = pygal.Line(
+        **_config(
+            width=420,
+            height=240,
+            max_scale=5,
+            min_scale=3,
+            allow_interruptions=True,
+            include_x_axis=True,
+            dots_size=4,
+            stroke_style={"width": 3},
+            show_minor_x_labels=False,
+            x_labels_major_every=max(1, len(history) // 4),
+            value_formatter=lambda v: f"{v:g}{unit}",
+        )
+    )
+    chart.x_labels = [short_label(w.window.label) for w in history]
+    values = [_round(value(w)) for w in history]
+    chart.add(title, values if any(v is not None for v in values) else [])
+    return clean_svg(chart.render(is_unicode=True), chart_id)
+
+
+def breakdown_chart(report: MetricReport, chart_id: str) -> str:
+    """Median hours per lead-time stage, previous window above the current one."""
+    chart = pygal.HorizontalStackedBar(
+        **_config(
+            width=520,
+            height=220,
+            max_scale=6,
+            show_legend=True,
+            legend_at_bottom=True,
+            legend_at_bottom_columns=4,
+            style=Style(**{**STYLE.__dict__, "colors": STAGE_COLORS}),
+            value_formatter=lambda v: f"{v:g}",
+        )
+    )
+    windows = [("current", report)]
+    if report.previous is not None:
+        windows.insert(0, ("previous", report.previous))
+    chart.x_labels = [name for name, _ in windows]
+    stages = ("coding", "pickup", "review", "deploy")
+    has_data = False
+    for stage in stages:
+        values = [_round(getattr(w.lead_time_breakdown_hours, stage)) for _, w in windows]
+        has_data = has_data or any(v is not None for v in values)
+        chart.add(stage, values)
+    if not has_data:
+        chart = pygal.HorizontalStackedBar(**_config(width=520, height=220))
+    return clean_svg(chart.render(is_unicode=True), chart_id)
+
+
+def deployments_per_day_chart(by_day: dict[str, int], chart_id: str) -> str:
+    """Production deployments on each day of the window."""
+    days = sorted(by_day)
+    labels = []
+    for day in days:
+        d = date.fromisoformat(day)
+        labels.append(d.strftime("%a %d") if len(days) <= 14 else d.strftime("%d"))
+    top = max(by_day.values(), default=0)
+    step = max(1, -(-top // 5))
+    chart = pygal.Bar(
+        **_config(
+            width=960,
+            height=220,
+            y_labels=list(range(0, top + step, step)),
+            include_x_axis=True,
+            print_values=len(days) <= 14,
+            print_zeroes=False,
+            value_formatter=lambda v: f"{v:g}",
+            show_minor_x_labels=len(days) <= 14,
+            x_labels_major_every=max(1, len(days) // 7),
+        )
+    )
+    chart.x_labels = labels
+    chart.add("deployments", [by_day[d] for d in days] if any(by_day.values()) else [])
+    return clean_svg(chart.render(is_unicode=True), chart_id)

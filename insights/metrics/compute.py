@@ -1,0 +1,307 @@
+"""The pure entry of the metrics engine: delivery DataFrames + window in, `WindowMetrics` out.
+
+`prepare()` applies every rule that needs the whole history once (production filter, shipped
+commits, first shipments, failures, rollbacks, recovery, rework); `window_metrics()` then slices a
+window (and a set of services) out of the prepared data, so a report's 12-window history and
+every scope of `compute_all` reuse one preparation. No I/O, no clock: all times are UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from insights.metrics import failures, frequency, lead_time, recovery, rework, shipped, tiers
+from insights.metrics.keys import intern_shas
+from insights.metrics.production import production_deployments
+from insights.metrics.result import SlowChange, Window, WindowMetrics
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from insights.store.repository import DeliveryFrames
+
+TIME_COLUMNS = {
+    "deployments": ("started_at", "finished_at"),
+    "commits": ("committed_at",),
+    "changes": ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
+    "incidents": ("opened_at", "resolved_at"),
+}
+
+
+def _utc_ns(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """The frame with its time columns as datetime64[ns, UTC] (inputs may carry offsets)."""
+    wanted = pd.DatetimeTZDtype("ns", "UTC")
+    converted = {}
+    for column in columns:
+        if column not in frame.columns or frame[column].dtype == wanted:
+            continue
+        values = pd.to_datetime(frame[column], utc=True)
+        if values.dt.tz is None:  # an all-missing column comes back naive
+            values = values.dt.tz_localize("UTC")
+        converted[column] = values.astype(wanted)
+    return frame.assign(**converted) if converted else frame
+
+
+TEXT_COLUMNS = (
+    "service",
+    "external_id",
+    "environment",
+    "status",
+    "deployment_external_id",
+    "title",
+)
+
+
+def _keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its key columns as strings or categoricals of strings (an empty frame
+    from the database comes back with float columns)."""
+    present = [
+        c
+        for c in TEXT_COLUMNS
+        if c in frame.columns
+        and not isinstance(frame[c].dtype, pd.StringDtype | pd.CategoricalDtype)
+    ]
+    if present:
+        frame = frame.astype({c: "str" for c in present})
+    if "deployment_id" in frame.columns:
+        frame["deployment_id"] = frame["deployment_id"].astype(np.int64)
+    return frame
+
+
+def _service_names(column: pd.Series) -> list[str]:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [str(c) for c in column.cat.categories]
+    return [str(n) for n in pd.unique(column.dropna().astype(object))]
+
+
+def _same_services(*frames: pd.DataFrame) -> list[pd.DataFrame]:
+    """`service` columns as one shared categorical, so joins and filters compare small codes."""
+    names = sorted({n for f in frames for n in _service_names(f["service"])})
+    dtype = pd.CategoricalDtype(names)
+    out = []
+    for f in frames:
+        column = f["service"]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            same = list(column.cat.categories) == names and not column.cat.ordered
+            shared = column if same else column.cat.set_categories(names)
+        else:
+            shared = column.astype(object).astype(dtype)
+        out.append(f if shared is column else f.assign(service=shared))
+    return out
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    return values.to_numpy("datetime64[ns]").astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A tenant's delivery data with every whole-history rule applied.
+
+    deployments: production deployments with `failed`, `rolled_back`, `is_rollback`, `rework`,
+    `recovery_hours`, `finished_ns`. lead_times: first shipment per commit (`hours`,
+    `finished_ns`). changes: merged + deployed changes with stages (`deployed_ns`).
+    incidents: incidents with their blamed deployment (`opened_ns`).
+    """
+
+    deployments: pd.DataFrame
+    lead_times: pd.DataFrame
+    changes: pd.DataFrame
+    incidents: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The frames in the engine's working form: UTC ns times, string keys, categorical services,
+    integer sha codes (`shas` maps a code back to its sha)."""
+
+    deployments: pd.DataFrame
+    links: pd.DataFrame
+    commits: pd.DataFrame
+    changes: pd.DataFrame
+    incidents: pd.DataFrame
+    services: pd.DataFrame
+    shas: pd.Index
+
+
+def _inputs(frames: DeliveryFrames) -> _Inputs:
+    deployments = _keys(_utc_ns(frames.deployments, TIME_COLUMNS["deployments"]))
+    commits = _keys(_utc_ns(frames.commits, TIME_COLUMNS["commits"]))
+    changes = _keys(_utc_ns(frames.changes, TIME_COLUMNS["changes"]))
+    incidents = _keys(_utc_ns(frames.incidents, TIME_COLUMNS["incidents"]))
+    links = _keys(frames.deployment_commits)
+    deployments, commits, changes, incidents, services = _same_services(
+        deployments, commits, changes, incidents, frames.services
+    )
+    (dep_sha, link_sha, commit_sha, merge_sha), shas = intern_shas(
+        [deployments["sha"], links["sha"], commits["sha"], changes["merge_sha"]]
+    )
+    return _Inputs(
+        deployments.assign(sha=dep_sha),
+        links.assign(sha=link_sha),
+        commits.assign(sha=commit_sha),
+        changes.assign(merge_sha=merge_sha),
+        incidents,
+        services,
+        shas,
+    )
+
+
+def shipments(frames: DeliveryFrames) -> pd.DataFrame:
+    """Which commits each production deployment ships (`shipped.py` rules): one row per
+    (service, deployment external id, sha), in deployment order. For inspection and tests."""
+    data = _inputs(frames)
+    prod = production_deployments(data.deployments, data.services)
+    rows, codes = shipped.shipped_commits(prod, data.links, data.commits, data.shas)
+    order = np.lexsort((codes, rows))
+    rows, codes = rows[order], codes[order]
+    return pd.DataFrame(
+        {
+            "service": prod["service"].to_numpy()[rows].astype(str),
+            "deployment": prod["external_id"].to_numpy()[rows].astype(str),
+            "sha": data.shas.to_numpy()[codes].astype(str),
+        }
+    )
+
+
+def prepare(frames: DeliveryFrames) -> Prepared:
+    """Apply the DORA rules of DESIGN.md that depend on the whole history (see each module)."""
+    data = _inputs(frames)
+    commits, changes, incidents, shas = data.commits, data.changes, data.incidents, data.shas
+    prod = production_deployments(data.deployments, data.services)
+    ships = shipped.shipped_commits(prod, data.links, commits, shas)
+    first = lead_time.first_shipments(prod, ships, commits, len(shas))
+
+    backs = failures.rollbacks(prod)
+    rolled = backs["rolled_back"].to_numpy(dtype=bool)
+    blamed = failures.attribute_incidents(incidents, prod)
+    failed = failures.failed_mask(prod, rolled, blamed)
+    prod = prod.assign(
+        failed=failed,
+        rolled_back=rolled,
+        is_rollback=backs["is_rollback"].to_numpy(dtype=bool),
+        rework=rework.rework_mask(
+            backs["is_rollback"].to_numpy(dtype=bool), rework.during_incidents(prod, blamed)
+        ),
+        recovery_hours=recovery.recovery_hours(
+            prod, failed, rolled, backs["next_finished_at"], blamed
+        ),
+        finished_ns=_ns(prod["finished_at"]),
+    )
+    stages = lead_time.change_stages(changes, first, shas)
+    stages = stages.assign(deployed_ns=_ns(pd.to_datetime(stages["deployed_at"], utc=True)))
+    blamed = blamed.assign(opened_ns=_ns(blamed["opened_at"]))
+    return Prepared(prod, first, stages, blamed)
+
+
+def _bounds(window: Window) -> tuple[int, int]:
+    start = pd.Timestamp(window.start).as_unit("ns").value
+    end = pd.Timestamp(window.end).as_unit("ns").value
+    return start, end
+
+
+def _select(
+    frame: pd.DataFrame, column: str, window: Window, services: Collection[str] | None
+) -> pd.DataFrame:
+    """Rows of `frame` whose `column` (epoch ns) lies in [start, end), of `services`."""
+    start, end = _bounds(window)
+    values = frame[column].to_numpy()
+    mask = (values >= start) & (values < end)
+    if services is not None:
+        column_of_services = frame["service"]
+        if isinstance(column_of_services.dtype, pd.CategoricalDtype):
+            categories = column_of_services.cat.categories
+            wanted = np.zeros(len(categories) + 1, bool)  # the extra slot: missing (code -1)
+            wanted[:-1] = categories.isin(list(services))
+            mask &= wanted[column_of_services.cat.codes.to_numpy()]
+        else:
+            mask &= column_of_services.isin(list(services)).to_numpy()
+    return frame[mask]
+
+
+def window_metrics(
+    prepared: Prepared, window: Window, services: Collection[str] | None = None
+) -> WindowMetrics:
+    """The DORA metrics of `window` over `services` (None: all services)."""
+    deps = _select(prepared.deployments, "finished_ns", window, services)
+    count = len(deps)
+    freq = frequency.deployment_frequency(deps["finished_ns"].to_numpy(), window)
+    lead = lead_time.summarize(
+        _select(prepared.lead_times, "finished_ns", window, services)["hours"].to_numpy(float)
+    )
+    failed = int(deps["failed"].sum())
+    reworked = int(deps["rework"].sum())
+    cfr = round(failed / count, 4) if count else None
+    rec = recovery.summarize(deps["recovery_hours"].to_numpy(float))
+    opened = _select(prepared.incidents, "opened_ns", window, services)
+    stages = _select(prepared.changes, "deployed_ns", window, services)
+    return WindowMetrics(
+        window=window,
+        deployment_count=count,
+        deployments_per_day=freq.per_day,
+        deployments_per_week=freq.per_week,
+        deployment_days_share=freq.days_share,
+        deployment_weeks_share=freq.weeks_share,
+        lead_time_hours=lead,
+        change_failure_rate=cfr,
+        failed_deployments=failed,
+        recovery_time_hours=rec,
+        rework_rate=round(reworked / count, 4) if count else None,
+        rework_deployments=reworked,
+        lead_time_breakdown_hours=lead_time.breakdown(stages),
+        incidents_opened=len(opened),
+        incidents_without_deployment=int(opened["deployment_id"].isna().sum()),
+        tier=tiers.tiers_for(freq.per_week if count else None, lead.median, cfr, rec.median),
+    )
+
+
+def compute(frames: DeliveryFrames, window: Window) -> WindowMetrics:
+    """DORA metrics of all services in `frames` over `window` (the one-call pure entry)."""
+    return window_metrics(prepare(frames), window)
+
+
+def slowest_changes(
+    prepared: Prepared, window: Window, services: Collection[str] | None = None, limit: int = 5
+) -> list[SlowChange]:
+    """The `limit` changes deployed in `window` with the longest lead time, slowest first."""
+    stages = _select(prepared.changes, "deployed_ns", window, services)
+    top = stages.sort_values(
+        ["lead_time_hours", "service", "external_id"], ascending=[False, True, True]
+    ).head(limit)
+
+    def num(value: object) -> float | None:
+        return None if pd.isna(value) else round(float(value), 2)  # type: ignore[arg-type]
+
+    return [
+        SlowChange(
+            service=row.service,
+            id=str(row.external_id),
+            title=None if pd.isna(row.title) else str(row.title),
+            lead_time_hours=round(float(row.lead_time_hours), 2),
+            coding=num(row.coding),
+            pickup=num(row.pickup),
+            review=num(row.review),
+            deploy=num(row.deploy),
+        )
+        for row in top.itertuples(index=False)
+    ]
+
+
+def deployments_by_day(
+    prepared: Prepared, window: Window, services: Collection[str] | None = None
+) -> dict[str, int]:
+    """Production deployments per UTC day of `window` (`2026-01-05` → count), every day listed."""
+    deps = _select(prepared.deployments, "finished_ns", window, services)
+    days = pd.date_range(
+        pd.Timestamp(window.start).floor("D"),
+        pd.Timestamp(window.end) - pd.Timedelta(1, "ns"),
+        freq="D",
+    )
+    counts = {day.date().isoformat(): 0 for day in days}
+    for day, n in deps["finished_at"].dt.floor("D").value_counts().items():
+        counts[day.date().isoformat()] = int(n)
+    return dict(sorted(counts.items()))

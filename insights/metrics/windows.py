@@ -1,0 +1,135 @@
+"""Reporting windows: ISO weeks (the default), calendar months, or explicit [from, to) ranges.
+
+A window is a half-open UTC interval `[start, end)`. Its label says what kind it is, so the
+previous window and a history of windows can be derived from the window alone:
+`2026-W05` (ISO week), `2026-01` (month), `2026-01-05..2026-01-19` (explicit range).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+
+from insights.errors import UserError
+from insights.metrics.result import Window
+from insights.timeutil import utc
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_RANGE_SEP = ".."
+
+
+def week(year: int, number: int) -> Window:
+    """The ISO week `year-Wnumber`: Monday 00:00 UTC to the next Monday.
+
+    >>> week(2026, 5).start.isoformat()
+    '2026-01-26T00:00:00+00:00'
+    """
+    try:
+        monday = date.fromisocalendar(year, number, 1)
+    except ValueError:
+        raise UserError(f"window {year}-W{number:02d}: no such ISO week") from None
+    start = datetime.combine(monday, time(), UTC)
+    return Window(start=start, end=start + timedelta(days=7), label=f"{year}-W{number:02d}")
+
+
+def month(year: int, number: int) -> Window:
+    """The calendar month `year-number` in UTC."""
+    if not 1 <= number <= 12 or year < 1:
+        raise UserError(f"window {year}-{number:02d}: no such month")
+    start = datetime(year, number, 1, tzinfo=UTC)
+    end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return Window(start=start, end=end, label=f"{year}-{number:02d}")
+
+
+def _label_time(value: datetime) -> str:
+    if value.time() == time():
+        return value.date().isoformat()
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def between(start: datetime, end: datetime) -> Window:
+    """The explicit window [start, end); both must carry a time zone; end after start."""
+    try:
+        start, end = utc(start), utc(end)
+    except ValueError as exc:
+        raise UserError(f"window {start}..{end}: {exc}") from None
+    if end <= start:
+        raise UserError(
+            f"window {_label_time(start)}..{_label_time(end)}: --to must be after --from"
+        )
+    return Window(start=start, end=end, label=f"{_label_time(start)}{_RANGE_SEP}{_label_time(end)}")
+
+
+def parse_time_bound(text: str, what: str) -> datetime:
+    """A `--from`/`--to` bound: a date (`2026-01-05`, midnight UTC) or an ISO time with offset."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), UTC)
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise UserError(
+            f"{what} {text!r}: not a date (2026-01-05) or ISO time (2026-01-05T10:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        raise UserError(f"{what} {text!r}: needs a time zone (for example 2026-01-05T10:00:00Z)")
+    return parsed.astimezone(UTC)
+
+
+def default_window(now: datetime) -> Window:
+    """The last complete ISO week before `now` (what a weekly report covers)."""
+    year, number, _ = (utc(now) - timedelta(days=7)).isocalendar()
+    return week(year, number)
+
+
+def current_week(now: datetime) -> Window:
+    """The ISO week that contains `now`."""
+    year, number, _ = utc(now).isocalendar()
+    return week(year, number)
+
+
+def parse_window(text: str | None, now: datetime) -> Window:
+    """Parse a window label: `2026-W05`, `2026-01`, `2026-01-05..2026-01-19`, or the default.
+
+    Empty/None means the last complete ISO week before `now`. A bad label is a `UserError`
+    naming it.
+
+    >>> parse_window("2026-01", datetime(2026, 3, 1, tzinfo=UTC)).end.isoformat()
+    '2026-02-01T00:00:00+00:00'
+    """
+    if text is None or not text.strip():
+        return default_window(now)
+    value = text.strip()
+    if m := _WEEK.match(value.upper()):
+        return week(int(m[1]), int(m[2]))
+    if m := _MONTH.match(value):
+        return month(int(m[1]), int(m[2]))
+    if _RANGE_SEP in value:
+        left, right = value.split(_RANGE_SEP, 1)
+        return between(parse_time_bound(left, "--from"), parse_time_bound(right, "--to"))
+    raise UserError(
+        f"window {text!r}: use an ISO week (2026-W05), a month (2026-01) or --from/--to dates"
+    )
+
+
+def previous(window: Window) -> Window:
+    """The window just before `window`, of the same kind (week, month, or same length)."""
+    if m := _WEEK.match(window.label):
+        year, number, _ = (window.start - timedelta(days=7)).isocalendar()
+        del m
+        return week(year, number)
+    if m := _MONTH.match(window.label):
+        year, number = int(m[1]), int(m[2])
+        return month(year - 1, 12) if number == 1 else month(year, number - 1)
+    return between(window.start - (window.end - window.start), window.start)
+
+
+def history(window: Window, count: int) -> list[Window]:
+    """`count` consecutive windows ending with `window`, oldest first."""
+    if count < 1:
+        raise UserError(f"history {count}: must be at least 1")
+    windows = [window]
+    while len(windows) < count:
+        windows.append(previous(windows[-1]))
+    return windows[::-1]

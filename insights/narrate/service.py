@@ -1,0 +1,132 @@
+"""Narrating one metric report: facts → narrator → a stored `narratives` row, with a cache.
+
+Rules:
+- The cache key is sha256 over the facts document, provider, model and prompt version: the
+  same facts narrated by the same model with the same prompt are never narrated twice; the
+  stored narrative is returned with outcome `cached`.
+- The built-in narrator writes the narrative when the tenant's `llm.provider` is `builtin`
+  (outcome `builtin`) and whenever a configured provider cannot answer (outcome `fallback`,
+  with the reason). A report always ships.
+- Every narrative is checked against the facts (`verify.check`) before it is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from insights.config import TenantConfig
+from insights.metrics.result import MetricReport
+from insights.narrate import builtin, llm
+from insights.narrate.facts import build_facts
+from insights.narrate.schema import Narrative, NarrativeResult
+from insights.narrate.verify import check
+from insights.store.models import Narrative as NarrativeRow
+from insights.store.repository import TenantRepository
+from insights.timeutil import now
+
+BUILTIN = "builtin"
+
+
+def cache_key(facts: dict[str, Any], provider: str, model: str | None, prompt_version: str) -> str:
+    """sha256 of the canonical JSON of (facts, provider, model, prompt version)."""
+    payload = json.dumps(
+        {"facts": facts, "provider": provider, "model": model, "prompt_version": prompt_version},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def cached_narrative(repo: TenantRepository, key: str) -> NarrativeResult | None:
+    """The stored narrative for `key`, as outcome `cached` (no tokens spent this time)."""
+    row = repo.session.scalar(repo.scoped(NarrativeRow).where(NarrativeRow.cache_key == key))
+    if row is None:
+        return None
+    return NarrativeResult(
+        narrative=Narrative.model_validate(row.content),
+        provider=row.provider,
+        model=row.model,
+        prompt_version=row.prompt_version,
+        outcome="cached",
+        latency_ms=0,
+    )
+
+
+def store_narrative(
+    repo: TenantRepository, key: str, report: MetricReport, result: NarrativeResult
+) -> None:
+    """Insert the narrative row for `key`; a row already there (a concurrent run) is kept."""
+    dialect = repo.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(NarrativeRow).values(
+        tenant_id=repo.tenant_id,
+        cache_key=key,
+        scope_kind=report.scope.kind,
+        scope_name=report.scope.name,
+        window_start=report.window.start,
+        window_end=report.window.end,
+        provider=result.provider,
+        model=result.model,
+        prompt_version=result.prompt_version,
+        content=result.narrative.model_dump(mode="json"),
+        outcome=result.outcome,
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        latency_ms=result.latency_ms,
+        cost_usd=result.cost_usd,
+        created_at=now(),
+    )
+    repo.session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id", "cache_key"]))
+
+
+def builtin_result(
+    facts: dict[str, Any], outcome: str = "builtin", reason: str | None = None
+) -> NarrativeResult:
+    """The built-in narrative for `facts`; it must pass the checker (it quotes only facts)."""
+    narrative = builtin.narrate(facts)
+    errors = check(narrative, facts)
+    if errors:  # a bug in the built-in narrator, never a user error
+        raise AssertionError(f"built-in narrative failed its own check: {errors[0]}")
+    return NarrativeResult(
+        narrative=narrative,
+        provider=BUILTIN,
+        model=None,
+        prompt_version=builtin.VERSION,
+        outcome=outcome,  # type: ignore[arg-type]
+        reason=reason,
+    )
+
+
+def narrate_report(
+    session: Session,
+    tenant_config: TenantConfig,
+    report: MetricReport,
+    *,
+    pool: llm.ProviderPool | None = None,
+    at: datetime | None = None,
+) -> NarrativeResult:
+    """Narrate `report` with the tenant's configured narrator, from the cache when possible.
+
+    A tenant on `bedrock` or `openai` goes through `llm.narrate_for_tenant` (cache, monthly
+    budget, verify/repair, fallback to the built-in narrator); `pool` and `at` are for tests
+    and long-running processes that share providers.
+    """
+    repo = TenantRepository.open(session, report.tenant)
+    facts = build_facts(report)
+    provider = tenant_config.llm.provider
+    if provider != BUILTIN:
+        return llm.narrate_for_tenant(session, tenant_config, report, facts, pool=pool, at=at)
+    key = cache_key(facts, BUILTIN, None, builtin.VERSION)
+    cached = cached_narrative(repo, key)
+    if cached is not None:
+        return cached
+    result = builtin_result(facts)
+    store_narrative(repo, key, report, result)
+    return result

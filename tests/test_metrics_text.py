@@ -1,0 +1,77 @@
+"""JSON/Markdown/table rendering of metric reports (DESIGN.md "Metric output")."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+
+from metrics_support import change, commit, dep, frames
+from rich.console import Console
+
+from insights.deliver.text import output_document, render_json, render_markdown, render_table
+from insights.metrics.compute import prepare, slowest_changes, window_metrics
+from insights.metrics.result import MetricReport, Scope
+from insights.metrics.windows import parse_window, previous
+
+W02 = parse_window("2026-W02", datetime(2026, 3, 1, tzinfo=UTC))
+EVENTS = [
+    commit("aa01", "01-05 08:00"),
+    commit("bb02", "01-05 09:00", ("aa01",)),
+    dep("d1", "aa01", "01-05 08:30"),
+    change(
+        "7",
+        first_commit="01-05 08:45",
+        opened="01-05 09:00",
+        review="01-05 09:30",
+        merged="01-05 10:00",
+        merge_sha="bb02",
+        title="fix | table\nbreak <b>",
+    ),
+    dep("d2", "bb02", "01-05 12:00"),
+]
+
+
+def report(events=EVENTS) -> MetricReport:
+    p = prepare(frames(events))
+    return MetricReport(
+        **dict(window_metrics(p, W02)),
+        tenant="acme",
+        scope=Scope(kind="service", name="checkout"),
+        previous=window_metrics(p, previous(W02)),
+        slowest_changes=slowest_changes(p, W02),
+    )
+
+
+def test_json_output_of_an_empty_window_is_null_not_zero_or_nan():
+    doc = json.loads(render_json(report([])))
+    assert doc["deployment_count"] == 0
+    assert doc["change_failure_rate"] is None
+    assert doc["lead_time_hours"] == {"median": None, "p75": None, "p90": None, "samples": 0}
+    assert doc["tier"]["overall"] is None
+    assert "NaN" not in render_json(report([]))
+
+
+def test_output_document_previous_has_the_metric_keys_of_its_own_window():
+    doc = output_document(report())
+    assert doc["previous"]["window"] == {
+        "start": "2025-12-29T00:00:00Z",
+        "end": "2026-01-05T00:00:00Z",
+    }
+    assert doc["lead_time_hours"]["samples"] == 1  # bb02, shipped by d2 (d1 was the first)
+
+
+def test_markdown_quotes_untrusted_titles_inside_one_table_cell():
+    text = render_markdown(report())
+    row = next(line for line in text.splitlines() if line.startswith("| 7 "))
+    assert "fix \\| table break &lt;b&gt;" in row
+    assert row.count(" | ") == 2  # three cells: title, service, lead time
+    assert "| Deployments | 2 | 0 |" in text
+
+
+def test_table_renders_every_headline_metric():
+    out = io.StringIO()
+    Console(file=out, width=120).print(render_table(report()))
+    text = out.getvalue()
+    for label in ("Deployments per week", "Lead time, median", "Change failure rate", "Rework"):
+        assert label in text
