@@ -335,3 +335,12 @@ def test_fast_write_stores_times_like_the_orm_and_they_filter_in_sql(db, repo):
             assert raw[repo.head("v3^{commit}")] == raw["f" * 40]  # same text format as the ORM
     assert later == [repo.head("v3^{commit}")]
     assert frames.commits["committed_at"].dt.tz is not None
+
+
+def test_tag_of_a_tag_deploys_the_commit_it_finally_points_at(db, repo):
+    repo.git("tag", "-a", "-m", "nested", "v9", "v3", date="2026-01-09T10:00:00Z")
+    sync_local_repo(db.engine, repo.path, service="app")
+    found = deployments(db)
+    assert found["v9"]["sha"] == repo.head("v3^{commit}")
+    assert found["v9"]["finished_at"] == at("2026-01-09T10:00:00Z")
+    assert found["v9"]["commits"] == set()  # the same sha as v3: ships nothing

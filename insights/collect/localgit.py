@@ -39,6 +39,7 @@ import subprocess
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +124,14 @@ class Git:
         """Yield git's output lines (without the newline) as they come."""
         return self.lines(self.start(*args, stdin=stdin))
 
+    def committer_dates(self, shas: Iterable[str]) -> dict[str, str]:
+        """Committer time (epoch seconds, as text) of each commit."""
+        wanted = list(dict.fromkeys(shas))
+        if not wanted:
+            return {}
+        out = self.run("show", "-s", "--format=%H %ct", *wanted)
+        return dict(line.split() for line in out.splitlines() if line.strip())
+
     def ref_tips(self) -> list[str]:
         """The commits the refs point at (tags peeled; notes, stash and non-commits left out)."""
         out = self.run(
@@ -130,6 +139,7 @@ class Git:
             "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)",
         )
         tips = set()
+        nested = []
         for line in out.splitlines():
             name, kind, oid, peeled_kind, peeled = line.split("\0")
             if name.startswith(_EXCLUDED_REFS):
@@ -138,17 +148,21 @@ class Git:
                 tips.add(oid)
             elif peeled_kind == "commit":
                 tips.add(peeled)
+            elif peeled_kind == "tag":
+                nested.append(peeled)  # a tag of a tag: peel it all the way
+        tips.update(self.resolve(nested, "^{commit}").values())
         return sorted(tips)
 
-    def resolve(self, names: Iterable[str]) -> dict[str, str]:
-        """Full commit ids of the names (shas, short shas) that the repository has as commits."""
+    def resolve(self, names: Iterable[str], suffix: str = "") -> dict[str, str]:
+        """Full commit ids of the names (shas, short shas; `name + suffix` looked up, e.g.
+        suffix `^{commit}` to peel tags) that the repository has as commits, by name."""
         wanted = list(dict.fromkeys(names))
         if not wanted:
             return {}
         out = self.run(
             "cat-file",
             "--batch-check=%(objectname) %(objecttype) %(rest)",
-            stdin="".join(f"{name} {name}\n" for name in wanted),
+            stdin="".join(f"{name}{suffix} {name}\n" for name in wanted),
         )
         resolved = {}
         for line in out.splitlines():
@@ -231,15 +245,19 @@ def tag_deployments(git: Git, service: str, pattern: str) -> list[Planned]:
         "%00%(*objectname)%00%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)",
         "refs/tags",
     )
+    rows = [line.split("\0") for line in out.splitlines()]
+    rows = [row for row in rows if fnmatch.fnmatchcase(row[0], pattern)]
+    nested = git.resolve((row[4] for row in rows if row[3] == "tag"), "^{commit}")
+    nested_dates = git.committer_dates(nested.values())
     planned = []
-    for line in out.splitlines():
-        name, kind, oid, peeled_kind, peeled, tagged, committed, peeled_committed = line.split("\0")
-        if not fnmatch.fnmatchcase(name, pattern):
-            continue
+    for name, kind, oid, peeled_kind, peeled, tagged, committed, peeled_committed in rows:
         if kind == "commit":
             sha, at, annotated = oid, committed, False
         elif kind == "tag" and peeled_kind == "commit":
             sha, at, annotated = peeled, tagged or peeled_committed, True
+        elif kind == "tag" and peeled in nested:  # a tag of a tag of a commit
+            sha, annotated = nested[peeled], True
+            at = tagged or nested_dates[sha]
         else:
             continue  # a tag of a tree or blob deploys nothing
         finished = datetime.fromtimestamp(int(at), UTC)
@@ -446,23 +464,34 @@ class LocalGitCollector:
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
         batch: list[CommitEvent] = []
         done = 0
-        for line in self.git.stream("log", f"--format={LOG_FORMAT}", "--stdin", stdin=revs):
-            done += 1
-            if done <= skip:
-                continue
-            sha, parents, author, authored, committed, subject = line.decode(
-                "utf-8", errors="replace"
-            ).split("\0", 5)
-            batch.append(
-                _commit_event(name, sha, parents.split(), author, authored, committed, subject)
-            )
-            if len(batch) >= size:
-                ctx.commit(
-                    "commit",
-                    batch,
-                    {"tips": cursor.get("tips", []), "pass": {"digest": digest, "done": done}},
+        # One writer thread stores batch n while this thread parses batch n+1 (the database
+        # driver releases the GIL while the server works). Batches still commit one at a time
+        # and in order, each with its cursor, so resuming works exactly as without it.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="localgit-writer") as writer:
+            pending: Future[None] | None = None
+            for line in self.git.stream("log", f"--format={LOG_FORMAT}", "--stdin", stdin=revs):
+                done += 1
+                if done <= skip:
+                    continue
+                sha, parents, author, authored, committed, subject = line.decode(
+                    "utf-8", errors="replace"
+                ).split("\0", 5)
+                batch.append(
+                    _commit_event(name, sha, parents.split(), author, authored, committed, subject)
                 )
-                batch = []
+                if len(batch) >= size:
+                    if pending is not None:
+                        pending.result()  # at most one batch in flight; re-raises its error
+                    pass_cursor = {"digest": digest, "done": done}
+                    pending = writer.submit(
+                        ctx.commit,
+                        "commit",
+                        batch,
+                        {"tips": cursor.get("tips", []), "pass": pass_cursor},
+                    )
+                    batch = []
+            if pending is not None:
+                pending.result()
         ctx.commit("commit", batch, {"tips": tips})
 
     def _sync_deployments(

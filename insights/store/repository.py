@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Select, Table, bindparam, delete, select
+from sqlalchemy import BigInteger, Select, String, Table, any_, bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from insights.config import DEFAULT_PRODUCTION_PATTERN
@@ -38,6 +39,7 @@ from insights.store.models import (
 from insights.timeutil import now
 
 CHUNK = 500
+COPY_MIN_ROWS = 200  # PostgreSQL: from this many rows, COPY through a stage table
 SELECT_CHUNK = 2000  # keys per "which of these exist" query (well under both bind limits)
 
 
@@ -106,6 +108,11 @@ def _sqlite_utc(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def array_param(values: list[Any], item_type: Any) -> Any:
+    """One PostgreSQL array parameter holding `values`."""
+    return bindparam(None, values, type_=ARRAY(item_type))
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -247,9 +254,7 @@ class TenantRepository:
         columns = [c for c in next(iter(latest.values())) if c not in ("service_id", key)]
         table = model.__table__  # type: ignore[attr-defined]
         stored = select(table.c.service_id, table.c[key], *[table.c[c] for c in columns]).where(
-            table.c.tenant_id == self.tenant_id,
-            table.c.service_id.in_(bindparam("service_ids", expanding=True)),
-            table.c[key].in_(bindparam("keys", expanding=True)),
+            table.c.tenant_id == self.tenant_id, *self._among(table, key)
         )
         to_write: list[dict[str, Any]] = []
         for chunk in _chunks(list(latest.items()), SELECT_CHUNK):
@@ -276,6 +281,35 @@ class TenantRepository:
             self._write_rows(table, ["tenant_id", "service_id", key], columns, to_write)
         return counts, written
 
+    def _among(self, table: Table, key: str) -> list[Any]:
+        """`service_id` among :service_ids and `key` among :keys, for this dialect.
+
+        PostgreSQL gets `= ANY(array)`: one parameter, an index scan whatever the list length.
+        A long `IN (p1, p2, …)` of separate parameters turns, once psycopg prepares the
+        statement, into a generic plan that compares every row with every key (seconds per
+        query on 10⁵ rows). SQLite keeps `IN`, which it probes through the index.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            # Plan with the actual keys: a generic plan for a growing table, cached while its
+            # statistics are stale, filters every row against the array instead of probing
+            # the index (minutes on 10⁵ rows). Lasts until the caller's transaction ends.
+            self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            return [
+                table.c.service_id == any_(bindparam("service_ids", type_=ARRAY(BigInteger))),
+                table.c[key] == any_(bindparam("keys", type_=ARRAY(String))),
+            ]
+        return [
+            table.c.service_id.in_(bindparam("service_ids", expanding=True)),
+            table.c[key].in_(bindparam("keys", expanding=True)),
+        ]
+
+    def _in(self, column: Any, values: list[Any], item_type: Any) -> Any:
+        """`column IN values`; on PostgreSQL `= ANY(array)`, planned per call (see `_among`)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            return column == any_(array_param(values, item_type))
+        return column.in_(values)
+
     def _write_rows(
         self,
         table: Table,
@@ -301,18 +335,44 @@ class TenantRepository:
                 columns[index] = [None if v is None else process(v) for v in columns[index]]
         names.append("tenant_id")
         columns.append([self.tenant_id] * len(rows))
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
         action = (
             "UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in update)
             if update
             else "NOTHING"
         )
-        sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES ({', '.join(mark for _ in names)}) "
-            f"ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO {action}"
-        )
-        connection.exec_driver_sql(sql, list(zip(*columns, strict=True)))
+        target = f"{quote(table.name)} ({', '.join(quote(n) for n in names)})"
+        on_conflict = f"ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO {action}"
+        values = list(zip(*columns, strict=True))
+        if dialect.name == "postgresql" and len(values) >= COPY_MIN_ROWS:
+            self._copy_upsert(table, names, values, on_conflict)
+            return
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = f"INSERT INTO {target} VALUES ({', '.join(mark for _ in names)}) {on_conflict}"
+        connection.exec_driver_sql(sql, values)
+
+    def _copy_upsert(
+        self, table: Table, names: list[str], values: list[tuple[Any, ...]], on_conflict: str
+    ) -> None:
+        """PostgreSQL: COPY the rows into a temporary stage table, then one
+        `INSERT … SELECT … ON CONFLICT` moves them in. Row-by-row INSERTs cost the server a
+        statement each; this is one stream and one statement (≈10× faster on 10⁵ rows)."""
+        quote = self.session.get_bind().dialect.identifier_preparer.quote
+        stage = quote(f"stage_{table.name}")
+        column_list = ", ".join(quote(n) for n in names)
+        driver = self.session.connection().connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
+                f"SELECT {column_list} FROM {quote(table.name)} WITH NO DATA"
+            )
+            with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+            cursor.execute(
+                f"INSERT INTO {quote(table.name)} ({column_list}) "
+                f"SELECT {column_list} FROM {stage} {on_conflict}"
+            )
+            cursor.execute(f"TRUNCATE {stage}")
 
     def upsert_commits(self, service_id: int, events: Sequence[CommitEvent]) -> UpsertCounts:
         rows = [
@@ -385,7 +445,7 @@ class TenantRepository:
                     select(Deployment.external_id, Deployment.id).where(
                         Deployment.tenant_id == self.tenant_id,
                         Deployment.service_id == service_id,
-                        Deployment.external_id.in_(chunk),
+                        self._in(Deployment.external_id, list(chunk), String),
                     )
                 ).all()
             )
@@ -394,7 +454,7 @@ class TenantRepository:
                 select(DeploymentCommit.deployment_id, DeploymentCommit.sha)
                 .where(
                     DeploymentCommit.tenant_id == self.tenant_id,
-                    DeploymentCommit.deployment_id.in_(list(ids.values())),
+                    self._in(DeploymentCommit.deployment_id, list(ids.values()), BigInteger),
                 )
                 .order_by(DeploymentCommit.sha)
             ):
@@ -407,7 +467,7 @@ class TenantRepository:
             self.session.execute(
                 delete(DeploymentCommit).where(
                     DeploymentCommit.tenant_id == self.tenant_id,
-                    DeploymentCommit.deployment_id.in_(stale),
+                    self._in(DeploymentCommit.deployment_id, stale, BigInteger),
                 )
             )
             by_id = {ids[x]: listed[x] for x in chunk}

@@ -1,0 +1,165 @@
+"""Local-git ingest speed: a full `insights` sync of REPO against raw `git log --all` in one run.
+
+For SQLite (a temp file) and PostgreSQL (a temp database, when INSIGHTS_TEST_POSTGRES_URL or
+--postgres is set) it prints the full ingest time, the raw `git log --all --format=…` time
+measured just before and just after it (the reference is their mean), their ratio, rows/s,
+CPU seconds, peak RSS of the ingesting process and of its git children, and the time of an
+immediate resync (nothing new to read). Each ingest runs in a fresh child process so that its
+peak RSS is its own.
+
+    python benchmarks/localgit_ingest.py REPO [--tag-pattern 'v*'] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s"
+
+
+def raw_git_log(repo: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds and lines of `git log --all --format=…`, read through a pipe."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        ["git", "-C", str(repo), "log", "--all", f"--format={LOG_FORMAT}"],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    lines = 0
+    while chunk := proc.stdout.read(1 << 20):
+        lines += chunk.count(b"\n")
+    proc.wait()
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu, lines
+
+
+def child(url: str, repo: Path, pattern: str) -> None:
+    """Ingest `repo` into `url`, then resync; print the measurements as JSON."""
+    from insights.collect.localgit import sync_local_repo
+    from insights.store.db import engine_for, migrate, unit_of_work
+    from insights.store.repository import TenantRepository
+
+    engine = engine_for(url)
+    migrate(engine)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    report = sync_local_repo(engine, repo, service="bench", tag_pattern=pattern)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    resync_started = time.perf_counter()
+    again = sync_local_repo(engine, repo, service="bench", tag_pattern=pattern)
+    resync = time.perf_counter() - resync_started
+    with unit_of_work(engine) as session:
+        counts = TenantRepository.open(session, "default").counts()
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu_self": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+                "cpu_git": children.ru_utime + children.ru_stime,
+                "rss_mib": after.ru_maxrss / 1024,
+                "git_rss_mib": children.ru_maxrss / 1024,
+                "counts": counts,
+                "records_read": report.records,
+                "resync_wall": resync,
+                "resync_records": again.records,
+            }
+        )
+    )
+
+
+def measure(label: str, url: str, repo: Path, pattern: str) -> None:
+    ref_before = raw_git_log(repo)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", url, str(repo), "--tag-pattern", pattern],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    ref_after = raw_git_log(repo)
+    if done.returncode != 0:
+        print(f"{label}: ingest failed:\n{done.stderr}", file=sys.stderr)
+        raise SystemExit(1)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    reference = (ref_before[0] + ref_after[0]) / 2
+    reference_cpu = (ref_before[1] + ref_after[1]) / 2
+    counts = got["counts"]
+    rows = counts["commits"] + counts["deployments"] + counts["deployment_commits"]
+    print(
+        f"{label:<10} commits {counts['commits']:,}  deployments {counts['deployments']:,}  "
+        f"shipped links {counts['deployment_commits']:,}  (raw git log lines {ref_before[2]:,})"
+    )
+    print(
+        f"{'':<10} ingest {got['wall']:6.2f} s   raw git log {reference:5.2f} s "
+        f"({ref_before[0]:.2f} before, {ref_after[0]:.2f} after)   "
+        f"ratio {got['wall'] / reference:4.2f}x"
+    )
+    cpu = got["cpu_self"] + got["cpu_git"]
+    print(
+        f"{'':<10} cpu {cpu:6.2f} s (python {got['cpu_self']:.2f}, git {got['cpu_git']:.2f})   "
+        f"raw git log cpu {reference_cpu:5.2f} s   cpu ratio {cpu / reference_cpu:4.2f}x"
+    )
+    print(
+        f"{'':<10} {rows / got['wall']:,.0f} rows/s ({counts['commits'] / got['wall']:,.0f} "
+        f"commits/s)   peak RSS python {got['rss_mib']:.0f} MiB, git {got['git_rss_mib']:.0f} MiB"
+    )
+    print(
+        f"{'':<10} resync with nothing new: {got['resync_wall']:.2f} s, "
+        f"{got['resync_records']} records read"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("repo", type=Path)
+    parser.add_argument("--tag-pattern", default="v*")
+    parser.add_argument("--postgres", default=os.environ.get("INSIGHTS_TEST_POSTGRES_URL"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.repo, args.tag_pattern)
+        return 0
+    if not args.repo.is_dir():
+        print(f"error: {args.repo}: no such directory", file=sys.stderr)
+        return 2
+    print(f"repository {args.repo}  (load average {os.getloadavg()[0]:.1f})")
+    with tempfile.TemporaryDirectory() as tmp:
+        measure("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.repo, args.tag_pattern)
+    if not args.postgres:
+        print("postgresql skipped (set INSIGHTS_TEST_POSTGRES_URL or --postgres)")
+        return 0
+    from insights.store.db import normalize_url
+
+    base = make_url(normalize_url(args.postgres))
+    name = f"insights_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = base.set(database=name).render_as_string(hide_password=False)
+        measure("postgresql", url, args.repo, args.tag_pattern)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
