@@ -16,9 +16,9 @@ from insights.config import ServiceConfig, TeamConfig, TenantConfig
 from insights.deliver.html import render_report, write_index, write_report, write_reports
 from insights.metrics.result import LeadTimeBreakdownHours, LeadTimeHours, Scope, SlowChange
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.narrate.builtin import as_result as builtin_result
 from insights.narrate.facts import build_facts
 from insights.narrate.schema import Narrative, NarrativeResult, Recommendation
-from insights.narrate.service import builtin_result
 from insights.store.db import unit_of_work
 from insights.store.models import Narrative as NarrativeRow
 from insights.store.repository import TenantRepository

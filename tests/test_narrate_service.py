@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from insights.config import TenantConfig
 from insights.narrate import builtin
 from insights.narrate.facts import build_facts
-from insights.narrate.service import cache_key, narrate_report
+from insights.narrate.ledger import cache_key
+from insights.narrate.service import narrate_report
 from insights.store.db import unit_of_work
 from insights.store.models import Narrative as NarrativeRow
 from insights.store.repository import ensure_tenant

@@ -15,8 +15,8 @@ from report_support import make_report
 
 from insights.deliver.html import write_report
 from insights.metrics.result import SlowChange
+from insights.narrate.builtin import as_result as builtin_result
 from insights.narrate.facts import build_facts
-from insights.narrate.service import builtin_result
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshot.sh"
 BROWSER = next(

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from insights.narrate.schema import Narrative, Recommendation
+from insights.narrate.schema import Narrative, NarrativeResult, Recommendation
+from insights.narrate.verify import check
 
 VERSION = "builtin-1"
 
@@ -754,4 +755,24 @@ def narrate(facts: dict[str, Any]) -> Narrative:
         summary=_summary(f),
         highlights=_highlights(f),
         recommendations=recommendations(f),
+    )
+
+
+def as_result(
+    facts: dict[str, Any], outcome: str = "builtin", reason: str | None = None
+) -> NarrativeResult:
+    """The built-in narrative for `facts` as a result (outcome `builtin`, or `fallback` /
+    `over_budget` with the reason no model wrote it). It must pass the checker: it quotes only
+    facts, so a failure is a bug here, never a user error."""
+    narrative = narrate(facts)
+    errors = check(narrative, facts)
+    if errors:
+        raise AssertionError(f"built-in narrative failed its own check: {errors[0]}")
+    return NarrativeResult(
+        narrative=narrative,
+        provider="builtin",
+        model=None,
+        prompt_version=VERSION,
+        outcome=outcome,  # type: ignore[arg-type]
+        reason=reason,
     )

@@ -37,7 +37,7 @@ CACHEABLE = ("accepted", "repaired")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-def cache_key(facts: dict[str, Any], provider: str, model: str, prompt_version: str) -> str:
+def cache_key(facts: dict[str, Any], provider: str, model: str | None, prompt_version: str) -> str:
     """SHA-256 over the canonical facts JSON, the provider, the model and the prompt version."""
     document = json.dumps(
         {"facts": facts, "provider": provider, "model": model, "prompt": prompt_version},
@@ -48,11 +48,14 @@ def cache_key(facts: dict[str, Any], provider: str, model: str, prompt_version: 
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-def cached(repo: TenantRepository, key: str) -> NarrativeResult | None:
-    """The stored narrative for `key`, as a `cached` result that cost nothing; None on a miss."""
+def cached(
+    repo: TenantRepository, key: str, outcomes: tuple[str, ...] = CACHEABLE
+) -> NarrativeResult | None:
+    """The stored narrative for `key` written with one of `outcomes`, as a `cached` result that
+    cost nothing; None on a miss."""
     row = repo.session.scalar(
         repo.scoped(NarrativeRow).where(
-            NarrativeRow.cache_key == key, NarrativeRow.outcome.in_(CACHEABLE)
+            NarrativeRow.cache_key == key, NarrativeRow.outcome.in_(outcomes)
         )
     )
     if row is None:

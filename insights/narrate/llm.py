@@ -144,14 +144,7 @@ class _Usage:
 
 def fallback(facts: dict[str, Any], reason: str, outcome: str = "fallback") -> NarrativeResult:
     """The built-in narrator's narrative, saying why no model wrote it."""
-    return NarrativeResult(
-        narrative=builtin.narrate(facts),
-        provider="builtin",
-        model=None,
-        prompt_version=builtin.VERSION,
-        outcome=outcome,  # type: ignore[arg-type]
-        reason=reason,
-    )
+    return builtin.as_result(facts, outcome, reason)
 
 
 def narrate_with(

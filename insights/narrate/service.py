@@ -12,51 +12,21 @@ Rules:
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from insights.config import TenantConfig
 from insights.metrics.result import MetricReport
-from insights.narrate import builtin, llm
+from insights.narrate import builtin, ledger, llm
 from insights.narrate.facts import build_facts
-from insights.narrate.schema import Narrative, NarrativeResult
-from insights.narrate.verify import check
+from insights.narrate.schema import NarrativeResult
 from insights.store.models import Narrative as NarrativeRow
 from insights.store.repository import TenantRepository
 from insights.timeutil import now
 
 BUILTIN = "builtin"
-
-
-def cache_key(facts: dict[str, Any], provider: str, model: str | None, prompt_version: str) -> str:
-    """sha256 of the canonical JSON of (facts, provider, model, prompt version)."""
-    payload = json.dumps(
-        {"facts": facts, "provider": provider, "model": model, "prompt_version": prompt_version},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def cached_narrative(repo: TenantRepository, key: str) -> NarrativeResult | None:
-    """The stored narrative for `key`, as outcome `cached` (no tokens spent this time)."""
-    row = repo.session.scalar(repo.scoped(NarrativeRow).where(NarrativeRow.cache_key == key))
-    if row is None:
-        return None
-    return NarrativeResult(
-        narrative=Narrative.model_validate(row.content),
-        provider=row.provider,
-        model=row.model,
-        prompt_version=row.prompt_version,
-        outcome="cached",
-        latency_ms=0,
-    )
 
 
 def store_narrative(
@@ -86,24 +56,6 @@ def store_narrative(
     repo.session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id", "cache_key"]))
 
 
-def builtin_result(
-    facts: dict[str, Any], outcome: str = "builtin", reason: str | None = None
-) -> NarrativeResult:
-    """The built-in narrative for `facts`; it must pass the checker (it quotes only facts)."""
-    narrative = builtin.narrate(facts)
-    errors = check(narrative, facts)
-    if errors:  # a bug in the built-in narrator, never a user error
-        raise AssertionError(f"built-in narrative failed its own check: {errors[0]}")
-    return NarrativeResult(
-        narrative=narrative,
-        provider=BUILTIN,
-        model=None,
-        prompt_version=builtin.VERSION,
-        outcome=outcome,  # type: ignore[arg-type]
-        reason=reason,
-    )
-
-
 def narrate_report(
     session: Session,
     tenant_config: TenantConfig,
@@ -123,10 +75,10 @@ def narrate_report(
     provider = tenant_config.llm.provider
     if provider != BUILTIN:
         return llm.narrate_for_tenant(session, tenant_config, report, facts, pool=pool, at=at)
-    key = cache_key(facts, BUILTIN, None, builtin.VERSION)
-    cached = cached_narrative(repo, key)
+    key = ledger.cache_key(facts, BUILTIN, None, builtin.VERSION)
+    cached = ledger.cached(repo, key, outcomes=(BUILTIN,))
     if cached is not None:
         return cached
-    result = builtin_result(facts)
+    result = builtin.as_result(facts)
     store_narrative(repo, key, report, result)
     return result
