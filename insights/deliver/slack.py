@@ -27,6 +27,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.webhook import WebhookClient
 
 from insights.config import TenantConfig, secret
+from insights.deliver.html import window_span
 from insights.errors import UserError
 from insights.metrics.result import MetricReport, WindowMetrics
 from insights.narrate.schema import Narrative
@@ -185,7 +186,7 @@ def build_digest(
                 {
                     "type": "mrkdwn",
                     "text": escape(
-                        f"{report.window.start:%Y-%m-%d} – {report.window.end:%Y-%m-%d} (UTC)"
+                        f"{window_span(report.window.start, report.window.end)}"
                         f" · {report.deployment_count} deployments · overall tier: {overall}"
                     ),
                 }
