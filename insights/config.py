@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from insights.errors import UserError
@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     config: Path | None = None
     reports_dir: Path = Path("reports")
     report_base_url: str = ""
+    # HMAC key of signed report links (insights/deliver/links.py); env only, never shown
+    report_link_secret: SecretStr | None = None
+    report_link_ttl_days: int = Field(default=14, ge=1, le=366)
     debug: bool = False
 
     def organisation(self) -> OrgConfig:

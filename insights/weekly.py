@@ -5,11 +5,13 @@ the reports are written (and the metric snapshots and narratives stored) before 
 delivered, so a Slack or SMTP failure never loses a report; each failure is counted and named
 in the run's record, and the run is `partial` instead of `success`.
 
-Report links in digests: `INSIGHTS_REPORT_BASE_URL` is the URL of a tenant's report folder;
-`{tenant}` in it is replaced by the tenant name. With the built-in API
-(`https://insights.example.com/reports`, the token decides the tenant) or static hosting of the
-reports directory (`https://reports.example.com/{tenant}`), a team's digest links to
-`<base>/2026-W05/team-payments.html`.
+Report links in digests: with INSIGHTS_REPORT_LINK_SECRET set, a digest links to a signed,
+expiring URL the built-in API opens without a token (insights/deliver/links.py):
+`<base>/<tenant>/2026-W05/team-payments.html?expires=…&sig=…`, base being the API's `/reports`
+URL (`https://insights.example.com/reports`; a `{tenant}` in it is replaced instead of
+appending). Without the secret the link is plain: `INSIGHTS_REPORT_BASE_URL` is then the URL of
+a tenant's report folder (`{tenant}` replaced), e.g. static hosting of the reports directory
+(`https://reports.example.com/{tenant}` → `<base>/2026-W05/team-payments.html`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from insights.config import Settings, TenantConfig
 from insights.deliver import slack
 from insights.deliver.email import email_settings, send_report_email
 from insights.deliver.html import report_path, safe_name
+from insights.deliver.links import link_secret, signed_report_url
 from insights.errors import UserError
 from insights.metrics.result import MetricReport
 from insights.metrics.windows import parse_window
@@ -38,12 +41,18 @@ from insights.timeutil import now as utcnow
 log = logging.getLogger(__name__)
 
 
-def report_url(settings: Settings, out_dir: Path, tenant: str, path: Path) -> str | None:
-    """The public link of a report file, or None when no base URL is configured."""
+def report_url(
+    settings: Settings, out_dir: Path, tenant: str, path: Path, now: datetime | None = None
+) -> str | None:
+    """The public link of a report file, or None when no base URL is configured; signed
+    (valid INSIGHTS_REPORT_LINK_TTL_DAYS from `now`) when INSIGHTS_REPORT_LINK_SECRET is set."""
     base = settings.report_base_url.strip()
     if not base:
         return None
-    relative = path.relative_to(out_dir / safe_name(tenant)).as_posix()
+    folder = safe_name(tenant)
+    relative = path.relative_to(out_dir / folder).as_posix()
+    if link_secret(settings) is not None:
+        return signed_report_url(settings, folder, relative, now or utcnow())
     return f"{base.replace('{tenant}', tenant).rstrip('/')}/{relative}"
 
 
@@ -75,8 +84,10 @@ def build_week(
     with `pipeline.build_reports` (`write=False`: compute and narrate only, for a dry run).
 
     The narratives handed to the digests are the ones the reports show (the narration cache
-    returns the stored narrative for the same facts without another model call).
+    returns the stored narrative for the same facts without another model call). A bad
+    INSIGHTS_REPORT_LINK_SECRET is refused here, before any work.
     """
+    link_secret(settings)
     window = parse_window(window_text, at)
     out_dir = Path(settings.reports_dir)
     with unit_of_work(engine) as session:

@@ -19,6 +19,7 @@ from insights.api import events, health, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
 from insights.api.observability import ApiMetrics, RequestMetrics
 from insights.config import Settings
+from insights.deliver import links
 from insights.errors import NotFound, UserError
 from insights.store.db import engine_for
 
@@ -27,7 +28,9 @@ log = logging.getLogger("insights.api")
 DESCRIPTION = """\
 Delivery events in, DORA metrics and reports out. Every `/api/v1` and `/reports` call needs
 `Authorization: Bearer <token>` (`insights tenant token create TENANT`); the token decides the
-tenant. Webhooks from GitHub and GitLab are authenticated by their signature or secret token.
+tenant. A report can also be opened by a signed, expiring link
+(`/reports/<tenant>/<path>?expires=…&sig=…`, from the weekly Slack digest). Webhooks from
+GitHub and GitLab are authenticated by their signature or secret token.
 """
 
 
@@ -49,6 +52,7 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    links.link_secret(settings)  # a too-short INSIGHTS_REPORT_LINK_SECRET stops startup
     app.state.settings = settings
     app.state.engine = engine_for(settings.database_url)
     app.state.org = settings.organisation()
