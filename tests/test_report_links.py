@@ -14,9 +14,11 @@ import pytest
 from api_support import make_api, sqlite_only
 from fastapi.testclient import TestClient
 from metrics_support import commit, dep, incident
+from typer.testing import CliRunner
 
 from insights import pipeline
 from insights.api.app import create_app
+from insights.cli import app as cli_app
 from insights.config import Settings
 from insights.deliver import links
 from insights.errors import UserError
@@ -235,3 +237,20 @@ def test_the_digest_button_opens_the_report_through_the_api(api, caplog):
     for text in (json.dumps(payload), response.text, index.text, caplog.text, *on_disk):
         assert SECRET not in text
     assert "expires=" not in "".join(on_disk)  # signatures are added when served, not stored
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("name", "value", "error"),
+    [
+        ("INSIGHTS_REPORT_LINK_TTL_DAYS", "0", "INSIGHTS_REPORT_LINK_TTL_DAYS: Input should be"),
+        ("INSIGHTS_REPORT_LINK_TTL_DAYS", "two weeks", "INSIGHTS_REPORT_LINK_TTL_DAYS: Input"),
+        ("INSIGHTS_REPORT_LINK_SECRET", "tiny-secret", "INSIGHTS_REPORT_LINK_SECRET: too short"),
+    ],
+)
+def test_bad_link_settings_are_one_line_cli_errors(cli_env, monkeypatch, name, value, error):
+    monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli_app, ["digest", "--tenant", "acme", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {error}") and result.stderr.count("\n") == 1
+    assert value not in result.stderr and value not in result.stdout

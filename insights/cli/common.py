@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from insights.config import Settings
@@ -15,7 +16,14 @@ TenantOption = typer.Option(
 
 
 def settings() -> Settings:
-    return Settings()
+    """Settings from the environment; a bad value is a one-line error naming its variable
+    (never the value: some of them are secrets)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        name = "INSIGHTS_" + "_".join(str(p) for p in err["loc"]).upper()
+        raise UserError(f"{name}: {err['msg']}") from None
 
 
 def open_database(s: Settings | None = None, *, migrate_sqlite: bool = True) -> Engine:
