@@ -119,3 +119,5 @@ def current_caller(
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
+# the raw Authorization credentials, for routes that also accept another proof (signed links)
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]

@@ -21,13 +21,11 @@ import mimetypes
 import posixpath
 import re
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials
 
-from insights.api.auth import CallerDep, _bearer, current_caller
+from insights.api.auth import BearerCredentials, CallerDep, current_caller
 from insights.deliver import links
 from insights.timeutil import now
 
@@ -157,7 +155,7 @@ def report_index(request: Request, caller: CallerDep) -> FileResponse:
 def report_file(
     path: str,
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: BearerCredentials,
     expires: str | None = None,
     sig: str | None = None,
 ) -> Response:
