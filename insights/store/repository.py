@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -333,6 +334,19 @@ class TenantRepository:
         ).first()
         return found is not None
 
+    def _copy_fresh(
+        self, table: Table, conflict: list[str], rows: list[dict[str, Any]]
+    ) -> int | None:
+        """PostgreSQL, big batches: COPY the rows straight into the table inside a savepoint;
+        None (nothing written) when a key was already stored or this is not such a batch."""
+        if self.session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+            return None
+        try:
+            with self.session.begin_nested():
+                return self._write_rows(table, conflict, [], rows, fresh=True)
+        except UniqueViolation:
+            return None
+
     def _insert_new(
         self,
         table: Table,
@@ -350,7 +364,10 @@ class TenantRepository:
         only when some key already existed are they read back to tell the two apart.
         """
         before = self.session.execute(select(func.max(table.c.id))).scalar() or 0
-        inserted = self._write_rows(table, conflict, [], list(latest.values()))
+        rows = list(latest.values())
+        inserted = self._copy_fresh(table, conflict, rows)
+        if inserted is None:
+            inserted = self._write_rows(table, conflict, [], rows)
         if inserted == len(latest):
             counts.new += inserted
             written.update(latest)
@@ -412,9 +429,14 @@ class TenantRepository:
         conflict: list[str],
         update: list[str],
         rows: list[dict[str, Any]],
+        *,
+        fresh: bool = False,
     ) -> int:
         """`INSERT … ON CONFLICT (conflict) DO UPDATE SET update…` of this tenant's `rows`, as
         one DBAPI executemany; returns the number of rows inserted or updated.
+
+        `fresh`: the caller knows no row conflicts (a conflict then raises); on PostgreSQL big
+        batches are COPYed straight into the table, without a stage table.
 
         Values go through each column type's own bind processor for the dialect (exactly the
         conversion SQLAlchemy applies), column by column, without SQLAlchemy's per-row
@@ -440,10 +462,25 @@ class TenantRepository:
         on_conflict = f"ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO {action}"
         values = list(zip(*columns, strict=True))
         if dialect.name == "postgresql" and len(values) >= COPY_MIN_ROWS:
+            if fresh:
+                return self._copy_into(table, names, values)
             return self._copy_upsert(table, names, values, on_conflict)
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         sql = f"INSERT INTO {target} VALUES ({', '.join(mark for _ in names)}) {on_conflict}"
         return connection.exec_driver_sql(sql, values).rowcount
+
+    def _copy_into(self, table: Table, names: list[str], values: list[tuple[Any, ...]]) -> int:
+        """PostgreSQL: COPY rows straight into `table` (any key conflict raises)."""
+        quote = self.session.get_bind().dialect.identifier_preparer.quote
+        column_list = ", ".join(quote(n) for n in names)
+        driver = self.session.connection().connection.driver_connection
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {quote(table.name)} ({column_list}) FROM STDIN") as copy,
+        ):
+            for row in values:
+                copy.write_row(row)
+        return len(values)
 
     def _copy_upsert(
         self, table: Table, names: list[str], values: list[tuple[Any, ...]], on_conflict: str
@@ -561,18 +598,22 @@ class TenantRepository:
                 continue
             changed.update(stale_ids)
             stale = [ids[x] for x in stale_ids]
-            self.session.execute(
-                delete(DeploymentCommit).where(
-                    DeploymentCommit.tenant_id == self.tenant_id,
-                    self._in(DeploymentCommit.deployment_id, stale, BigInteger),
+            if any(current[dep_id] for dep_id in stale):
+                self.session.execute(
+                    delete(DeploymentCommit).where(
+                        DeploymentCommit.tenant_id == self.tenant_id,
+                        self._in(DeploymentCommit.deployment_id, stale, BigInteger),
+                    )
                 )
-            )
             by_id = {ids[x]: listed[x] for x in chunk}
             links = [
                 {"deployment_id": dep_id, "sha": sha} for dep_id in stale for sha in by_id[dep_id]
             ]
             if links:
-                self._write_rows(DeploymentCommit.__table__, ["deployment_id", "sha"], [], links)
+                # the deployments' links were just deleted and each list is duplicate-free
+                self._write_rows(
+                    DeploymentCommit.__table__, ["deployment_id", "sha"], [], links, fresh=True
+                )
         return changed
 
     def upsert_incidents(self, service_id: int, events: Sequence[IncidentEvent]) -> UpsertCounts:
