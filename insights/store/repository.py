@@ -114,14 +114,16 @@ def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | No
     if isinstance(column_type, UtcDateTime) and dialect.name == "sqlite":
         return _sqlite_utc
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
-    if isinstance(column_type, JSON) and dialect.name == "sqlite" and process is not None:
+    if isinstance(column_type, JSON) and process is not None:
         return _plain_list_json(process)
     return process
 
 
 def _plain_list_json(serialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`serialize` (json.dumps) with a shortcut, giving the same text, for lists of ASCII
-    letters and digits such as parent shas: nothing in them needs escaping."""
+    """`serialize` (json.dumps, or psycopg's Json wrapper) with a shortcut for lists of ASCII
+    letters and digits such as parent shas: their JSON text, as json.dumps writes it (nothing
+    in them needs escaping). PostgreSQL casts that text to the json column like the wrapper's.
+    """
 
     def process(value: Any) -> Any:
         if type(value) is list:
