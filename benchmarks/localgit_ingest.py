@@ -121,7 +121,7 @@ def measure(label: str, url: str, repo: Path, pattern: str) -> None:
     )
     print(
         f"{'':<10} resync with nothing new: {got['resync_wall']:.2f} s, "
-        f"{got['resync_records']} records read"
+        f"{got['resync_records']} records read   (load average now {os.getloadavg()[0]:.1f})"
     )
 
 

@@ -13,7 +13,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, Select, String, Table, any_, bindparam, delete, select, text
+from psycopg.errors import UniqueViolation
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Select,
+    String,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -100,11 +113,45 @@ def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | No
     one-step version (the stacked TypeDecorator calls cost more than the insert itself)."""
     if isinstance(column_type, UtcDateTime) and dialect.name == "sqlite":
         return _sqlite_utc
-    return column_type.dialect_impl(dialect).bind_processor(dialect)
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if isinstance(column_type, JSON) and process is not None:
+        return _plain_list_json(process)
+    return process
+
+
+def _plain_list_json(serialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`serialize` (json.dumps, or psycopg's Json wrapper) with a shortcut for lists of ASCII
+    letters and digits such as parent shas: their JSON text, as json.dumps writes it (nothing
+    in them needs escaping). PostgreSQL casts that text to the json column like the wrapper's.
+    """
+
+    def process(value: Any) -> Any:
+        if type(value) is list:
+            if not value:
+                return "[]"
+            try:
+                joined = "".join(value)
+            except TypeError:
+                return serialize(value)
+            if joined.isascii() and joined.isalnum():
+                return '["' + '", "'.join(value) + '"]'
+        return serialize(value)
+
+    return process
 
 
 def _sqlite_utc(value: datetime) -> str:
     """An aware time as SQLAlchemy stores it in SQLite: naive UTC, microseconds always shown."""
+    if value.tzinfo is UTC:  # the usual case; %-formatting is 2× faster than isoformat here
+        return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+        )
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -253,6 +300,11 @@ class TenantRepository:
             return counts, written
         columns = [c for c in next(iter(latest.values())) if c not in ("service_id", key)]
         table = model.__table__  # type: ignore[attr-defined]
+        conflict = ["tenant_id", "service_id", key]
+        if not self._stored(table, key, next(iter(latest))):
+            latest = self._insert_new(table, key, conflict, latest, counts, written)
+            if not latest:
+                return counts, written
         stored = select(table.c.service_id, table.c[key], *[table.c[c] for c in columns]).where(
             table.c.tenant_id == self.tenant_id, *self._among(table, key)
         )
@@ -278,8 +330,79 @@ class TenantRepository:
                 to_write.append(row)
                 written[natural] = row
         if to_write:
-            self._write_rows(table, ["tenant_id", "service_id", key], columns, to_write)
+            self._write_rows(table, conflict, columns, to_write)
         return counts, written
+
+    def _stored(self, table: Table, key: str, natural: tuple[int, str]) -> bool:
+        """Whether the row with this natural key is stored (one index probe)."""
+        found = self.session.execute(
+            select(table.c.id).where(
+                table.c.tenant_id == self.tenant_id,
+                table.c.service_id == natural[0],
+                table.c[key] == natural[1],
+            )
+        ).first()
+        return found is not None
+
+    def _copy_fresh(
+        self, table: Table, conflict: list[str], rows: list[dict[str, Any]]
+    ) -> int | None:
+        """PostgreSQL, big batches: COPY the rows straight into the table inside a savepoint;
+        None (nothing written) when a key was already stored or this is not such a batch."""
+        if self.session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
+            return None
+        try:
+            with self.session.begin_nested():
+                return self._write_rows(table, conflict, [], rows, fresh=True)
+        except UniqueViolation:
+            return None
+
+    def _insert_new(
+        self,
+        table: Table,
+        key: str,
+        conflict: list[str],
+        latest: dict[tuple[int, str], dict[str, Any]],
+        counts: UpsertCounts,
+        written: dict[tuple[int, str], dict[str, Any]],
+    ) -> dict[tuple[int, str], dict[str, Any]]:
+        """Insert the rows whose key is not stored (`ON CONFLICT DO NOTHING`), count them as
+        new, and return the others, which the caller compares with what is stored.
+
+        A first ingest writes only new rows: one INSERT instead of looking every key up first.
+        The rows this INSERT added are the ones with an id above the largest id before it;
+        only when some key already existed are they read back to tell the two apart.
+        """
+        before = self.session.execute(select(func.max(table.c.id))).scalar() or 0
+        rows = list(latest.values())
+        inserted = self._copy_fresh(table, conflict, rows)
+        if inserted is None:
+            inserted = self._write_rows(table, conflict, [], rows)
+        if inserted == len(latest):
+            counts.new += inserted
+            written.update(latest)
+            return {}
+        added: set[tuple[int, str]] = set()
+        for chunk in _chunks(list(latest), SELECT_CHUNK):
+            keys = [k for _, k in chunk]
+            added.update(
+                (r[0], r[1])
+                for r in self.session.execute(
+                    select(table.c.service_id, table.c[key]).where(
+                        table.c.tenant_id == self.tenant_id,
+                        table.c.id > before,
+                        self._in(table.c[key], keys, String),
+                    )
+                )
+            )
+        rest = {}
+        for natural, row in latest.items():
+            if natural in added:
+                counts.new += 1
+                written[natural] = row
+            else:
+                rest[natural] = row
+        return rest
 
     def _among(self, table: Table, key: str) -> list[Any]:
         """`service_id` among :service_ids and `key` among :keys, for this dialect.
@@ -316,9 +439,14 @@ class TenantRepository:
         conflict: list[str],
         update: list[str],
         rows: list[dict[str, Any]],
-    ) -> None:
+        *,
+        fresh: bool = False,
+    ) -> int:
         """`INSERT … ON CONFLICT (conflict) DO UPDATE SET update…` of this tenant's `rows`, as
-        one DBAPI executemany.
+        one DBAPI executemany; returns the number of rows inserted or updated.
+
+        `fresh`: the caller knows no row conflicts (a conflict then raises); on PostgreSQL big
+        batches are COPYed straight into the table, without a stage table.
 
         Values go through each column type's own bind processor for the dialect (exactly the
         conversion SQLAlchemy applies), column by column, without SQLAlchemy's per-row
@@ -344,15 +472,29 @@ class TenantRepository:
         on_conflict = f"ON CONFLICT ({', '.join(quote(c) for c in conflict)}) DO {action}"
         values = list(zip(*columns, strict=True))
         if dialect.name == "postgresql" and len(values) >= COPY_MIN_ROWS:
-            self._copy_upsert(table, names, values, on_conflict)
-            return
+            if fresh:
+                return self._copy_into(table, names, values)
+            return self._copy_upsert(table, names, values, on_conflict)
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         sql = f"INSERT INTO {target} VALUES ({', '.join(mark for _ in names)}) {on_conflict}"
-        connection.exec_driver_sql(sql, values)
+        return connection.exec_driver_sql(sql, values).rowcount
+
+    def _copy_into(self, table: Table, names: list[str], values: list[tuple[Any, ...]]) -> int:
+        """PostgreSQL: COPY rows straight into `table` (any key conflict raises)."""
+        quote = self.session.get_bind().dialect.identifier_preparer.quote
+        column_list = ", ".join(quote(n) for n in names)
+        driver = self.session.connection().connection.driver_connection
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {quote(table.name)} ({column_list}) FROM STDIN") as copy,
+        ):
+            for row in values:
+                copy.write_row(row)
+        return len(values)
 
     def _copy_upsert(
         self, table: Table, names: list[str], values: list[tuple[Any, ...]], on_conflict: str
-    ) -> None:
+    ) -> int:
         """PostgreSQL: COPY the rows into a temporary stage table, then one
         `INSERT … SELECT … ON CONFLICT` moves them in. Row-by-row INSERTs cost the server a
         statement each; this is one stream and one statement (≈10× faster on 10⁵ rows)."""
@@ -372,7 +514,9 @@ class TenantRepository:
                 f"INSERT INTO {quote(table.name)} ({column_list}) "
                 f"SELECT {column_list} FROM {stage} {on_conflict}"
             )
+            moved = cursor.rowcount
             cursor.execute(f"TRUNCATE {stage}")
+        return moved
 
     def upsert_commits(self, service_id: int, events: Sequence[CommitEvent]) -> UpsertCounts:
         rows = [
@@ -464,18 +608,22 @@ class TenantRepository:
                 continue
             changed.update(stale_ids)
             stale = [ids[x] for x in stale_ids]
-            self.session.execute(
-                delete(DeploymentCommit).where(
-                    DeploymentCommit.tenant_id == self.tenant_id,
-                    self._in(DeploymentCommit.deployment_id, stale, BigInteger),
+            if any(current[dep_id] for dep_id in stale):
+                self.session.execute(
+                    delete(DeploymentCommit).where(
+                        DeploymentCommit.tenant_id == self.tenant_id,
+                        self._in(DeploymentCommit.deployment_id, stale, BigInteger),
+                    )
                 )
-            )
             by_id = {ids[x]: listed[x] for x in chunk}
             links = [
                 {"deployment_id": dep_id, "sha": sha} for dep_id in stale for sha in by_id[dep_id]
             ]
             if links:
-                self._write_rows(DeploymentCommit.__table__, ["deployment_id", "sha"], [], links)
+                # the deployments' links were just deleted and each list is duplicate-free
+                self._write_rows(
+                    DeploymentCommit.__table__, ["deployment_id", "sha"], [], links, fresh=True
+                )
         return changed
 
     def upsert_incidents(self, service_id: int, events: Sequence[IncidentEvent]) -> UpsertCounts:
