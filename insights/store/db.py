@@ -35,6 +35,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # A 64 MiB page cache: a big ingest touches many index pages (15-25% faster on git/git).
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 
