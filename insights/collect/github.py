@@ -14,6 +14,7 @@ successful deployment (its shipped commits, 100 a page), a merged PR's commits a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -36,15 +37,20 @@ from insights.collect.github_map import (
     map_pull,
     map_workflow_run,
 )
-from insights.collect.hostcommon import Batch, UpdatedCursor, stored_payloads
+from insights.collect.hostcommon import (
+    Batch,
+    HostAccess,
+    UpdatedCursor,
+    run_until_rate_limited,
+    stored_payloads,
+)
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
-    RateLimited,
     WaitBudget,
     rate_limit_wait,
 )
 from insights.collect.sync import SyncContext, register
-from insights.config import ServiceConfig, TenantConfig, secret
+from insights.config import ServiceConfig, TenantConfig
 from insights.errors import NotFound, UserError
 from insights.model import DeploymentStatus
 
@@ -242,30 +248,19 @@ class GitHubCollector:
 
     def sync(self, ctx: SyncContext) -> None:
         """Deployments (or workflow runs), then merged PRs, then incidents; stop on rate limit."""
-        token = secret(self.config.token_env, f"service {self.service.name!r}: GitHub token")
-        budget = WaitBudget(
-            self.config.max_rate_limit_wait_seconds, self.config.retry_backoff_seconds
-        )
-
-        def count() -> None:
-            ctx.report.requests += 1
-
+        access = HostAccess.of(ctx, self.service, "GitHub")
         self.api = GitHubApi(
-            self.base_url, self.repo, token, str(self.config.token_env), budget, count
+            self.base_url, self.repo, access.token, access.token_env, access.budget, access.count
         )
-        try:
-            if self.config.workflow:
-                self._sync_workflow_runs(ctx)
-            else:
-                for environment in self.config.environments or [None]:
-                    self._sync_deployments(ctx, environment)
-            self._sync_pulls(ctx)
-            self._sync_incidents(ctx)
-        except RateLimited as exc:
-            ctx.report.stopped_early = str(exc)
-            log.warning("%s", exc)
-        finally:
-            self.api.close()
+        if self.config.workflow:
+            deployments = [lambda: self._sync_workflow_runs(ctx)]
+        else:
+            deployments = [
+                functools.partial(self._sync_deployments, ctx, environment)
+                for environment in self.config.environments or [None]
+            ]
+        steps = [*deployments, lambda: self._sync_pulls(ctx), lambda: self._sync_incidents(ctx)]
+        run_until_rate_limited(ctx, self.api, steps)
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every event from the stored raw payloads: no request, no token needed."""

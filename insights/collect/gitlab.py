@@ -13,6 +13,7 @@ Requests per sync: ceil(N/100) pages per list, plus a compare per new successful
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -32,15 +33,20 @@ from insights.collect.gitlab_map import (
     map_incident,
     map_merge_request,
 )
-from insights.collect.hostcommon import Batch, UpdatedCursor, stored_payloads
+from insights.collect.hostcommon import (
+    Batch,
+    HostAccess,
+    UpdatedCursor,
+    run_until_rate_limited,
+    stored_payloads,
+)
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
-    RateLimited,
     WaitBudget,
     rate_limit_wait,
 )
 from insights.collect.sync import SyncContext, register
-from insights.config import ServiceConfig, TenantConfig, secret
+from insights.config import ServiceConfig, TenantConfig
 from insights.errors import NotFound, UserError
 from insights.model import DeploymentStatus
 from insights.store.db import unit_of_work
@@ -177,27 +183,24 @@ class GitLabCollector:
 
     def sync(self, ctx: SyncContext) -> None:
         """Deployments, then merged MRs, then incidents; stop (cursor kept) on a rate limit."""
-        token = secret(self.config.token_env, f"service {self.service.name!r}: GitLab token")
-        budget = WaitBudget(
-            self.config.max_rate_limit_wait_seconds, self.config.retry_backoff_seconds
-        )
-
-        def count() -> None:
-            ctx.report.requests += 1
-
+        access = HostAccess.of(ctx, self.service, "GitLab")
         self.api = GitLabApi(
-            self.base_url, self.project, token, str(self.config.token_env), budget, count
+            self.base_url,
+            self.project,
+            access.token,
+            access.token_env,
+            access.budget,
+            access.count,
         )
-        try:
-            for environment in self.config.environments or [None]:
-                self._sync_deployments(ctx, environment)
-            self._sync_merge_requests(ctx)
-            self._sync_incidents(ctx)
-        except RateLimited as exc:
-            ctx.report.stopped_early = str(exc)
-            log.warning("%s", exc)
-        finally:
-            self.api.close()
+        steps = [
+            *(
+                functools.partial(self._sync_deployments, ctx, environment)
+                for environment in self.config.environments or [None]
+            ),
+            lambda: self._sync_merge_requests(ctx),
+            lambda: self._sync_incidents(ctx),
+        ]
+        run_until_rate_limited(ctx, self.api, steps)
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every event from the stored raw payloads: no request, no token needed."""

@@ -1,13 +1,18 @@
-"""What the GitHub and GitLab collectors share: the updated-time cursor and incident references."""
+"""What the GitHub and GitLab collectors share: client credentials and the rate-limit stop, the
+updated-time cursor, and incident references."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from insights.collect.events import AnyEvent
+from insights.collect.ratelimit import RateLimited, WaitBudget
+from insights.config import ServiceConfig, secret
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
 from insights.timeutil import parse_time
@@ -15,12 +20,56 @@ from insights.timeutil import parse_time
 if TYPE_CHECKING:
     from insights.collect.sync import SyncContext
 
+log = logging.getLogger(__name__)
+
 _DEPLOYMENT_LABEL = re.compile(r"^deploy(?:ment)?[:=/ ]\s*#?(\S+)$", re.IGNORECASE)
 _DEPLOYMENT_LINE = re.compile(
     r"^\s*\**deploy(?:ment)?(?:[ _-]?id)?\**\s*[:=]\s*#?([A-Za-z0-9._-]+)",
     re.IGNORECASE | re.MULTILINE,
 )
 _SEVERITY_LABEL = re.compile(r"^(sev[ -]?\d|severity[:/ ].+|p[0-4])$", re.IGNORECASE)
+
+
+@dataclass
+class HostAccess:
+    """What a Git-host client of one sync needs: the token (read from its env var, never
+    logged), that variable's name for error messages, the rate-limit wait budget, and a
+    counter of requests for the sync report."""
+
+    token: str
+    token_env: str
+    budget: WaitBudget
+    count: Callable[[], None]
+
+    @classmethod
+    def of(cls, ctx: SyncContext, service: ServiceConfig, host: str) -> HostAccess:
+        config = service.source
+        token = secret(config.token_env, f"service {service.name!r}: {host} token")
+        budget = WaitBudget(config.max_rate_limit_wait_seconds, config.retry_backoff_seconds)
+
+        def count() -> None:
+            ctx.report.requests += 1
+
+        return cls(token, str(config.token_env), budget, count)
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def run_until_rate_limited(
+    ctx: SyncContext, api: _Closable, steps: Sequence[Callable[[], None]]
+) -> None:
+    """Run the sync steps in order; a rate limit beyond the wait budget ends the sync early
+    (every finished batch and its cursor are already committed) and says so in the report."""
+    try:
+        for step in steps:
+            step()
+    except RateLimited as exc:
+        ctx.report.stopped_early = str(exc)
+        log.warning("%s", exc)
+    finally:
+        api.close()
 
 
 class UpdatedCursor:
