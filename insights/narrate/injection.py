@@ -15,7 +15,6 @@ they are sent back to the model in the repair round-trip.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from insights.narrate.prompts import untrusted_items
@@ -52,18 +51,6 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _fields(narrative: Narrative) -> Iterator[tuple[str, str]]:
-    """(where, text) for every piece of prose in the narrative."""
-    yield "summary", narrative.summary
-    for i, text in enumerate(narrative.highlights):
-        yield f"highlights[{i}]", text
-    for i, rec in enumerate(narrative.recommendations):
-        yield f"recommendations[{i}].title", rec.title
-        yield f"recommendations[{i}].why", rec.why
-        for j, evidence in enumerate(rec.evidence):
-            yield f"recommendations[{i}].evidence[{j}]", evidence
-
-
 def _echoes(text_words: list[str], shingles: set[tuple[str, ...]]) -> bool:
     return any(
         tuple(text_words[i : i + ECHO_WORDS]) in shingles
@@ -87,7 +74,7 @@ def check(narrative: Narrative, facts: dict[str, Any]) -> list[str]:
             shingles_by_ref.setdefault(item.ref, set()).update(grams)
 
     errors: list[str] = []
-    for where, text in _fields(narrative):
+    for where, text in narrative.texts():
         words = _words(text)
         for ref, shingles in shingles_by_ref.items():
             if _echoes(words, shingles):

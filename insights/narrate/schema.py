@@ -7,6 +7,7 @@ facts document.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +39,18 @@ class Narrative(BaseModel):
     summary: str = Field(min_length=10, max_length=2500)
     highlights: list[str] = Field(default_factory=list, max_length=8)
     recommendations: list[Recommendation] = Field(min_length=1, max_length=5)
+
+    def texts(self) -> Iterator[tuple[str, str]]:
+        """(where, text) for every piece of prose, e.g. `("recommendations[0].why", "…")`:
+        what the checkers read."""
+        yield "summary", self.summary
+        for i, line in enumerate(self.highlights):
+            yield f"highlights[{i}]", line
+        for i, rec in enumerate(self.recommendations):
+            yield f"recommendations[{i}].title", rec.title
+            yield f"recommendations[{i}].why", rec.why
+            for j, item in enumerate(rec.evidence):
+                yield f"recommendations[{i}].evidence[{j}]", item
 
 
 class NarrativeResult(BaseModel):

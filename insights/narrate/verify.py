@@ -21,7 +21,6 @@ Rules, applied to the summary, each highlight, and each recommendation's title, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -55,17 +54,6 @@ def numbers_in(text: str, identifiers: list[str] | tuple[str, ...] = ()) -> list
     return found
 
 
-def _texts(narrative: Narrative) -> Iterator[tuple[str, str]]:
-    yield "summary", narrative.summary
-    for i, line in enumerate(narrative.highlights):
-        yield f"highlights[{i}]", line
-    for i, rec in enumerate(narrative.recommendations):
-        yield f"recommendations[{i}].title", rec.title
-        yield f"recommendations[{i}].why", rec.why
-        for j, item in enumerate(rec.evidence):
-            yield f"recommendations[{i}].evidence[{j}]", item
-
-
 def check(narrative: Narrative, facts: dict[str, Any]) -> list[str]:
     """Human-readable problems with `narrative` against `facts`; empty when it may ship."""
     quotable = facts.get("quotable") or {}
@@ -73,7 +61,7 @@ def check(narrative: Narrative, facts: dict[str, Any]) -> list[str]:
     percent = set(quotable.get("percent", ()))
     identifiers = list(quotable.get("identifiers", ()))
     errors: list[str] = []
-    for where, text in _texts(narrative):
+    for where, text in narrative.texts():
         if _LINK.search(text):
             errors.append(f"{where}: contains a link; narratives must not link anywhere")
         for number, is_percent in numbers_in(text, identifiers):
