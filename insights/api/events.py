@@ -319,19 +319,18 @@ ONE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _single_event_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a single-event endpoint: the event's fields without `type`."""
+    schema = _event_schema(model, drop=("type",))
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 @router.post(
     "/deployments",
     summary="Record one deployment (for a CI step)",
     status_code=201,
     responses=ONE_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _event_schema(DeploymentEvent, drop=("type",))}
-            },
-        }
-    },
+    openapi_extra=_single_event_body(DeploymentEvent),
 )
 async def post_deployment(
     request: Request, caller: CallerDep, idempotency_key: IdempotencyHeader = None
@@ -355,14 +354,7 @@ async def post_deployment(
     summary="Open, update or resolve one incident (for a CI step or an alert hook)",
     status_code=201,
     responses=ONE_RESPONSES,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _event_schema(IncidentEvent, drop=("type",))}
-            },
-        }
-    },
+    openapi_extra=_single_event_body(IncidentEvent),
 )
 async def post_incident(
     request: Request, caller: CallerDep, idempotency_key: IdempotencyHeader = None
