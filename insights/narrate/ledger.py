@@ -1,8 +1,9 @@
 """The `narratives` table as cache and usage ledger for LLM narration, tenant-scoped.
 
-- Cache: a narrative a model wrote and the checks passed (`accepted`/`repaired`) is stored under
-  `cache_key(facts, provider, model, prompt version)`; the same key later returns it without a
-  call. Fallback and over-budget rows get a unique key of their own, so they never hit.
+- Cache: a narrative a model wrote and the checks passed (`accepted`/`repaired`), or the built-in
+  narrator's, is stored under `cache_key(facts, provider, model, prompt version)`; the same key
+  later returns it without a call. Fallback and over-budget rows get a unique key of their own,
+  so they never hit.
 - Usage: every LLM narration stores one row with the tokens it spent (also on fallback: failed
   calls are billed too), latency, model and estimated cost. `content` is the delivered
   narrative (the same format `service.py` stores for the built-in narrator). On LLM rows
@@ -33,7 +34,9 @@ from insights.narrate.schema import Narrative, NarrativeResult
 from insights.store.models import Narrative as NarrativeRow
 from insights.store.repository import TenantRepository, list_tenants
 
-CACHEABLE = ("accepted", "repaired")
+# Outcomes whose narrative may be served again for the same key: a checked model answer, or
+# the deterministic built-in narrative (its key names provider "builtin", so never an LLM's).
+CACHEABLE = ("accepted", "repaired", "builtin")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -48,14 +51,11 @@ def cache_key(facts: dict[str, Any], provider: str, model: str | None, prompt_ve
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-def cached(
-    repo: TenantRepository, key: str, outcomes: tuple[str, ...] = CACHEABLE
-) -> NarrativeResult | None:
-    """The stored narrative for `key` written with one of `outcomes`, as a `cached` result that
-    cost nothing; None on a miss."""
+def cached(repo: TenantRepository, key: str) -> NarrativeResult | None:
+    """The stored narrative for `key`, as a `cached` result that cost nothing; None on a miss."""
     row = repo.session.scalar(
         repo.scoped(NarrativeRow).where(
-            NarrativeRow.cache_key == key, NarrativeRow.outcome.in_(outcomes)
+            NarrativeRow.cache_key == key, NarrativeRow.outcome.in_(CACHEABLE)
         )
     )
     if row is None:
@@ -111,7 +111,7 @@ def record(
     billed_model: str | None,
     at: datetime,
 ) -> None:
-    """Store one narration. Only accepted/repaired rows keep `key` (and so serve the cache);
+    """Store one narration. Only CACHEABLE rows keep `key` (and so serve the cache);
     when two processes store the same key at once, the second row is dropped, not an error."""
     row = NarrativeRow(
         tenant_id=repo.tenant_id,

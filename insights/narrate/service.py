@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from insights.config import TenantConfig
@@ -22,38 +21,10 @@ from insights.metrics.result import MetricReport
 from insights.narrate import builtin, ledger, llm
 from insights.narrate.facts import build_facts
 from insights.narrate.schema import NarrativeResult
-from insights.store.models import Narrative as NarrativeRow
 from insights.store.repository import TenantRepository
 from insights.timeutil import now
 
 BUILTIN = "builtin"
-
-
-def store_narrative(
-    repo: TenantRepository, key: str, report: MetricReport, result: NarrativeResult
-) -> None:
-    """Insert the narrative row for `key`; a row already there (a concurrent run) is kept."""
-    dialect = repo.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(NarrativeRow).values(
-        tenant_id=repo.tenant_id,
-        cache_key=key,
-        scope_kind=report.scope.kind,
-        scope_name=report.scope.name,
-        window_start=report.window.start,
-        window_end=report.window.end,
-        provider=result.provider,
-        model=result.model,
-        prompt_version=result.prompt_version,
-        content=result.narrative.model_dump(mode="json"),
-        outcome=result.outcome,
-        tokens_in=result.tokens_in,
-        tokens_out=result.tokens_out,
-        latency_ms=result.latency_ms,
-        cost_usd=result.cost_usd,
-        created_at=now(),
-    )
-    repo.session.execute(stmt.on_conflict_do_nothing(index_elements=["tenant_id", "cache_key"]))
 
 
 def narrate_report(
@@ -76,9 +47,11 @@ def narrate_report(
     if provider != BUILTIN:
         return llm.narrate_for_tenant(session, tenant_config, report, facts, pool=pool, at=at)
     key = ledger.cache_key(facts, BUILTIN, None, builtin.VERSION)
-    cached = ledger.cached(repo, key, outcomes=(BUILTIN,))
+    cached = ledger.cached(repo, key)
     if cached is not None:
         return cached
     result = builtin.as_result(facts)
-    store_narrative(repo, key, report, result)
+    ledger.record(
+        repo, report, result, key=key, billed_provider=BUILTIN, billed_model=None, at=now()
+    )
     return result
