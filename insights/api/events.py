@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from insights import pipeline
 from insights.api.auth import Caller, CallerDep
 from insights.api.idempotency import REPLAYED_HEADER, request_hash, run_idempotent
-from insights.api.stored import fill_from_stored
 from insights.collect.events import AnyEvent, iter_lines
 from insights.model import (
     DeploymentEvent,
@@ -31,6 +30,7 @@ from insights.model import (
     IncidentEvent,
     parse_event,
 )
+from insights.store.partial import fill_from_stored
 from insights.store.repository import TenantRepository
 from insights.timeutil import iso, now
 

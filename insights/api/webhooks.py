@@ -30,7 +30,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from insights import pipeline
-from insights.api.stored import fill_from_stored
 from insights.collect.webhooks import (
     Mapped,
     PayloadError,
@@ -44,6 +43,7 @@ from insights.errors import UserError
 from insights.model import EventError, parse_event
 from insights.store.db import unit_of_work
 from insights.store.models import WebhookDelivery
+from insights.store.partial import fill_from_stored
 from insights.store.repository import TenantRepository, get_tenant
 from insights.timeutil import now
 

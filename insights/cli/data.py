@@ -18,7 +18,7 @@ from insights.collect.events import parse_lines
 from insights.errors import UserError
 from insights.model import EventError, parse_event
 from insights.store.db import engine_for, migrate, unit_of_work
-from insights.store.models import Incident
+from insights.store.partial import fill_from_stored
 from insights.store.repository import TenantRepository, ensure_tenant, list_tenants
 from insights.timeutil import iso, now
 
@@ -129,7 +129,7 @@ def _record(tenant: str, data: dict[str, Any], merge_incident: bool = False) -> 
     with unit_of_work(engine) as session:
         repo = TenantRepository.open(session, tenant, create=True)
         if merge_incident:
-            data = _merge_stored_incident(repo, data)
+            data = fill_from_stored(repo, data)
         try:
             event = parse_event(data)
         except EventError as exc:
@@ -142,29 +142,6 @@ def _record(tenant: str, data: dict[str, Any], merge_incident: bool = False) -> 
     counts = result.counts[event.type]
     verb = "recorded" if counts.new else "updated" if counts.updated else "unchanged"
     console.print(f"{verb} {event.type} {getattr(event, 'id', None) or event.service}")
-
-
-def _merge_stored_incident(repo: TenantRepository, data: dict[str, Any]) -> dict[str, Any]:
-    """Fields not given on the command line keep their stored values (e.g. resolving later)."""
-    service = repo.service(data["service"])
-    if service is None:
-        return data
-    stored = repo.session.scalar(
-        repo.scoped(Incident).where(
-            Incident.service_id == service.id, Incident.external_id == data["id"]
-        )
-    )
-    if stored is None:
-        return data
-    merged = {
-        "opened_at": stored.opened_at,
-        "resolved_at": stored.resolved_at,
-        "severity": stored.severity,
-        "deployment_id": stored.deployment_external_id,
-        "title": stored.title,
-    }
-    merged = {k: v for k, v in merged.items() if v is not None}
-    return {**merged, **data}
 
 
 def _when(value: str | None, default_now: bool = False) -> str | datetime | None:

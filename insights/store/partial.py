@@ -1,8 +1,9 @@
 """Partial updates: fields an incoming event leaves out keep the values already stored.
 
-A CI step resolving an incident sends only its id and `resolved_at`; a GitHub `pull_request`
-webhook knows nothing of the first review the collector found. Upserts replace whole rows, so
-the API fills such gaps from the stored row first; nothing already stored is lost.
+A CI step resolving an incident sends only its id and `resolved_at` (`insights record incident`
+or the API); a GitHub `pull_request` webhook knows nothing of the first review the collector
+found. Upserts replace whole rows, so callers fill such gaps from the stored row first; nothing
+already stored is lost.
 """
 
 from __future__ import annotations
