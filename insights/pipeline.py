@@ -21,6 +21,7 @@ from insights.metrics import compute as metrics_compute
 from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.narrate.schema import NarrativeResult
 from insights.store.repository import TenantRepository, UpsertCounts
 
 KINDS = ("commit", "change", "deployment", "incident")
@@ -173,12 +174,14 @@ def compute_all(
 
 @dataclass
 class BuiltReports:
-    """What `build_reports` wrote: one file per scope, the tenant's index, who narrated."""
+    """What `build_reports` wrote: one file per scope, the tenant's index, who narrated, and
+    each report with the narrative it shows (for digests)."""
 
     window: Window
     paths: list[Path]
     index: Path
     outcomes: dict[str, int] = field(default_factory=dict)
+    narrated: list[tuple[MetricReport, NarrativeResult]] = field(default_factory=list)
 
 
 def build_reports(
@@ -201,13 +204,14 @@ def build_reports(
     reports = compute_all(session, tenant_config.name, window)
     repo = TenantRepository.open(session, tenant_config.name)
     covered = coverage(repo.delivery_frames(), tenant_config, window)
-    paths, outcomes = [], Counter[str]()
+    paths, outcomes, narrated = [], Counter[str](), []
     for report in reports:
         result = narrate_report(session, tenant_config, report)
+        narrated.append((report, result))
         outcomes[f"{result.provider}:{result.outcome}"] += 1
         services = [covered[s] for s in report.services if s in covered]
         paths.append(write_report(out_dir, report, result, services, generated_at))
         if progress:
             progress(report)
     index = write_index(out_dir, tenant_config.name, generated_at)
-    return BuiltReports(window=window, paths=paths, index=index, outcomes=dict(outcomes))
+    return BuiltReports(window, paths, index, dict(outcomes), narrated)

@@ -83,8 +83,7 @@ def build_week(
     """Compute every scope of `tenant` for the window, narrate each and write the HTML reports
     with `pipeline.build_reports` (`write=False`: compute and narrate only, for a dry run).
 
-    The narratives handed to the digests are the ones the reports show (the narration cache
-    returns the stored narrative for the same facts without another model call). A bad
+    The narratives handed to the digests are the ones the reports show. A bad
     INSIGHTS_REPORT_LINK_SECRET is refused here, before any work.
     """
     link_secret(settings)
@@ -92,13 +91,10 @@ def build_week(
     out_dir = Path(settings.reports_dir)
     with unit_of_work(engine) as session:
         if write:
-            reports: list[MetricReport] = []
-            build_reports(
-                session, tenant, window, out_dir, generated_at=at, progress=reports.append
-            )
+            items = build_reports(session, tenant, window, out_dir, generated_at=at).narrated
         else:
             reports = compute_all(session, tenant.name, window)
-        items = [(r, narrate_report(session, tenant, r)) for r in reports]
+            items = [(r, narrate_report(session, tenant, r)) for r in reports]
     paths = {(r.scope.kind, r.scope.name): report_path(out_dir, r) for r, _ in items}
     return WeeklyBuild(tenant.name, window.label, items, paths)
 
