@@ -22,7 +22,7 @@ from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
-from insights.store.repository import TenantRepository, UpsertCounts
+from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
 
 KINDS = ("commit", "change", "deployment", "incident")
 PROGRESS_STEP = 5000
@@ -152,12 +152,17 @@ def compute_report(
 
 
 def compute_all(
-    session: Session, tenant: str, window: Window, history: int = 12
+    session: Session,
+    tenant: str,
+    window: Window,
+    history: int = 12,
+    frames: DeliveryFrames | None = None,
 ) -> list[MetricReport]:
     """Reports for every service, every team and the tenant over `window`; each is stored as
-    a metric snapshot (the report's JSON document, replacing an earlier one of that window)."""
+    a metric snapshot (the report's JSON document, replacing an earlier one of that window).
+    `frames`: the tenant's delivery frames when the caller has already read them."""
     repo = TenantRepository.open(session, tenant)
-    prepared = metrics_compute.prepare(repo.delivery_frames())
+    prepared = metrics_compute.prepare(frames if frames is not None else repo.delivery_frames())
     scopes = [Scope(kind="service", name=s.name) for s in repo.services()]
     scopes += [Scope(kind="team", name=t.name) for t in repo.teams()]
     scopes.append(Scope(kind="tenant", name=tenant))
@@ -201,9 +206,9 @@ def build_reports(
     from insights.timeutil import now
 
     generated_at = generated_at or now()
-    reports = compute_all(session, tenant_config.name, window)
-    repo = TenantRepository.open(session, tenant_config.name)
-    covered = coverage(repo.delivery_frames(), tenant_config, window)
+    frames = TenantRepository.open(session, tenant_config.name).delivery_frames()
+    reports = compute_all(session, tenant_config.name, window, frames=frames)
+    covered = coverage(frames, tenant_config, window)
     paths, outcomes, narrated = [], Counter[str](), []
     for report in reports:
         result = narrate_report(session, tenant_config, report)
