@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from insights.errors import UserError
 from insights.metrics.result import Window
-from insights.timeutil import utc
+from insights.timeutil import parse_time, utc
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -67,14 +67,13 @@ def parse_time_bound(text: str, what: str) -> datetime:
     try:
         if len(value) == 10:
             return datetime.combine(date.fromisoformat(value), time(), UTC)
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
+        return parse_time(value)
+    except ValueError as exc:
+        if "time zone" in str(exc):
+            raise UserError(f"{what} {text!r}: {exc}") from None
         raise UserError(
             f"{what} {text!r}: not a date (2026-01-05) or ISO time (2026-01-05T10:00:00Z)"
         ) from None
-    if parsed.tzinfo is None:
-        raise UserError(f"{what} {text!r}: needs a time zone (for example 2026-01-05T10:00:00Z)")
-    return parsed.astimezone(UTC)
 
 
 def default_window(now: datetime) -> Window:
