@@ -135,7 +135,11 @@ def _current() -> Runtime:
 
 
 def run_tenant_sync(rt: Runtime, tenant: str) -> dict[str, Any]:
-    """Sync every configured service of `tenant`; returns the counts per service."""
+    """Sync every configured service of `tenant`; returns the counts and outcome per service.
+
+    Every source is tried; `failures` counts the sources that failed, which makes the run
+    `partial` (the others' data is stored) rather than `failed`.
+    """
     from insights.collect.sync import run_sync
 
     reports = run_sync(rt.engine, rt.org, tenant=tenant)
@@ -143,6 +147,8 @@ def run_tenant_sync(rt: Runtime, tenant: str) -> dict[str, Any]:
     for report in reports:
         services[report.service] = {
             "source": report.source,
+            "outcome": report.outcome,
+            "error": report.error,
             "batches": report.batches,
             "seconds": round(report.seconds, 3),
             "stopped_early": report.stopped_early,
@@ -151,7 +157,7 @@ def run_tenant_sync(rt: Runtime, tenant: str) -> dict[str, Any]:
                 for kind, c in report.counts.items()
             },
         }
-    return {"services": services}
+    return {"services": services, "failures": sum(r.error is not None for r in reports)}
 
 
 def run_tenant_weekly(rt: Runtime, tenant: str, scheduled_at: datetime) -> dict[str, Any]:

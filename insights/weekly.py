@@ -30,7 +30,7 @@ from insights.deliver.email import email_settings, send_report_email
 from insights.deliver.html import report_path, safe_name
 from insights.deliver.links import link_secret, signed_report_url
 from insights.errors import UserError
-from insights.metrics.result import MetricReport
+from insights.metrics.result import MetricReport, Window
 from insights.metrics.windows import parse_window
 from insights.narrate.schema import NarrativeResult
 from insights.narrate.service import narrate_report
@@ -76,7 +76,7 @@ def build_week(
     engine: Engine,
     settings: Settings,
     tenant: TenantConfig,
-    window_text: str | None,
+    window_text: str | Window | None,
     at: datetime,
     write: bool = True,
 ) -> WeeklyBuild:
@@ -87,7 +87,7 @@ def build_week(
     INSIGHTS_REPORT_LINK_SECRET is refused here, before any work.
     """
     link_secret(settings)
-    window = parse_window(window_text, at)
+    window = window_text if isinstance(window_text, Window) else parse_window(window_text, at)
     out_dir = Path(settings.reports_dir)
     with unit_of_work(engine) as session:
         if write:

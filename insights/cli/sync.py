@@ -1,38 +1,50 @@
-"""`insights sync`: run the collectors configured in insights.toml, with progress and a summary."""
+"""`insights sync`: run the collectors configured in insights.toml, with progress and a summary.
+
+Every source is tried even when an earlier one fails (a missing token, an unreachable host);
+the summary gives each source's outcome and the exit code is 1 when any source failed (what
+the others stored is kept).
+"""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from insights.cli import app, console, err_console
-from insights.cli.common import open_database, settings
-from insights.collect.sync import SyncReport, run_sync
-from insights.config import ServiceConfig, TenantConfig
+from insights.cli import command, console, err_console
+from insights.cli.common import ServiceOption, open_database, settings
 from insights.errors import UserError
 
+if TYPE_CHECKING:
+    from insights.collect.sync import SyncReport
+    from insights.config import ServiceConfig, TenantConfig
 
-@app.command()
+
+@command()
 def sync(
     tenant: str | None = typer.Option(
         None,
         "--tenant",
         "-t",
         envvar="INSIGHTS_TENANT",
+        metavar="NAME",
         help="Only this tenant (default: every tenant in insights.toml).",
     ),
-    service: str | None = typer.Option(None, "--service", "-s", help="Only this service."),
+    service: str | None = ServiceOption,
 ) -> None:
     """Fetch new delivery data for the services configured in insights.toml.
 
     Each source keeps a cursor in the database, so a sync reads only what changed; a sync that
-    is interrupted (even kill -9) resumes from its last committed batch.
+    is interrupted (even kill -9) resumes from its last committed batch. Every source is
+    tried; the exit code is 1 when any of them failed.
 
     Example: INSIGHTS_CONFIG=insights.toml insights sync --service checkout
     """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from insights.collect.sync import run_sync
+
     s = settings()
     org = s.organisation()
     if not org.tenants:
@@ -46,7 +58,7 @@ def sync(
         TextColumn("{task.description}"),
         TextColumn("{task.fields[records]:>9,} records  {task.fields[kind]}"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err_console.get(),
         transient=True,
         disable=not err_console.is_terminal,
     ) as progress:
@@ -75,17 +87,38 @@ def sync(
                 f"warning: {report.tenant}/{report.service} stopped early: {report.stopped_early}",
                 markup=False,
             )
+    failed = [r for r in reports if r.error]
+    for report in failed:
+        err_console.print(
+            f"error: {report.tenant}/{report.service} ({report.source}): {report.error}",
+            markup=False,
+        )
     total = sum(r.records for r in reports)
     console.print(
-        f"{len(reports)} service(s) synced, {total} records read in "
-        f"{time.perf_counter() - started:.1f} s"
+        f"{len(reports) - len(failed)} of {len(reports)} source(s) synced, {total} records "
+        f"read in {time.perf_counter() - started:.1f} s"
+        + (f"; {len(failed)} failed" if failed else "")
     )
+    if failed:
+        raise typer.Exit(1)
 
 
-def summary_table(reports: list[SyncReport]) -> Table:
-    """Records new/updated/unchanged per service and kind, and the time each service took."""
+def summary_table(reports: list[SyncReport]) -> Any:
+    """Records new/updated/unchanged per service and kind, the time each service took and
+    its outcome (ok, stopped early, failed)."""
+    from rich.table import Table
+
     table = Table(title="sync")
-    for column in ("tenant", "service", "kind", "new", "updated", "unchanged", "seconds"):
+    for column in (
+        "tenant",
+        "service",
+        "kind",
+        "new",
+        "updated",
+        "unchanged",
+        "seconds",
+        "outcome",
+    ):
         table.add_column(
             column,
             justify="right" if column in {"new", "updated", "unchanged", "seconds"} else "left",
@@ -102,5 +135,6 @@ def summary_table(reports: list[SyncReport]) -> Table:
                 str(counts.updated) if counts else "0",
                 str(counts.unchanged) if counts else "0",
                 f"{report.seconds:.1f}" if first else "",
+                report.outcome if first else "",
             )
     return table

@@ -116,7 +116,7 @@ def fmt_delta(current: float | None, previous: float | None, unit: str) -> str |
         text = f"{abs(diff):.1f} h"
     else:
         text = f"{abs(diff):.1f}".removesuffix(".0")
-    if text.startswith("0 ") or text in ("0", "0.0"):
+    if float(text.split()[0]) == 0:  # rounds to nothing: no "−0.0 h"
         return "±0"
     return ("+" if diff > 0 else "−") + text
 
@@ -128,14 +128,25 @@ def _arrow(current: float | None, previous: float | None, better: Better) -> str
     return " :white_check_mark:" if improved else " :warning:"
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 deployment`, `2 deployments`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def moved_most(report: MetricReport) -> str:
+    """The sentence of `movement()`."""
+    return movement(report)[0]
+
+
+def movement(report: MetricReport) -> tuple[str, bool | None]:
     """The headline metric with the largest relative change against the previous window.
 
     Example: lead time median 40 h → 26 h reads "Lead time (median) improved 35% (40.0 h →
     26.0 h)". Metrics without a value in either window, or with 0 before, are not compared.
+    Returns the sentence and whether the move was an improvement (None: nothing compared).
     """
     if report.previous is None:
-        return "No previous window to compare with yet."
+        return "No previous window to compare with yet.", None
     best: tuple[float, Headline, float, float] | None = None
     for h in HEADLINES:
         cur, prev = h.value(report), h.value(report.previous)
@@ -145,14 +156,19 @@ def moved_most(report: MetricReport) -> str:
         if best is None or abs(change) > abs(best[0]):
             best = (change, h, cur, prev)
     if best is None:
-        return "Nothing moved against the previous window."
+        return "Nothing moved against the previous window.", None
     change, h, cur, prev = best
     improved = (cur > prev) == (h.better == "higher")
     verb = "improved" if improved else "worsened"
     return (
         f"*{h.label}* {verb} {abs(change) * 100:.0f}% "
         f"({fmt_value(prev, h.unit)} → {fmt_value(cur, h.unit)})"
-    )
+    ), improved
+
+
+# The emoji says whether the move is good news, not which way the number went: a lead time
+# that falls is an improvement.
+_MOVE_EMOJI = {True: ":white_check_mark:", False: ":warning:", None: ":information_source:"}
 
 
 def _scope_title(report: MetricReport) -> str:
@@ -178,6 +194,7 @@ def build_digest(
             line += f"\n{delta} vs previous{_arrow(cur, prev, h.better)}"
         fields.append({"type": "mrkdwn", "text": clip(line, MAX_FIELD_TEXT)})
     overall = report.tier.overall or "not enough data"
+    moved = movement(report)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         {
@@ -187,7 +204,8 @@ def build_digest(
                     "type": "mrkdwn",
                     "text": escape(
                         f"{window_span(report.window.start, report.window.end)}"
-                        f" · {report.deployment_count} deployments · overall tier: {overall}"
+                        f" · {plural(report.deployment_count, 'deployment')}"
+                        f" · overall tier: {overall}"
                     ),
                 }
             ],
@@ -195,7 +213,7 @@ def build_digest(
         {"type": "section", "fields": fields[:MAX_FIELDS]},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": ":chart_with_upwards_trend: " + moved_most(report)},
+            "text": {"type": "mrkdwn", "text": f"{_MOVE_EMOJI[moved[1]]} {moved[0]}"},
         },
     ]
     if narrative is not None:
@@ -225,19 +243,8 @@ def build_digest(
                 ],
             }
         )
-    else:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": "Full report: set INSIGHTS_REPORT_BASE_URL to link it here.",
-                    }
-                ],
-            }
-        )
-    text = f"{title}: {report.deployment_count} deployments, overall tier {overall}"
+    # Without a report URL the digest has no link: the team channel is no place for setup hints.
+    text = f"{title}: {plural(report.deployment_count, 'deployment')}, overall tier {overall}"
     return {"text": clip(text, MAX_SECTION_TEXT), "blocks": fit_blocks(blocks)}
 
 
@@ -274,7 +281,22 @@ def webhook_url(tenant: TenantConfig, team: str) -> str:
             f"team {team}: no Slack webhook configured (set slack_webhook_env on the team or"
             f" [tenants.slack] webhook_url_env for tenant {tenant.name})"
         )
-    return secret(env_name, f"team {team}: Slack webhook")
+    url = secret(env_name, f"team {team}: Slack webhook")
+    check_webhook_url(url, f"team {team}: Slack webhook in {env_name}")
+    return url
+
+
+def check_webhook_url(url: str, what: str) -> None:
+    """Refuse a value that is not an http(s) URL (a token pasted into the variable, say),
+    naming where it came from and never echoing it: it is a secret either way."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"{what}: not an http(s) URL (expected https://hooks.slack.com/…)")
 
 
 @dataclass
@@ -289,7 +311,14 @@ class DeliveryResult:
 def send_digest(
     url: str, payload: dict[str, Any], max_retries: int = 3, timeout: int = 15
 ) -> DeliveryResult:
-    """POST `payload` to the webhook; 429 is retried after Retry-After up to `max_retries`."""
+    """POST `payload` to the webhook; 429 is retried after Retry-After up to `max_retries`.
+
+    Every failure is a one-line `error`: not a URL, unreachable, or the HTTP status and body.
+    """
+    try:
+        check_webhook_url(url, "Slack webhook")
+    except UserError as exc:
+        return DeliveryResult(False, None, str(exc))
     client = WebhookClient(
         url,
         timeout=timeout,
@@ -302,8 +331,9 @@ def send_digest(
     try:
         response = client.send_dict(payload)
     except Exception as exc:  # connection refused, TLS, timeout…
-        message = str(exc).replace(url, "<webhook>")
-        return DeliveryResult(False, None, f"{type(exc).__name__}: {message}"[:300])
+        reason = getattr(exc, "reason", None) or exc  # URLError wraps the socket error
+        message = (getattr(reason, "strerror", None) or str(reason)).replace(url, "<webhook>")
+        return DeliveryResult(False, None, f"cannot reach the Slack webhook ({message})"[:300])
     if response.status_code == 200:
         return DeliveryResult(True, 200)
     body = (response.body or "").replace(url, "<webhook>").strip()
