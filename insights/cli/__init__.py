@@ -17,6 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer._click.exceptions import UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from insights import __version__
@@ -91,6 +92,12 @@ class Group(TyperGroup):
             if _debug(ctx):
                 raise
             _one_line_error(ctx, str(exc))
+        except UsageError as exc:
+            # Click prints usage + hint + error on three lines; a CI log wants one.
+            if _debug(ctx) or exc.ctx is None:
+                raise
+            where = exc.ctx.command_path
+            _one_line_error(ctx, f"{exc.format_message()} (see `{where} --help`)")
         except Exception as exc:
             # SQLAlchemy is imported only by commands that use a database: look it up lazily.
             sa_exc = sys.modules.get("sqlalchemy.exc")

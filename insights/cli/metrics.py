@@ -149,14 +149,12 @@ def metrics(
 
 
 def _gate_markdown(report: MetricReport, lines: list[tuple[str, str, str, str]]) -> str:
-    from insights.deliver.text import markdown_text
-
     icon = {"pass": "✅ pass", "breach": "❌ breach", "no data": "➖ no data"}
     rows = "\n".join(f"| {rule} | {got} | {limit} | {icon[o]} |" for rule, got, limit, o in lines)
     failed = any(o == "breach" for *_, o in lines)
     head = (
         f"### DORA gate {'failed' if failed else 'passed'}: {report.scope.kind} "
-        f"{markdown_text(report.scope.name)}, {report.window.label}"
+        f"{report.scope.name}, {report.window.label}"
     )
     note = ""
     if report.deployment_count == 0:

@@ -2,11 +2,17 @@
 
 `output_document()` is the one place that maps a `MetricReport` to the stable output keys;
 `render_json`, `render_markdown` and `render_table` present that document.
+
+Markdown goes into PR comments and job summaries, where GitHub renders links, images, HTML
+and `@mentions`. Text from outside (change titles, ids) is therefore shown as an inline code
+span (`inert()`): nothing inside one renders or pings anyone — `[x](https://evil)` stays
+text, `@octocat` is not notified, `<img>` is shown, not loaded.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.table import Table
@@ -126,6 +132,25 @@ def _cell(text: str) -> str:
     )
 
 
+_BACKTICKS = re.compile(r"`+")
+
+
+def inert(text: str) -> str:
+    """Untrusted text as one inline code span for a Markdown table cell: no link, image,
+    HTML or mention renders inside it. The fence is one backtick longer than any run in the
+    text (CommonMark's rule); `|` is escaped because GFM splits cells even inside code.
+
+    >>> inert("Fix @octocat's [link](https://x.test)")
+    "`Fix @octocat's [link](https://x.test)`"
+    """
+    flat = " ".join(text.split())
+    if not flat:
+        return ""
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
 def render_markdown(report: MetricReport) -> str:
     """A GitHub-flavoured Markdown summary: the headline table, tier, breakdown, slowest changes."""
     previous = report.previous.window.label if report.previous else "previous"
@@ -151,7 +176,7 @@ def render_markdown(report: MetricReport) -> str:
     if report.slowest_changes:
         lines += ["", "| Slowest change | Service | Lead time |", "|---|---|---:|"]
         for c in report.slowest_changes:
-            title = _cell(f"{c.id} {c.title or ''}".strip()[:120])
+            title = inert(f"{c.id} {c.title or ''}".strip()[:120])
             lines.append(f"| {title} | {_cell(c.service)} | {_num(c.lead_time_hours, ' h')} |")
     if report.incidents_without_deployment:
         lines += [
