@@ -125,7 +125,7 @@ def deliver_digests(
         try:
             url = slack.webhook_url(tenant, team)
         except UserError as exc:
-            outcomes[team] = f"not sent: {exc}"
+            outcomes[team] = f"not sent: {str(exc).removeprefix(f'team {team}: ')}"
             continue
         result = slack.send_digest(url, payload)
         outcomes[team] = "sent" if result.ok else f"failed: {result.error}"

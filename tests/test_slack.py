@@ -139,7 +139,35 @@ def test_collected_text_cannot_ping_or_link_in_slack():
     advice = next(t for t in texts(payload) if t.startswith(":bulb:"))
     assert "<!channel>" not in advice
     assert "&lt;!channel&gt; reviewers &amp; owners" in advice
-    assert "INSIGHTS_REPORT_BASE_URL" in texts(payload)[-1]
+
+
+def test_a_digest_without_report_url_has_no_link_and_no_setup_hint():
+    payload = build_digest(report(), NARRATIVE, None)
+    assert "INSIGHTS_REPORT_BASE_URL" not in json.dumps(payload)
+    assert all(b["type"] != "actions" for b in payload["blocks"])
+
+
+def _moved_line(payload) -> str:
+    return next(t for t in texts(payload) if "improved" in t or "worsened" in t or "moved" in t)
+
+
+def test_the_emoji_follows_whether_the_move_is_good_or_bad():
+    # lead time falling 40 h -> 20 h is good news; rising 40 h -> 80 h is bad news
+    quiet = dict(change_failure_rate=0.25, rework_rate=0.25, deployments_per_week=4.0)
+    better = report(lead_time_hours=LeadTimeHours(median=20.0, samples=3), **quiet)
+    worse = report(lead_time_hours=LeadTimeHours(median=80.0, samples=3), **quiet)
+    good = _moved_line(build_digest(better, None, None))
+    bad = _moved_line(build_digest(worse, None, None))
+    assert good.startswith(":white_check_mark: *Lead time (median)* improved 50%"), good
+    assert bad.startswith(":warning: *Lead time (median)* worsened 100%"), bad
+    assert ":chart_with_upwards_trend:" not in good + bad
+
+
+def test_one_deployment_is_singular():
+    payload = build_digest(report(deployment_count=1, deployments_per_week=1.0), None, None)
+    context = payload["blocks"][1]["elements"][0]["text"]
+    assert " · 1 deployment · " in context
+    assert payload["text"].endswith(": 1 deployment, overall tier high")
 
 
 def test_no_previous_window_and_no_deployments_read_as_no_data_not_zero():
@@ -200,6 +228,12 @@ def test_deltas_are_signed_and_unchanged_reads_plus_minus_zero():
     assert fmt_delta(None, 3.0, "count") is None
 
 
+def test_a_change_that_rounds_to_nothing_is_plus_minus_zero_not_minus_zero():
+    assert fmt_delta(26.01, 26.04, "hours") == "±0"
+    assert fmt_delta(0.1, 0.10001, "rate") == "±0"
+    assert fmt_delta(2.01, 2.04, "count") == "±0"
+
+
 # --- delivery against a local webhook ------------------------------------------------------
 
 
@@ -238,6 +272,20 @@ def test_unreachable_webhook_is_a_result_not_a_crash():
     result = send_digest("http://127.0.0.1:9/services/s3cr3tXYZ", {"text": "x"}, timeout=2)
     assert not result.ok and result.status is None
     assert "s3cr3tXYZ" not in (result.error or "")
+    assert result.error == "cannot reach the Slack webhook (Connection refused)"
+
+
+def test_a_value_that_is_not_a_url_is_refused_without_echoing_it(monkeypatch):
+    result = send_digest("xoxb-s3cr3tXYZ", {"text": "x"})
+    assert not result.ok
+    assert result.error == "Slack webhook: not an http(s) URL (expected https://hooks.slack.com/…)"
+    tenant = TenantConfig(name="acme", teams=[TeamConfig(name="web", slack_webhook_env="HOOK")])
+    monkeypatch.setenv("HOOK", "xoxb-s3cr3tXYZ")
+    with pytest.raises(UserError) as caught:
+        webhook_url(tenant, "web")
+    assert str(caught.value) == (
+        "team web: Slack webhook in HOOK: not an http(s) URL (expected https://hooks.slack.com/…)"
+    )
 
 
 def test_webhook_url_comes_from_the_team_env_then_the_tenant_env(monkeypatch):
