@@ -167,7 +167,7 @@ def demo(
             synced = run_sync(engine, OrgConfig(tenants=[tenant_config]), tenant_config.name)
             failed = [r for r in synced if r.error]
             if failed:
-                raise UserError(f"--repo {repo}: {failed[0].error}")
+                raise UserError(failed[0].error or f"--repo {repo}: sync failed")
             loaded = f"{sum(r.records for r in synced)} records from {repo}"
         if chosen is None:
             with unit_of_work(engine) as session:
