@@ -11,18 +11,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from insights.collect.events import AnyEvent
 from insights.config import TenantConfig
 from insights.errors import NotFound, UserError
-from insights.metrics import compute as metrics_compute
 from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
+
+if TYPE_CHECKING:
+    from insights.metrics.compute import Prepared
 
 KINDS = ("commit", "change", "deployment", "incident")
 PROGRESS_STEP = 5000
@@ -113,13 +116,15 @@ def scope_services(repo: TenantRepository, scope: Scope) -> list[str]:
 
 
 def _report(
-    prepared: metrics_compute.Prepared,
+    prepared: Prepared,
     tenant: str,
     scope: Scope,
     services: list[str],
     window: Window,
     history: int,
 ) -> MetricReport:
+    from insights.metrics import compute as metrics_compute
+
     if history < 1:
         raise UserError(f"history {history}: must be at least 1 window")
     windows = metric_windows.history(window, max(history, 2))
@@ -143,6 +148,8 @@ def compute_report(
     """The metric report of one scope and window: the window's metrics, the previous window,
     `history` windows (oldest first, ending with this one), the 5 slowest changes and the
     deployments per day. Reads through the tenant's repository; computes with pure functions."""
+    from insights.metrics import compute as metrics_compute  # pandas: only where metrics are
+
     repo = TenantRepository.open(session, tenant)
     if scope.kind == "tenant":
         scope = Scope(kind="tenant", name=tenant)
@@ -161,6 +168,8 @@ def compute_all(
     """Reports for every service, every team and the tenant over `window`; each is stored as
     a metric snapshot (the report's JSON document, replacing an earlier one of that window).
     `frames`: the tenant's delivery frames when the caller has already read them."""
+    from insights.metrics import compute as metrics_compute
+
     repo = TenantRepository.open(session, tenant)
     prepared = metrics_compute.prepare(frames if frames is not None else repo.delivery_frames())
     scopes = [Scope(kind="service", name=s.name) for s in repo.services()]

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
-from psycopg.errors import UniqueViolation
+from typing import TYPE_CHECKING
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -50,6 +50,9 @@ from insights.store.models import (
     UtcDateTime,
 )
 from insights.timeutil import now
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK = 500
 COPY_MIN_ROWS = 200  # PostgreSQL: from this many rows, COPY through a stage table
@@ -351,6 +354,8 @@ class TenantRepository:
         None (nothing written) when a key was already stored or this is not such a batch."""
         if self.session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
             return None
+        from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
+
         try:
             with self.session.begin_nested():
                 return self._write_rows(table, conflict, [], rows, fresh=True)
@@ -779,6 +784,8 @@ class TenantRepository:
         return out
 
     def _frame(self, stmt: Select[Any], time_columns: Sequence[str] = ()) -> pd.DataFrame:
+        import pandas as pd  # only metric reads need it: `insights record` stays fast
+
         result = self.session.execute(stmt)
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
         for column in time_columns:
@@ -787,6 +794,8 @@ class TenantRepository:
 
     def delivery_frames(self, services: Sequence[str] | None = None) -> DeliveryFrames:
         """All delivery records of the tenant (or of `services`) as DataFrames for metrics."""
+        import pandas as pd
+
         svc = self.scoped(Service)
         if services is not None:
             svc = svc.where(Service.name.in_(list(services)))
