@@ -142,7 +142,7 @@ def run_tenant_sync(rt: Runtime, tenant: str) -> dict[str, Any]:
     """
     from insights.collect.sync import run_sync
 
-    reports = run_sync(rt.engine, rt.org, tenant=tenant)
+    reports = run_sync(rt.engine, rt.org, tenant=tenant, keep_going=True)
     services: dict[str, Any] = {}
     for report in reports:
         services[report.service] = {

@@ -78,7 +78,13 @@ def sync(
                 progress.update(task, records=report.records, kind=kind)
 
         reports = run_sync(
-            engine, org, tenant=tenant, service=service, on_batch=on_batch, on_start=on_start
+            engine,
+            org,
+            tenant=tenant,
+            service=service,
+            on_batch=on_batch,
+            on_start=on_start,
+            keep_going=True,
         )
     console.print(summary_table(reports))
     for report in reports:

@@ -203,20 +203,36 @@ def run_sync(
     progress: Callable[[str], None] | None = None,
     on_batch: BatchCallback | None = None,
     on_start: Callable[[TenantConfig, ServiceConfig], None] | None = None,
+    keep_going: bool = False,
 ) -> list[SyncReport]:
     """Run the collector of every configured service (optionally one tenant / one service).
 
     Services whose source is `events` (pushed by import/record/API) have nothing to fetch and
-    are skipped. Every selected source is tried, whatever happened to the others: a source
-    that cannot be built (a missing token) or fails while fetching gets a report with `error`
-    set, and what its earlier batches committed stays. Returns one `SyncReport` per service,
-    in configuration order: counts per kind, seconds taken and the outcome.
+    are skipped. Returns one `SyncReport` per service, in configuration order: counts per
+    kind, seconds taken and the outcome.
+
+    `keep_going` (what `insights sync` and the scheduler use): every selected source is
+    tried, whatever happened to the others; a source that cannot be built (a missing token)
+    or fails while fetching gets a report with `error` set, and what its earlier batches
+    committed stays. Without it, every collector is built (its settings checked) before any
+    runs, and the first error is raised — for callers that sync one source and want the
+    exception.
     """
     tenants = [org.tenant(tenant)] if tenant else org.tenants
     selected = [(t, s) for t in tenants for s in t.services if service is None or s.name == service]
     if service and not selected:
         where = f" of tenant {tenant!r}" if tenant else ""
         raise UserError(f"--service {service}: not configured in insights.toml{where}")
+    if not keep_going:
+        runs = [(t, s, make_collector(t, s)) for t, s in selected if s.source.kind != "events"]
+        strict: list[SyncReport] = []
+        for tenant_config, service_config, collector in runs:
+            if on_start:
+                on_start(tenant_config, service_config)
+            strict.append(
+                sync_service(engine, tenant_config, service_config, progress, on_batch, collector)
+            )
+        return strict
     reports: list[SyncReport] = []
     for tenant_config, service_config in selected:
         if service_config.source.kind == "events":
