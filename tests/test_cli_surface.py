@@ -181,3 +181,9 @@ def test_record_loads_neither_pandas_nor_alembic(tmp_path):
     loaded = _loaded(["record", "deployment", "-s", "api", "--sha", "abcdef12"], env)
     assert "sqlalchemy" in loaded and "pydantic" in loaded  # it did write
     assert "pandas" not in loaded and "numpy" not in loaded and "alembic" not in loaded
+
+
+def test_a_bare_command_group_shows_its_help_not_an_error():
+    result = runner.invoke(app, ["record"], prog_name="insights")
+    assert "Usage: insights record [OPTIONS] COMMAND [ARGS]..." in result.output
+    assert "error:" not in result.output

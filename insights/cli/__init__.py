@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer._click.exceptions import UsageError
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from insights import __version__
@@ -94,8 +94,8 @@ class Group(TyperGroup):
             _one_line_error(ctx, str(exc))
         except UsageError as exc:
             # Click prints usage + hint + error on three lines; a CI log wants one.
-            if _debug(ctx) or exc.ctx is None:
-                raise
+            if _debug(ctx) or exc.ctx is None or isinstance(exc, NoArgsIsHelpError):
+                raise  # a bare `insights record` shows its help, as asked
             where = exc.ctx.command_path
             _one_line_error(ctx, f"{exc.format_message()} (see `{where} --help`)")
         except Exception as exc:
