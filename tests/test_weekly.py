@@ -258,3 +258,15 @@ def test_scheduled_weekly_job_reports_the_week_before_its_fire_time(db, settings
     assert run.detail["window"] == "2026-W05"
     assert run.detail["digests"]["payments"] == "sent"
     assert len(httpserver.log) == 1
+
+
+def test_digest_takes_from_and_to_like_every_windowed_command(digest_cli):
+    from typer.testing import CliRunner
+
+    from insights.cli import app
+
+    args = ["digest", "-t", "acme", "--team", "payments", "--dry-run"]
+    result = CliRunner().invoke(app, [*args, "--from", "2026-01-26", "--to", "2026-02-02"])
+    assert result.exit_code == 0, result.output
+    header = json.loads(result.output)["blocks"][0]["text"]["text"]
+    assert header == "DORA digest · Team payments · 2026-01-26..2026-02-02"

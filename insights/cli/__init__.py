@@ -82,6 +82,14 @@ class Command(TyperCommand):
 class Group(TyperGroup):
     """Turns user errors into one line on stderr and exit code 2 (unless --debug)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Commands registered with a plain `@app.command()` get the same help formatting:
+        # Command only adds methods, so switching the class of a TyperCommand is safe.
+        for command in self.commands.values():
+            if type(command) is TyperCommand:
+                command.__class__ = Command
+
     def get_help(self, ctx: typer.Context) -> str:  # type: ignore[override]
         return _tidy_help(super().get_help(ctx))
 
