@@ -261,7 +261,7 @@ def default_deployment_id(repo: TenantRepository, data: dict[str, Any]) -> str:
         ).first()
         if last is not None and last.sha.lower() == sha.lower():
             return last.external_id
-    return f"{base}:{iso(now().replace(microsecond=0))}"
+    return f"{base}:{iso(now())}"  # microseconds: A, B, A within a second stay three
 
 
 @command("deployment", on=record_app)
