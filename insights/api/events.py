@@ -9,7 +9,6 @@ rejected (the API never creates services); all of a request's writes are one tra
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from insights import pipeline
 from insights.api.auth import Caller, CallerDep
 from insights.api.idempotency import REPLAYED_HEADER, request_hash, run_idempotent
+from insights.boundedjson import JsonInputError, loads
 from insights.collect.events import AnyEvent, iter_lines
 from insights.model import (
     DeploymentEvent,
@@ -127,16 +127,23 @@ def _decode(body: bytes) -> str:
         raise HTTPException(400, f"body: not UTF-8 (byte {exc.start})") from None
 
 
+def json_body(body: bytes) -> Any:
+    """The request body as bounded JSON (`insights.boundedjson`), or a 400 naming the problem.
+
+    Every JSON body of the API and of both webhooks is decoded here.
+    """
+    _decode(body)  # invalid UTF-8 gets its own message, with the byte offset
+    try:
+        return loads(body)
+    except JsonInputError as exc:
+        raise HTTPException(400, f"body: not valid JSON ({exc})") from None
+
+
 def parse_body(body: bytes) -> list[tuple[int, AnyEvent | EventError]]:
     """Numbered events or errors from NDJSON, or from a JSON array when the body starts `[`."""
     text = _decode(body)
     if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise HTTPException(
-                400, f"body: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-            ) from None
+        items = json_body(body)
         parsed: list[tuple[int, AnyEvent | EventError]] = []
         for number, item in enumerate(items, start=1):
             try:
@@ -248,12 +255,7 @@ async def post_events(
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(_decode(body))
-    except json.JSONDecodeError as exc:
-        raise HTTPException(
-            400, f"body: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
+    data = json_body(body)
     if not isinstance(data, dict):
         raise HTTPException(422, "body: must be a JSON object")
     return data

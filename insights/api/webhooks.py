@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from insights import pipeline
+from insights.boundedjson import JsonInputError, loads
 from insights.collect.webhooks import (
     Mapped,
     PayloadError,
@@ -105,9 +105,11 @@ def _payload(body: bytes, content_type: str) -> dict[str, Any]:
             text = parse_qs(body.decode("utf-8")).get("payload", [""])[0]
         else:
             text = body.decode("utf-8")
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise HTTPException(400, "body: not a JSON payload") from None
+        data = loads(text)  # bounded: depth, numbers, Unicode (as every API body)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body: not a JSON payload (not UTF-8)") from None
+    except JsonInputError as exc:
+        raise HTTPException(400, f"body: not a JSON payload ({exc})") from None
     if not isinstance(data, dict):
         raise HTTPException(422, "body: must be a JSON object")
     return data

@@ -8,11 +8,13 @@ did (new / updated / unchanged), the same way on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from pandas.errors import OutOfBoundsDatetime
 from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
@@ -782,7 +784,11 @@ class TenantRepository:
         result = self.session.execute(stmt)
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
         for column in time_columns:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
+            # a row stored before the time range was enforced can be beyond what pandas
+            # converts; the metrics engine screens such rows out (insights.metrics.screen),
+            # so the column then keeps its values as they are
+            with suppress(OutOfBoundsDatetime, OverflowError):
+                frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
 
     def delivery_frames(self, services: Sequence[str] | None = None) -> DeliveryFrames:
