@@ -22,6 +22,7 @@ from insights.config import Settings
 from insights.deliver import links
 from insights.errors import NotFound, UserError
 from insights.store.db import engine_for
+from insights.store.retry import DatabaseBusy
 
 log = logging.getLogger("insights.api")
 
@@ -74,6 +75,16 @@ def create_app(
             {"detail": "database unavailable, retry later"},
             status_code=503,
             headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(DatabaseBusy)
+    async def _database_busy(_: Request, exc: DatabaseBusy) -> JSONResponse:
+        # conflicts outlasted every retry: not the client's fault, and not an outage either
+        log.error("database busy: %s", exc)
+        return JSONResponse(
+            {"detail": "database busy with conflicting concurrent writes, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     for module in (events, metrics, reports, webhooks, health):

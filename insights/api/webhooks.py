@@ -45,6 +45,7 @@ from insights.store.db import unit_of_work
 from insights.store.models import WebhookDelivery
 from insights.store.partial import fill_from_stored
 from insights.store.repository import TenantRepository, get_tenant
+from insights.store.retry import run_in_transaction
 from insights.timeutil import now
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -202,8 +203,10 @@ def _store(session: Session, delivery: Delivery) -> tuple[int, dict[str, Any], d
 def _handle(request: Request, delivery: Delivery) -> JSONResponse:
     metrics = request.app.state.metrics
     try:
-        with unit_of_work(request.app.state.engine) as session:
-            status, body, per_type = _store(session, delivery)
+        # a deadlock with a concurrent delivery re-runs the transaction (store/retry.py)
+        status, body, per_type = run_in_transaction(
+            request.app.state.engine, lambda session: _store(session, delivery)
+        )
     except IntegrityError:
         if delivery.delivery_id is None:
             raise
