@@ -205,16 +205,17 @@ def prepare(frames: DeliveryFrames) -> Prepared:
     return Prepared(prod, first, stages, blamed)
 
 
+_NS_LOWEST = pd.Timestamp("1678-01-01", tz="UTC")  # within int64 nanoseconds (1677..2262)
+_NS_HIGHEST = pd.Timestamp("2262-01-01", tz="UTC")
+
+
 def _epoch_ns(value: datetime) -> int:
     """`value` as epoch nanoseconds, clamped to what int64 nanoseconds hold: the history of a
     long window reaches back centuries, where no stored time can lie anyway."""
-    lowest, highest = pd.Timestamp.min.as_unit("ns"), pd.Timestamp.max.as_unit("ns")
     stamp = pd.Timestamp(value)
-    if stamp < lowest:
-        return lowest.value
-    if stamp > highest:
-        return highest.value
-    return stamp.as_unit("ns").value
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return min(max(stamp, _NS_LOWEST), _NS_HIGHEST).as_unit("ns").value
 
 
 def _bounds(window: Window) -> tuple[int, int]:
