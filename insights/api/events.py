@@ -30,7 +30,7 @@ from insights.model import (
     IncidentEvent,
     parse_event,
 )
-from insights.store.partial import fill_from_stored
+from insights.store.partial import fill_from_stored, lookup_key
 from insights.store.repository import TenantRepository
 from insights.timeutil import iso, now
 
@@ -261,10 +261,22 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
+def _unknown_service(caller: Caller, kind: object, service: str) -> dict[str, str]:
+    return {
+        "field": f"{kind}.service",
+        "error": f"service {service!r}: not found in tenant {caller.tenant!r} "
+        f"({UNKNOWN_SERVICE_HINT})",
+    }
+
+
 def _store_one(
     session: Session, caller: Caller, data: dict[str, Any], merge_stored: bool
 ) -> tuple[int, dict[str, Any]]:
     repo = TenantRepository.open(session, caller.tenant)
+    name = data.get("service")
+    if isinstance(name, str) and lookup_key(name) and repo.service(name.strip()) is None:
+        # said first: an unknown service explains every other field better than they do
+        raise HTTPException(422, _unknown_service(caller, data.get("type"), name.strip()))
     if merge_stored:
         data = fill_from_stored(repo, data)
     if data.get("type") == "incident" and data.get("opened_at") is None:
@@ -274,14 +286,7 @@ def _store_one(
     except EventError as exc:
         raise HTTPException(422, {"field": _field(exc.message), "error": exc.message}) from None
     if repo.service(event.service) is None:
-        raise HTTPException(
-            422,
-            {
-                "field": f"{event.type}.service",
-                "error": f"service {event.service!r}: not found in tenant {caller.tenant!r} "
-                f"({UNKNOWN_SERVICE_HINT})",
-            },
-        )
+        raise HTTPException(422, _unknown_service(caller, event.type, event.service))
     counts = pipeline.store_events(repo, [event], create_services=False).counts[event.type]
     status = "new" if counts.new else "updated" if counts.updated else "unchanged"
     body = {

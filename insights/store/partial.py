@@ -44,7 +44,7 @@ _FIELDS: dict[str, tuple[type, dict[str, str]]] = {
 }
 
 
-def _lookup_key(value: Any) -> bool:
+def lookup_key(value: Any) -> bool:
     """Whether `value` can be looked up as a name or id: a short string or integer without NUL
     (PostgreSQL refuses NUL in a query parameter: that was a 500 instead of the model's 422)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -68,7 +68,7 @@ def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, 
     spec = _FIELDS.get(str(data.get("type")))
     service_name = data.get("service")
     external_id = data.get("id")
-    if spec is None or not _lookup_key(service_name) or not _lookup_key(external_id):
+    if spec is None or not lookup_key(service_name) or not lookup_key(external_id):
         return data  # nothing stored can match; the event model rejects what is malformed
     model, fields = spec
     service = repo.service(service_name)
