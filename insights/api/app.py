@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -68,9 +69,11 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(psycopg.OperationalError)  # from the COPY paths, unwrapped
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         # the driver's message can name hosts and users: log it, answer without it
-        log.error("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+        cause = getattr(exc, "orig", None) or exc
+        log.error("database unavailable: %s", (str(cause).strip().splitlines() or ["?"])[0])
         return JSONResponse(
             {"detail": "database unavailable, retry later"},
             status_code=503,

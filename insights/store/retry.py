@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -40,9 +41,13 @@ class DatabaseBusy(Exception):
 
 
 def conflict_kind(exc: BaseException) -> str | None:
-    """'deadlock' or 'serialization failure' when `exc` is one (retrying helps), else None."""
-    orig = getattr(exc, "orig", None)
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    """'deadlock' or 'serialization failure' when `exc` is one (retrying helps), else None.
+
+    `exc` is SQLAlchemy's wrapper, or psycopg's own error from the COPY paths, which talk to
+    the driver directly.
+    """
+    error = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(error, "sqlstate", None)
     return RETRIED_SQLSTATES.get(str(sqlstate)) if sqlstate else None
 
 
@@ -58,7 +63,7 @@ def run_in_transaction(
         try:
             with unit_of_work(engine) as session:
                 return work(session)
-        except DBAPIError as exc:
+        except (DBAPIError, psycopg.Error) as exc:
             kind = conflict_kind(exc)
             if kind is None:
                 raise
