@@ -472,3 +472,24 @@ def test_cli_rejects_out_of_range_options_with_one_line_and_exit_2(cli_env):
         assert "outside the accepted range" in message or "before opened_at" in message
     with unit_of_work(cli_env.engine) as session:
         assert sum(TenantRepository.open(session, "default").counts().values()) == 0
+
+
+def test_nul_characters_in_paths_queries_and_keys_are_4xx(refusing_api):
+    api = refusing_api
+    for path in (
+        "/api/v1/metrics?scope=service:a%00b",
+        "/api/v1/metrics?window=2026-W0%00",
+        "/reports/acme/%00.html",
+    ):
+        response = api.client.get(path, headers=api.auth())
+        assert response.status_code == 400, (path, response.text)
+    for path in ("/webhooks/github/%00", "/webhooks/gitlab/a%00b"):
+        assert api.client.post(path, content=b"{}").status_code == 400
+    keyed = api.client.post(
+        "/api/v1/incidents",
+        json={"service": "checkout", "id": "INC-1", "opened_at": "2026-01-05T13:00:00Z"},
+        headers=api.auth(**{"Idempotency-Key": "a\x00b"}),
+    )
+    assert keyed.status_code == 422
+    assert keyed.json()["detail"].startswith("Idempotency-Key: must be 1-200 characters")
+    assert sum(api.counts().values()) == 0

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from insights.api import events, health, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
@@ -78,6 +78,15 @@ def create_app(
             {"detail": "database unavailable, retry later"},
             status_code=503,
             headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # a value the database refuses (the input boundary should have named it first):
+        # the request's fault, so a 422, and its transaction was rolled back whole
+        log.warning("request refused by the database: %s", type(exc.orig or exc).__name__)
+        return JSONResponse(
+            {"detail": "request holds a value the database cannot store"}, status_code=422
         )
 
     @app.exception_handler(DatabaseBusy)

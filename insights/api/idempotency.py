@@ -63,9 +63,9 @@ def run_idempotent(
     engine: Engine, caller: Caller, key: str | None, digest: str, work: Work
 ) -> JSONResponse:
     """Run `work` in one transaction, honouring `key`; returns the response to send."""
-    if key is not None and not 1 <= len(key) <= KEY_MAX:
+    if key is not None and (not 1 <= len(key) <= KEY_MAX or "\x00" in key):
         raise HTTPException(
-            status_code=422, detail=f"Idempotency-Key: must be 1-{KEY_MAX} characters"
+            status_code=422, detail=f"Idempotency-Key: must be 1-{KEY_MAX} characters, no NUL"
         )
 
     def attempt(session: Session) -> JSONResponse:
