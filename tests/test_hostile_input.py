@@ -493,3 +493,13 @@ def test_nul_characters_in_paths_queries_and_keys_are_4xx(refusing_api):
     assert keyed.status_code == 422
     assert keyed.json()["detail"].startswith("Idempotency-Key: must be 1-200 characters")
     assert sum(api.counts().values()) == 0
+
+
+def test_import_from_stdin_reports_a_line_that_is_not_utf8_and_keeps_the_rest(cli_env):
+    content = ndjson(COMMIT).encode() + b'{"type": "commit", "message": "\xff"}\n'
+    result = runner.invoke(cli, ["import", "-"], input=content + ndjson(DEPLOYMENT).encode())
+    assert result.exit_code == 2, result.output
+    assert "stdin: line 2: not valid JSON (not valid Unicode" in result.stderr
+    with unit_of_work(cli_env.engine) as session:
+        counts = TenantRepository.open(session, "default").counts()
+    assert (counts["commits"], counts["deployments"]) == (1, 1)
