@@ -31,32 +31,37 @@ class JsonInputError(ValueError):
     """Input that is not bounded, valid JSON; `str()` is a one-line reason (no input echoed)."""
 
 
+def _check_number(value: int | float) -> None:
+    if type(value) is int:
+        if not -INT_LIMIT <= value < INT_LIMIT:
+            raise JsonInputError("integer outside the 64-bit range")
+    # orjson reads integers past 64 bits as floats; keep only what a double holds exactly
+    elif not math.isfinite(value) or (value.is_integer() and abs(value) >= INT_LIMIT):
+        raise JsonInputError("number outside the 64-bit range")
+
+
 def _walk(value: Any) -> None:
     """Raise `JsonInputError` when `value` nests deeper than `MAX_DEPTH` or holds a number we
-    cannot store. Iterative, so it cannot itself exhaust the stack."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        elif isinstance(node, bool):
-            continue
-        elif isinstance(node, int):
-            if not -INT_LIMIT <= node < INT_LIMIT:
-                raise JsonInputError("integer outside the 64-bit range")
-            continue
-        elif isinstance(node, float):
-            # orjson reads integers past 64 bits as floats; keep only what a double holds exactly
-            if not math.isfinite(node) or (node.is_integer() and abs(node) >= INT_LIMIT):
-                raise JsonInputError("number outside the 64-bit range")
-            continue
-        else:
-            continue
-        if depth >= MAX_DEPTH:
+    cannot store. Level by level, so it cannot itself exhaust the stack; only containers are
+    queued (this walk runs on every NDJSON line, so it stays lean)."""
+    if type(value) in (int, float):
+        _check_number(value)
+        return
+    level = [value] if type(value) in (dict, list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
             raise JsonInputError(f"nested deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
+        deeper = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    deeper.append(child)
+                elif kind is int or kind is float:
+                    _check_number(child)
+        level = deeper
 
 
 def loads(data: bytes | str) -> Any:
