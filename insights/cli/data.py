@@ -78,18 +78,18 @@ def _summary_table(result: StoreResult, title: str) -> Any:
 
 
 def _parse_input(raw: bytes, name: str) -> ParsedEvents:
-    """NDJSON lines, or one JSON array of event objects (what the API also accepts)."""
-    import json
-
+    """NDJSON lines, or one JSON array of event objects (what the API also accepts); both go
+    through the bounded JSON parser of the input boundary."""
+    from insights.boundedjson import JsonInputError, loads
     from insights.collect.events import parse_lines, parse_objects
 
     if raw.lstrip()[:1] == b"[":
         try:
-            items = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            items = loads(raw)
+        except JsonInputError as exc:
             raise UserError(
-                f"{name}: starts with '[' but is not a JSON array ({exc.msg} at line "
-                f"{exc.lineno}); give NDJSON (one event object a line) or a JSON array"
+                f"{name}: starts with '[' but is not a JSON array ({exc}); give NDJSON "
+                "(one event object a line) or a JSON array"
             ) from None
         if not isinstance(items, list):
             raise UserError(f"{name}: not a JSON array of events")
