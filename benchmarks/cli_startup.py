@@ -2,7 +2,8 @@
 
 Each command runs as a fresh process (what a CI step pays), `--repeat` times, against a SQLite
 database prepared beforehand (migrated, one tenant, 200 deployments), next to the reference
-measured in the same run: `python -c "import typer"`, the floor for any Typer CLI. Wall time
+measured in the same run: `python -c "import typer"`, the floor for any Typer CLI (and, for
+context, `import sqlalchemy.orm`, the floor of any command that writes). Wall time
 and CPU time (user + system of the child, from getrusage) are medians.
 
 Targets: `--help` within 3x of the reference, `record` under 1 s.
@@ -83,6 +84,8 @@ def main() -> None:
         seed(env, folder)
         commands = {
             'python -c "import typer"': [sys.executable, "-c", "import typer"],
+            # the floor of any command that writes through the ORM, for context
+            'python -c "import sqlalchemy.orm"': [sys.executable, "-c", "import sqlalchemy.orm"],
             "insights --help": [INSIGHTS, "--help"],
             "insights record deployment": [
                 INSIGHTS,

@@ -213,11 +213,12 @@ def _record(
         result = pipeline.store_events(
             repo, [event], create_services=True, tenant_config=s.organisation().tenant(tenant_name)
         )
+    # plain print: a CI step's `record` should not pay for importing rich
     for service in result.new_services:
-        console.print(f"new service: {service}")
+        print(f"new service: {service}")
     counts = result.counts[event.type]
     verb = "recorded" if counts.new else "updated" if counts.updated else "unchanged"
-    console.print(f"{verb} {event.type} {getattr(event, 'id', None) or event.service}")
+    print(f"{verb} {event.type} {getattr(event, 'id', None) or event.service}")
 
 
 def _when(value: str | None) -> str | datetime | None:
