@@ -3,8 +3,10 @@ three windows, and a real repository's report (pallets/flask, stored as JSON).
 
 The demo facts are computed here, through the same event import and metric code as
 `insights demo`, at a fixed "now" so the corpus is the same on every run. The flask facts were
-built once by `insights demo --repo <clone of https://github.com/pallets/flask>` (tags `*`,
-the week of the newest release) and kept as data in `flask_facts.json`.
+built once from a clone of https://github.com/pallets/flask read by the local-git collector
+(`insights demo --repo flask --tags '*'`; every release tag is a production deployment), for
+five windows (the week of the newest release, two months, two release weeks), and are kept as
+data in `flask_facts.json`.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ def demo_facts() -> tuple[tuple[str, dict[str, Any]], ...]:
 
 
 @cache
-def flask_facts() -> dict[str, Any]:
-    return json.loads(FLASK.read_text())
+def flask_facts() -> tuple[tuple[str, dict[str, Any]], ...]:
+    """(label, facts) of the real repository's reports."""
+    return tuple((item["label"], item["facts"]) for item in json.loads(FLASK.read_text()))
 
 
 def all_facts() -> list[tuple[str, dict[str, Any]]]:
-    return [*demo_facts(), ("flask (pallets/flask release week)", flask_facts())]
+    return [*demo_facts(), *flask_facts()]
