@@ -117,7 +117,7 @@ def test_obedient_model_cannot_put_test_deletion_into_the_delivered_report(
     assert report.slowest_changes[0].title == INJECTION  # the title did reach the facts
 
     assert result.outcome == "fallback" and result.provider == "builtin"
-    assert "weakening tests" in (result.reason or "")
+    assert "weakening a safeguard" in (result.reason or "")
     assert len(httpserver.log) == 2  # the answer and its one repair
     recommendations = " ".join(
         f"{r.title} {r.why} {' '.join(r.evidence)}" for r in result.narrative.recommendations
@@ -169,7 +169,14 @@ def test_untrusted_text_is_cut_to_a_bounded_length() -> None:
 def _narrative(title: str, why: str = "Lead time is 20.5 hours.") -> Narrative:
     return Narrative(
         summary="Lead time rose to 20.5 hours this week.",
-        recommendations=[{"title": title, "why": why, "metric": "lead_time"}],
+        recommendations=[
+            {
+                "title": title,
+                "why": why,
+                "metric": "lead_time",
+                "capability": "working in small batches",
+            }
+        ],
     )
 
 

@@ -230,10 +230,11 @@ def _sentence_stability(f: _Facts) -> str | None:
     if recovery is not None:
         text += f" and service was restored in a median of {hours(recovery)}"
     rework = f.cur("rework_rate", "rate_pct")
-    if rework:
-        text += f"; {n(rework)}% of deployments were unplanned fixes"
-    elif rework is not None:
+    # "none" is a count claim: it rests on the count, not on a rate that rounds to 0%.
+    if rework is not None and f.cur("rework_rate", "rework_deployments") == 0:
         text += "; none was an unplanned fix"
+    elif rework is not None:
+        text += f"; {n(rework)}% of deployments were unplanned fixes"
     return text + "."
 
 
