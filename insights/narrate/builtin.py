@@ -120,6 +120,12 @@ class _Facts:
     def tier(self, name: str) -> str | None:
         return self.metric(name)["tier"]
 
+    def judged(self, name: str) -> bool:
+        """Whether the move since the previous window may be called improved or worsened: no
+        verdict in the facts, or a verdict that says so (not "no clear change")."""
+        verdict = (self.metric(name).get("verdict") or {}).get("previous")
+        return verdict is None or verdict in ("improved", "worsened")
+
     @property
     def label(self) -> str:
         return self.raw["window"]["label"]
@@ -280,14 +286,17 @@ def _sentence_move(f: _Facts) -> str | None:
         return None
     change = f.metric(metric)["change"]
     before, after = _value(f, metric, "previous"), _value(f, metric, "current")
+    moved = change["direction"] if f.judged(metric) else "moved"
     text = (
         f"The biggest other move since {f.previous_label}: {LABELS[metric]} "
-        f"{change['direction']} from {before} to {after}"
+        f"{moved} from {before} to {after}"
     )
     if metric in ("change_failure_rate", "rework_rate"):
         key = "failed_deployments" if metric == "change_failure_rate" else "rework_deployments"
         noun = "failed deployment" if metric == "change_failure_rate" else "unplanned fix"
         text += f" ({plural(f.cur(metric, key) or 0, noun)} of {f.deployments})"
+    if not f.judged(metric):
+        text += ", within normal variation"
     return text + "."
 
 
@@ -327,7 +336,8 @@ def _highlights(f: _Facts) -> list[str]:
         before = _value(f, metric, "previous")
         direction = f.metric(metric)["change"]["direction"]
         if before is not None and direction and direction != "unchanged":
-            text += f" ({direction}, was {before})"
+            judged = direction if f.judged(metric) else "within normal variation"
+            text += f" ({judged}, was {before})"
         elif direction == "unchanged":
             text += " (unchanged)"
         tier = f.tier(metric)
@@ -553,6 +563,8 @@ def rule_regression(f: _Facts) -> _Candidate | None:
     for metric in LABELS:
         change = f.metric(metric)["change"]
         if change["direction"] != "worsened" or change["relative_pct"] is None:
+            continue
+        if not f.judged(metric):
             continue
         size = abs(change["relative_pct"])
         if change["unit"] and abs(change["absolute"] or 0) < RULES["regression_min_pp"]:

@@ -315,6 +315,8 @@ def _about(clauses: list[_Clause], i: int, pos: int) -> Entity | None:
 def _topic(clause: str) -> Entity | None:
     """What a share in `clause` is a share of: failures, rework, deployment days or a stage."""
     found = [e for _, e in _mentions(clause)]
+    if _SUCCESS.search(clause):
+        return Entity("metric", "change_failure_rate", "failed_deployments")
     for wanted in (("metric", "rework_rate"), ("metric", "change_failure_rate")):
         for e in found:
             if (e.kind, e.metric) == wanted:
@@ -596,11 +598,9 @@ class _Checker:
                         "count",
                         f"{canonical(part)} {key.replace('_', ' ')} is not a count from the facts",
                     )
+        totals = {m.start("m") for m in _OF_M.finditer(text)}
         for m in _COUNTED.finditer(text):
-            if (
-                _OF_M.search(text[max(0, m.start() - 12) : m.end()])
-                and " of " in text[max(0, m.start() - 12) : m.start()]
-            ):
+            if m.start("n") in totals:
                 continue  # the "M" of "N of M deployments", checked above
             value = _num(m["n"])
             if value is None:

@@ -100,7 +100,9 @@ _REPLACED_BY = re.compile(
     r"(?:peer\s+review|code\s+review|automated\s+(?:tests?|checks?|acceptance\s+tests?|testing))",
     re.I,
 )
-_DOUBLE_NEGATIVE = re.compile(r"\b(?:never|don'?t|do\s+not|no\s+one|nobody)\b[^.;!?]{0,40}\bwithout\b", re.I)
+_DOUBLE_NEGATIVE = re.compile(
+    r"\b(?:never|don'?t|do\s+not|no\s+one|nobody)\b[^.;!?]{0,40}\bwithout\b", re.I
+)
 
 
 def weakens_safeguard(text: str) -> bool:

@@ -39,6 +39,12 @@ _NUMBER = re.compile(
     r"(?P<unit>\s?(?:%|percent\b|per\s?cent\b|pp\b|percentage points?\b))?",
     re.IGNORECASE,
 )
+# "3 times lower", "10-fold": a ratio, checked by the multiple rule (claims.py), not a quoted fact.
+_MULTIPLE = re.compile(
+    r"(?<![\w.])\d+(?:\.\d+)?(?=[\s-]*(?:fold\b|x\s|times\s+(?:as|more|less|fewer|higher|lower|"
+    r"faster|slower|longer|shorter|larger|smaller|quicker)\b))",
+    re.IGNORECASE,
+)
 _LINK = re.compile(r"https?://|\bwww\.|\]\(", re.IGNORECASE)
 
 
@@ -50,6 +56,7 @@ def numbers_in(text: str, identifiers: list[str] | tuple[str, ...] = ()) -> list
     """
     for ident in sorted(identifiers, key=len, reverse=True):
         text = re.sub(rf"(?<![\w.]){re.escape(ident)}(?!\w)", " ", text)
+    text = _MULTIPLE.sub("N", text)
     found = []
     for match in _NUMBER.finditer(text):
         try:
