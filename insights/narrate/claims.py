@@ -48,6 +48,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from insights.narrate.facts import LOWER_IS_BETTER, canonical, half_up
@@ -1051,8 +1052,15 @@ class _Checker:
                 q, key, actual = "no" if q == "no" else "all", "failed deployments", failed
                 if q == "all":
                     continue  # "all failures were …" says nothing about how many
+            negated = q == "all" and re.search(r"\bnot\s+$", clause[: m.start()], re.I)
             if actual is None:
                 yield Problem(where, "quantifier", f"claims about {key}: the facts have no data")
+            elif negated:
+                # "not every deployment succeeded": at least one was not
+                if deployments is not None and actual == deployments:
+                    yield Problem(
+                        where, "quantifier", f"claims not every deployment is among {key}"
+                    )
             elif q == "no" and actual != 0:
                 yield Problem(where, "quantifier", f"claims no {key}, but the facts count {actual}")
             elif q == "all" and (deployments is None or actual != deployments or deployments == 0):
@@ -1096,25 +1104,54 @@ class _Checker:
                 )
 
 
+@lru_cache(maxsize=64)
+def _identifier_pattern(identifiers: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not identifiers:
+        return None
+    alternatives = "|".join(re.escape(i) for i in sorted(identifiers, key=len, reverse=True))
+    return re.compile(rf"(?<![\w.])(?:{alternatives})(?!\w)")
+
+
+def mask_identifiers(text: str, identifiers: Iterable[str], mark: str = " ID ") -> str:
+    """`text` with every identifier (window label, date, name, change ref) replaced by `mark`,
+    longest first, so the digits in them are not read as quantities.
+
+    >>> mask_identifiers("checkout#42 in 2026-W05", ["2026-W05", "checkout#42"])
+    ' ID  in  ID '
+    """
+    pattern = _identifier_pattern(tuple(sorted(set(identifiers))))
+    return text if pattern is None else pattern.sub(mark, text)
+
+
+class Checker:
+    """The claim rules over one facts document; `problems(where, text)` per piece of prose."""
+
+    def __init__(self, facts: dict[str, Any], identifiers: Iterable[str] = ()) -> None:
+        self._rules = _Checker(facts)
+        self._identifiers = tuple(sorted(set(identifiers) | self._rules.identifiers))
+
+    def problems(self, where: str, text: str) -> list[Problem]:
+        """Every claim in `text` (found at `where`) that the facts do not support."""
+        checker = self._rules
+        masked = mask_identifiers(text, self._identifiers)
+        advice = ".title" in where or ".why" in where
+        found: list[Problem] = list(checker.entities(where, masked, text))
+        found += checker.number_words(where, masked)
+        found += checker.counts(where, masked)
+        clauses = _clauses(masked)
+        for i, clause in enumerate(clauses):
+            found += checker.shares(where, clause.text, advice)
+            found += checker.multiples(where, clauses, i)
+            found += checker.directions(where, clauses, i, advice)
+            found += checker.quantifiers(where, clause.text)
+        unique: dict[str, Problem] = {}
+        for p in found:
+            unique.setdefault(str(p), p)
+        return list(unique.values())
+
+
 def problems(
     where: str, text: str, facts: dict[str, Any], identifiers: Iterable[str] = ()
 ) -> list[Problem]:
     """Every claim in `text` (found at `where`) that the facts do not support."""
-    checker = _Checker(facts)
-    masked = text
-    for ident in sorted(set(identifiers) | checker.identifiers, key=len, reverse=True):
-        masked = re.sub(rf"(?<![\w.]){re.escape(ident)}(?!\w)", " ID ", masked)
-    advice = ".title" in where or ".why" in where
-    found: list[Problem] = list(checker.entities(where, masked, text))
-    found += checker.number_words(where, masked)
-    found += checker.counts(where, masked)
-    clauses = _clauses(masked)
-    for i, clause in enumerate(clauses):
-        found += checker.shares(where, clause.text, advice)
-        found += checker.multiples(where, clauses, i)
-        found += checker.directions(where, clauses, i, advice)
-        found += checker.quantifiers(where, clause.text)
-    unique: dict[str, Problem] = {}
-    for p in found:
-        unique.setdefault(str(p), p)
-    return list(unique.values())
+    return Checker(facts, identifiers).problems(where, text)

@@ -54,8 +54,7 @@ def numbers_in(text: str, identifiers: list[str] | tuple[str, ...] = ()) -> list
     >>> numbers_in("Median 20.50 h (p90 31 h), CFR 8%, INC-3 in 2026-W05", ["2026-W05"])
     [('20.5', False), ('31', False), ('8', True)]
     """
-    for ident in sorted(identifiers, key=len, reverse=True):
-        text = re.sub(rf"(?<![\w.]){re.escape(ident)}(?!\w)", " ", text)
+    text = claims.mask_identifiers(text, identifiers, " ")
     text = _MULTIPLE.sub("N", text)
     found = []
     for match in _NUMBER.finditer(text):
@@ -80,6 +79,7 @@ def problems(narrative: Narrative, facts: dict[str, Any]) -> list[claims.Problem
     percent = set(quotable.get("percent", ()))
     identifiers = list(quotable.get("identifiers", ()))
     Problem = claims.Problem
+    claim_checker = claims.Checker(facts, identifiers)
     errors: list[claims.Problem] = []
     for where, text in narrative.texts():
         if _LINK.search(text):
@@ -93,7 +93,7 @@ def problems(narrative: Narrative, facts: dict[str, Any]) -> list[claims.Problem
                 errors.append(
                     Problem(where, "number", f"{number}% is not a percentage from the facts")
                 )
-        errors += claims.problems(where, text, facts, identifiers)
+        errors += claim_checker.problems(where, text)
     for i, rec in enumerate(narrative.recommendations):
         where = f"recommendations[{i}]"
         if rec.metric not in METRICS:

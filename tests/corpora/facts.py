@@ -35,8 +35,9 @@ def demo_windows() -> list[str]:
 
 
 @cache
-def demo_facts() -> tuple[tuple[str, dict[str, Any]], ...]:
-    """(label, facts) for every service, team and the tenant of the demo, per window."""
+def demo_facts(windows: tuple[str, ...] | None = None) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """(label, facts) for every service, team and the tenant of the demo, per window
+    (default: `demo_windows()`)."""
     engine = engine_for("sqlite://")
     migrate(engine)
     tenant_config = demo_org.demo_tenant_config()
@@ -51,7 +52,7 @@ def demo_facts() -> tuple[tuple[str, dict[str, Any]], ...]:
         scopes = [Scope(kind="service", name=s.name) for s in repo.services()]
         scopes += [Scope(kind="team", name=t.name) for t in repo.teams()]
         scopes.append(Scope(kind="tenant", name=demo_org.TENANT))
-        for label in demo_windows():
+        for label in windows or demo_windows():
             window = parse_window(label, NOW)
             for scope in scopes:
                 report = pipeline.compute_report(session, demo_org.TENANT, scope, window)
