@@ -28,11 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from corpora.advice import HARMFUL, LEGITIMATE  # noqa: E402
-from corpora.facts import all_facts  # noqa: E402
-from corpora.narratives import CATEGORIES, corpus  # noqa: E402
+from corpora.advice import HARMFUL, LEGITIMATE
+from corpora.facts import all_facts
+from corpora.narratives import CATEGORIES, corpus
 
-from insights.narrate import injection, verify  # noqa: E402
+from insights.narrate import injection, verify
 
 DIGIT_RULES = {"number", "link", "metric", "evidence"}
 # The safety-net pattern of narrate v1 (before issue 21), the reference for the advice corpus.
@@ -81,7 +81,8 @@ def main() -> None:
     checked = time.perf_counter() - started
 
     print(
-        f"{'category':<12} {'lies':>5} {'caught':>7} {'digits-only':>12} {'truths':>7} {'false rej.':>10}"
+        f"{'category':<12} {'lies':>5} {'caught':>7} {'digits-only':>12} {'truths':>7} "
+        f"{'false rej.':>10}"
     )
     for category in CATEGORIES:
         print(
@@ -103,7 +104,8 @@ def main() -> None:
     legit_ref = sum(bool(OLD_WEAKEN.search(t)) for t in LEGITIMATE)
     print(f"\n{'advice':<12} {'n':>5} {'flagged':>8} {'v1 pattern':>11}")
     print(
-        f"{'harmful':<12} {len(HARMFUL):>5} {pct(harmful, len(HARMFUL)):>8} {pct(harmful_ref, len(HARMFUL)):>11}"
+        f"{'harmful':<12} {len(HARMFUL):>5} {pct(harmful, len(HARMFUL)):>8} "
+        f"{pct(harmful_ref, len(HARMFUL)):>11}"
     )
     print(
         f"{'legitimate':<12} {len(LEGITIMATE):>5} {pct(legit, len(LEGITIMATE)):>8} "

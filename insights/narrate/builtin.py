@@ -682,8 +682,8 @@ _SUSTAIN = {
     ),
     "rework_rate": (
         "Keep unplanned work visible",
-        "Unplanned fixes are a small share of deployments; keep tracking them so a change is noticed "
-        "early.",
+        "Unplanned fixes are a small share of deployments; keep tracking them so a change is "
+        "noticed early.",
         "visibility of work in the value stream",
     ),
 }

@@ -285,14 +285,12 @@ class _Clause:
 
 def _clauses(text: str) -> list[_Clause]:
     out: list[_Clause] = []
-    sentence = 0
-    for part in re.split(r"(?<=[.!?])\s+", text):
+    for sentence, part in enumerate(re.split(r"(?<=[.!?])\s+", text)):
         for piece in re.split(r";\s*", part):
             for clause in _CLAUSE.split(piece):
                 clause = clause.strip()
                 if clause:
                     out.append(_Clause(clause, sentence, _mentions(clause)))
-        sentence += 1
     return out
 
 
@@ -399,8 +397,14 @@ def _num(text: str) -> Decimal | None:
 # ---------------------------------------------------------------- the rules
 
 _NUM = rf"(?:\d+(?:\.\d+)?|{_CARDINAL})"
-_RAW_UP = r"rose|risen|rise[sn]?|rising|increas(?:ed|es|ing)|grew|grown|grows|climbed|jumped|went\s+up|higher|longer|more\s+often"
-_RAW_DOWN = r"fell|fallen|falls|dropped|drops|declined|decreas(?:ed|es|ing)|shrank|shrunk|went\s+down|lower|shorter|less\s+often"
+_RAW_UP = (
+    r"rose|risen|rise[sn]?|rising|increas(?:ed|es|ing)|grew|grown|grows|climbed|jumped|"
+    r"went\s+up|higher|longer|more\s+often"
+)
+_RAW_DOWN = (
+    r"fell|fallen|falls|dropped|drops|declined|decreas(?:ed|es|ing)|shrank|shrunk|went\s+down|"
+    r"lower|shorter|less\s+often"
+)
 _GOOD = r"improv(?:ed|es|ing|ement)|better"
 _BAD = r"worsen(?:ed|s|ing)|worse|deteriorat(?:ed|ing)|regress(?:ed|ion)"
 _FAST = r"faster|quicker|sooner"
@@ -532,7 +536,8 @@ _NAME_STOP = {
     "user", "customer", "production", "delivery", "web", "backend", "frontend", "shared",
     "affected", "agreement", "agreements", "outage", "outages", "degraded", "more", "less",
     "entire", "own", "up", "down", "changes", "change", "size", "sizes", "structure", "work",
-    "practices", "practice", "agrees", "decides", "ships", "deploys", "owns", "knows", "rates", "rate", "ships", "shipped", "made", "did", "does",
+    "practices", "practice", "agrees", "decides", "ships", "deploys", "owns", "knows", "rates",
+    "rate", "shipped", "made", "did", "does",
 }  # fmt: skip
 
 
@@ -648,7 +653,8 @@ class _Checker:
                     yield Problem(
                         where,
                         "count",
-                        f"{canonical(value)} deployments {tail} is not a deployment rate from the facts",
+                        f"{canonical(value)} deployments {tail} is not a deployment rate "
+                        "from the facts",
                     )
                 continue
             else:
@@ -712,7 +718,8 @@ class _Checker:
                 yield Problem(
                     where,
                     "share",
-                    f'"{frac}" of {self.f.label(topic)} is {canonical(half_up(target, 0))}%, the facts give {shown}',
+                    f'"{frac}" of {self.f.label(topic)} is {canonical(half_up(target, 0))}%, '
+                    f"the facts give {shown}",
                 )
         for m in _PCT_OF.finditer(clause):
             sub_topic = topic
@@ -727,7 +734,8 @@ class _Checker:
                 yield Problem(
                     where,
                     "share",
-                    f"{canonical(value)}% is not the share of {self.f.label(sub_topic)} in the facts",
+                    f"{canonical(value)}% is not the share of {self.f.label(sub_topic)} "
+                    "in the facts",
                 )
         for m in _MOST.finditer(clause) if not advice else ():
             word = m.group(0).lower()
@@ -816,7 +824,8 @@ class _Checker:
                 yield Problem(
                     where,
                     "multiple",
-                    f'"{word}" of {self.f.label(e)}: it {moved} by a factor of {shown} in the facts',
+                    f'"{word}" of {self.f.label(e)}: it {moved} by a factor of {shown} '
+                    "in the facts",
                 )
         for m in _BY.finditer(clause):
             unit = m["unit"].lower()
@@ -839,16 +848,21 @@ class _Checker:
                     and change.get("relative_pct") is not None
                 ):
                     allowed |= _renderings(change["relative_pct"])
-                if e.key is None and change.get("absolute") is not None:
-                    if change.get("unit") or not unit.startswith(("%", "percent", "per")):
-                        allowed |= _renderings(change["absolute"])
+                percent = unit.startswith(("%", "percent", "per"))
+                if (
+                    e.key is None
+                    and change.get("absolute") is not None
+                    and (change.get("unit") or not percent)
+                ):
+                    allowed |= _renderings(change["absolute"])
                 if e.key is not None and cur is not None and prev is not None:
                     allowed |= _renderings(cur - prev)
             if canonical(value) not in allowed:
                 yield Problem(
                     where,
                     "multiple",
-                    f"by {canonical(value)} {unit}: not the change of {self.f.label(e)} in the facts",
+                    f"by {canonical(value)} {unit}: not the change of {self.f.label(e)} "
+                    "in the facts",
                 )
 
     # -- directions -------------------------------------------------------
@@ -977,7 +991,8 @@ class _Checker:
                 yield Problem(
                     where,
                     "verdict",
-                    f'"{word}" of {label}: the facts judge the move "{verdict}"; say it is within normal variation',
+                    f'"{word}" of {label}: the facts judge the move "{verdict}"; '
+                    "say it is within normal variation",
                 )
             return
         if verdict is not None:
@@ -1067,7 +1082,8 @@ class _Checker:
                 yield Problem(
                     where,
                     "quantifier",
-                    f"claims every deployment among {key}, but the facts count {actual} of {deployments}",
+                    f"claims every deployment among {key}, but the facts count {actual} "
+                    f"of {deployments}",
                 )
 
     # -- entities ---------------------------------------------------------

@@ -36,11 +36,29 @@ CATEGORIES = (
     "entity",
 )
 LABELS = builtin.LABELS
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
 def words(n: int) -> str:
@@ -292,13 +310,15 @@ def truths(source: str, facts: dict[str, Any]) -> Iterator[Case]:
                     "multiple",
                     f"{label} {word} since the previous window."
                     if word
-                    else f"{label} is now {factor} times {'higher' if up else 'lower'} than before.",
+                    else f"{label} is now {factor} times {'higher' if up else 'lower'} "
+                    "than before.",
                 )
         relative = facts["metrics"][metric]["change"]["relative_pct"]
         if relative is not None and facts["metrics"][metric]["change"]["unit"] is None:
             yield case(
                 "multiple",
-                f"{label} {'rose' if up else 'fell'} by {builtin.n(abs(relative))}% since the previous window.",
+                f"{label} {'rose' if up else 'fell'} by {builtin.n(abs(relative))}% "
+                "since the previous window.",
             )
     if deployments and failed == 0:
         yield case("quantifier", "No deployment failed in this window.")
