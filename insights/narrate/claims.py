@@ -351,9 +351,11 @@ class _Facts:
         section = m.get(side) or {}
         return section.get(e.key or m.get("headline", ""))
 
-    def values(self, metric: str, key: str) -> list[float]:
+    def values(
+        self, metric: str, key: str, sides: tuple[str, ...] = ("current", "previous")
+    ) -> list[float]:
         out = []
-        for side in ("current", "previous"):
+        for side in sides:
             v = (self.metric(metric).get(side) or {}).get(key)
             if v is not None:
                 out.append(v)
@@ -383,7 +385,11 @@ class _Facts:
 
 
 def _renderings(value: float, decimals: int = 1) -> set[str]:
-    return {canonical(half_up(abs(value), d)) for d in range(decimals + 1)}
+    """The ways a rounded fact may be quoted: as given, or as a whole number either side of the
+    rounding interval (5.5 in the facts may have been 5.46, quotable as 5)."""
+    out = {canonical(half_up(abs(value), d)) for d in range(decimals + 1)}
+    out |= {canonical(half_up(abs(value) + delta, 0)) for delta in (-0.05, 0.049)}
+    return out
 
 
 def _num(text: str) -> Decimal | None:
@@ -477,6 +483,9 @@ _PCT_OF = re.compile(
     r"(?:\w+\s+)?(?P<noun>deployments|days|lead\s+time|the\s+path|path|changes)",
     re.IGNORECASE,
 )
+_PAST_WINDOW = re.compile(
+    r"\b(?:previous|last\s+week|week\s+before|before|earlier|prior|from|was|were\s+\d)\b", re.I
+)
 _SUCCESS = re.compile(
     r"\b(?:succeeded|successful|passed|went\s+(?:out\s+)?(?:fine|cleanly))\b", re.I
 )
@@ -493,7 +502,7 @@ _OF_M = re.compile(
     re.IGNORECASE,
 )
 _QUANT = re.compile(
-    r"(?<!of\s)\b(?P<q>every|each|all|none|no|not\s+a\s+single|not\s+one|zero)\b\s+"
+    r"(?<!of\s)(?<!nearly\s)(?<!almost\s)(?<!virtually\s)\b(?P<q>every|each|all|none|no|not\s+a\s+single|not\s+one|zero)\b\s+"
     r"(?:of\s+(?:the\s+|its\s+|their\s+)?)?(?:\w+\s+){0,2}?"
     r"(?P<noun>deployments?|deploys?|releases?|incidents?|failures?|changes?)\b"
     r"|\b(?P<q2>none|nothing)\b",
@@ -582,10 +591,16 @@ class _Checker:
                 )
 
     def counts(self, where: str, text: str) -> Iterator[Problem]:
+        for sentence in re.split(r"(?<=[.!?;])\s+", text):
+            # A count may be the previous window's only when the sentence says so.
+            sides = ("current", "previous") if _PAST_WINDOW.search(sentence) else ("current",)
+            yield from self._counts(where, sentence, sides)
+
+    def _counts(self, where: str, text: str, sides: tuple[str, ...]) -> Iterator[Problem]:
         for m in _OF_M.finditer(text):
             total = _num(m["m"])
             allowed = {
-                Decimal(str(v)) for v in self.f.values("deployment_frequency", "deployments")
+                Decimal(str(v)) for v in self.f.values("deployment_frequency", "deployments", sides)
             }
             if total is not None and total not in allowed:
                 yield Problem(
@@ -598,7 +613,7 @@ class _Checker:
             if part is not None and tail:
                 key = "failed_deployments" if "failed" in tail else "rework_deployments"
                 metric = "change_failure_rate" if "failed" in tail else "rework_rate"
-                if part not in {Decimal(str(v)) for v in self.f.values(metric, key)}:
+                if part not in {Decimal(str(v)) for v in self.f.values(metric, key, sides)}:
                     yield Problem(
                         where,
                         "count",
@@ -659,7 +674,7 @@ class _Checker:
                 continue
             else:
                 metric, key = "deployment_frequency", "deployments"
-            allowed = {Decimal(str(v)) for v in self.f.values(metric, key)}
+            allowed = {Decimal(str(v)) for v in self.f.values(metric, key, sides)}
             if key == "deployments" and adj in ("", "production", "more", "separate", "new"):
                 trend = self.f.metric(metric).get("trend") or {}
                 allowed |= {

@@ -260,6 +260,13 @@ def truths(source: str, facts: dict[str, Any]) -> Iterator[Case]:
             "number",
             f"Changes took about {int(half_up(median, 0))} hours from commit to production.",
         )
+    if median is not None:
+        yield case("number", f"Median lead time: {builtin.n(median)} hours, commit to production.")
+    days = _cur(facts, "deployment_frequency", "deployment_days_pct")
+    if days is not None and deployments:
+        yield case("share", f"Releases went out on {builtin.n(days)}% of days.")
+    if 1 < deployments < 100:
+        yield case("number_word", f"In this window the team deployed {words(deployments)} times.")
     if 0 < deployments < 100:
         yield case(
             "number_word",
@@ -286,6 +293,17 @@ def truths(source: str, facts: dict[str, Any]) -> Iterator[Case]:
         yield case(
             "direction", f"{label} {'went up' if up else 'went down'} since the previous window."
         )
+        yield case(
+            "direction",
+            f"Since the previous window, {LABELS[metric]} has {'risen' if up else 'fallen'}.",
+        )
+        now_text, before_text = builtin.n(cur), builtin.n(prev)
+        if facts["metrics"][metric]["headline"] == "rate_pct":
+            yield case(
+                "direction",
+                f"At {now_text}%, the {LABELS[metric]} was {'higher' if up else 'lower'} than "
+                f"the {before_text}% of the previous window.",
+            )
         direction = facts["metrics"][metric]["change"]["direction"]
         if direction in ("improved", "worsened"):
             word = "got better" if direction == "improved" else "got worse"
