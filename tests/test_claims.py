@@ -164,6 +164,8 @@ def test_multiples_equal_the_ratio_or_change_in_the_facts(sentence: str, ok: boo
         ("Recovery was faster than last week.", False),
         ("The change failure rate dropped.", False),
         ("Deployment frequency worsened.", False),
+        ("Recovery sped up to 3.5 hours from 2 hours.", False),
+        ("Recovery slowed to a median of 3.5 hours.", True),
     ],
 )
 def test_directions_match_the_sign_of_the_change(sentence: str, ok: bool) -> None:

@@ -413,8 +413,8 @@ _RAW_DOWN = (
 )
 _GOOD = r"improv(?:ed|es|ing|ement)|better"
 _BAD = r"worsen(?:ed|s|ing)|worse|deteriorat(?:ed|ing)|regress(?:ed|ion)"
-_FAST = r"faster|quicker|sooner"
-_SLOW = r"slower"
+_FAST = r"faster|quicker|sooner|sped\s+up|speeded\s+up"
+_SLOW = r"slower|slowed(?:\s+down)?"
 _UPDOWN = (
     r"\b(?:goes|gone|is|are|was|were|moved|been|came|ticked|edged|way)\s+(?:up|down)\b"
     r"|\b(?:up|down)(?=\s+(?:from|by|since|compared|over|this|again|sharply|slightly|week)\b)"
