@@ -145,6 +145,8 @@ def test_fractions_and_shares_match_the_share_they_are_about(sentence: str, ok: 
         ("Deployment frequency grew tenfold.", False),
         ("Lead time is now 3 times longer than before.", False),
         ("Lead time rose by 50% since the previous window.", False),
+        ("Recovery time rose by three quarters.", True),  # 2 h → 3.5 h is +75%
+        ("Lead time rose by a third.", False),  # +36%
     ],
 )
 def test_multiples_equal_the_ratio_or_change_in_the_facts(sentence: str, ok: bool) -> None:

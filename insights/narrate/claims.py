@@ -470,6 +470,11 @@ _FRACTIONS = {
     "a tenth": 10.0,
     "one tenth": 10.0,
 }
+_BY_FRACTION = re.compile(
+    r"\bby\s+(?:about\s+|roughly\s+|nearly\s+|almost\s+)?(?P<frac>two[\s-]thirds|"
+    r"three[\s-]quarters|(?:a|one)[\s-](?:third|quarter|fifth|tenth)|half)\b",
+    re.IGNORECASE,
+)
 _FRACTION = re.compile(
     r"\b(?P<frac>two[\s-]thirds|three[\s-]quarters|(?:a|one)[\s-](?:third|quarter|fifth|tenth)|half)"
     r"(?=\s+(?:of|the|all|were|was|failed|succeeded)\b)",
@@ -841,6 +846,20 @@ class _Checker:
                     "multiple",
                     f'"{word}" of {self.f.label(e)}: it {moved} by a factor of {shown} '
                     "in the facts",
+                )
+        for m in _BY_FRACTION.finditer(clause):
+            frac = re.sub(r"[\s-]+", " ", m["frac"].lower())
+            e = _about(clauses, i, m.start())
+            if e is None or e.kind != "metric" or e.key is not None:
+                continue
+            relative = (self.f.metric(e.metric or "").get("change") or {}).get("relative_pct")
+            target = half_up(_FRACTIONS[frac], 0)
+            if relative is None or half_up(abs(relative), 0) != target:
+                yield Problem(
+                    where,
+                    "multiple",
+                    f'by "{frac}" ({canonical(target)}%): not the relative change of '
+                    f"{self.f.label(e)} in the facts",
                 )
         for m in _BY.finditer(clause):
             unit = m["unit"].lower()
