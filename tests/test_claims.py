@@ -109,6 +109,9 @@ def test_numbers_in_words_must_be_numbers_of_the_facts(sentence: str, ok: bool) 
         ("Two of the 18 deployments failed.", False),
         ("Checkout shipped 17 deployments.", False),
         ("Five incidents were opened.", False),
+        ("Both incidents were linked to deployments.", True),
+        ("Both of the failed deployments were rolled back.", True),
+        ("Both deployments were fine.", False),
     ],
 )
 def test_counted_deployments_failures_and_incidents_match_the_counts(
@@ -209,6 +212,7 @@ def test_builtin_narrator_hedges_a_move_the_verdict_does_not_support() -> None:
     [
         ("Not every deployment succeeded.", True),
         ("Not all deployments failed.", True),
+        ("Checkout deployed every day this week.", False),  # on 85.7% of days
         ("Every deployment failed.", False),
         ("No deployment failed this week.", False),
         ("All deployments succeeded.", False),

@@ -495,7 +495,8 @@ _SUCCESS = re.compile(
     r"\b(?:succeeded|successful|passed|went\s+(?:out\s+)?(?:fine|cleanly))\b", re.I
 )
 _COUNTED = re.compile(
-    rf"(?<![\w.#-])(?P<n>\d+|{_CARDINAL})\s+(?P<adj>(?:production|failed|successful|new|unplanned|"
+    rf"(?<![\w.#-])(?P<n>\d+|{_CARDINAL}|both)\s+(?:of\s+the\s+|the\s+)?"
+    r"(?P<adj>(?:production|failed|successful|new|unplanned|"
     r"linked|open|opened|more|separate)\s+)?"
     r"(?P<noun>deployments?|deploys?|releases?|incidents?|failures?|rollbacks?|fix(?:es)?)\b"
     r"(?P<tail>\s+(?:per|a|each)\s+(?:week|day)|\s+(?:were\s+|was\s+)?(?:failed|rolled\s+back))?",
@@ -511,6 +512,11 @@ _QUANT = re.compile(
     r"(?:of\s+(?:the\s+|its\s+|their\s+)?)?(?:\w+\s+){0,2}?"
     r"(?P<noun>deployments?|deploys?|releases?|incidents?|failures?|changes?)\b"
     r"|\b(?P<q2>none|nothing)\b",
+    re.IGNORECASE,
+)
+_EVERY_DAY = re.compile(
+    r"\b(?:deployed|shipped|released|went\s+out|(?:was|were)\s+(?:a\s+)?deploy\w*)\b[^.;]{0,30}?"
+    r"\b(?:every|each)\s+(?:single\s+)?(?:working\s+)?day\b",
     re.IGNORECASE,
 )
 _PAST_FAILED = re.compile(r"\b(?:failed|went\s+wrong|broke)\b", re.I)
@@ -628,7 +634,7 @@ class _Checker:
         for m in _COUNTED.finditer(text):
             if m.start("n") in totals:
                 continue  # the "M" of "N of M deployments", checked above
-            value = _num(m["n"])
+            value = Decimal(2) if m["n"].lower() == "both" else _num(m["n"])
             if value is None:
                 continue
             noun = m["noun"].lower()
@@ -1052,6 +1058,16 @@ class _Checker:
             "failed_deployments"
         )
         rework = (self.f.metric("rework_rate").get("current") or {}).get("rework_deployments")
+        if _EVERY_DAY.search(clause):
+            days = (self.f.metric("deployment_frequency").get("current") or {}).get(
+                "deployment_days_pct"
+            )
+            if days != 100:
+                yield Problem(
+                    where,
+                    "quantifier",
+                    f"claims a deployment every day, but the facts give {days}% of days",
+                )
         for m in _QUANT.finditer(clause):
             q = (m["q"] or m["q2"] or "").lower()
             q = "no" if q in ("none", "nothing", "no", "not a single", "not one", "zero") else "all"
