@@ -21,6 +21,10 @@ distinct ones are kept:
 - infrequent deploys → make deploying routine
 - a metric that worsened sharply → find what changed
 - gaps in the data (unlinked incidents, no lead-time samples) → fix the data first
+Every recommendation names the DORA capability it applies (`CAPABILITY_OF`, from the catalog in
+`narrate/capabilities.py`, fitting the rule's metric). When a metric's verdict (if the facts
+carry one) is "no clear change", its move is reported as within normal variation, never as
+improved or worsened.
 When fewer than three rules fire, advice for the metrics no rule spoke about fills the list
 (weakest tier first): how to improve a low/medium metric, how to keep a high/elite one. A window
 without deployments gets advice on getting the data in.
