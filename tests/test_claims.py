@@ -150,6 +150,8 @@ def test_fractions_and_shares_match_the_share_they_are_about(sentence: str, ok: 
         ("Lead time rose by 50% since the previous window.", False),
         ("Recovery time rose by three quarters.", True),  # 2 h → 3.5 h is +75%
         ("Lead time rose by a third.", False),  # +36%
+        ("Recovery time nearly doubled.", True),  # x1.75
+        ("The change failure rate more than doubled.", False),  # x1.25
     ],
 )
 def test_multiples_equal_the_ratio_or_change_in_the_facts(sentence: str, ok: bool) -> None:
@@ -171,6 +173,7 @@ def test_multiples_equal_the_ratio_or_change_in_the_facts(sentence: str, ok: boo
         ("Deployment frequency worsened.", False),
         ("Recovery sped up to 3.5 hours from 2 hours.", False),
         ("Recovery slowed to a median of 3.5 hours.", True),
+        ("Every stability metric except the rework rate got worse.", True),
     ],
 )
 def test_directions_match_the_sign_of_the_change(sentence: str, ok: bool) -> None:

@@ -294,12 +294,37 @@ def _clauses(text: str) -> list[_Clause]:
     return out
 
 
+_AT_LEAST = re.compile(r"\b(?:more\s+than|over|at\s+least|upwards\s+of)\s*$", re.I)
+_NEARLY = re.compile(r"\b(?:nearly|almost|close\s+to|just\s+under)\s*$", re.I)
+_ABOUT = re.compile(r"\b(?:about|roughly|around|some|approximately)\s*$", re.I)
+
+
+def _multiple_fits(factor: Decimal, ratio: float, before: str) -> bool:
+    """Whether `factor` ("doubled" = 2) describes `ratio`: equal after rounding to a whole
+    number or 1 decimal; "more than doubled" needs at least 2, "nearly doubled" 1.5 to 2,
+    "about twice" within a quarter of 2."""
+    f = float(factor)
+    if _AT_LEAST.search(before):
+        return ratio >= f
+    if _NEARLY.search(before):
+        return 0.75 * f <= ratio <= f
+    if _ABOUT.search(before):
+        return abs(ratio - f) <= 0.25 * f
+    return factor in (half_up(ratio, 0), half_up(ratio, 1))
+
+
+_EXCEPT = re.compile(
+    r"\b(?:except(?:\s+for)?|other\s+than|apart\s+from|besides|but\s+not)\s+(?:the\s+)?$", re.I
+)
+
+
 def _about(clauses: list[_Clause], i: int, pos: int) -> Entity | None:
     """The entity a claim at `pos` of clause `i` is about: the nearest mention before it in the
     clause, else the last mention of an earlier clause of the same sentence, else the nearest
     mention after it in the clause."""
     clause = clauses[i]
-    before = [e for p, e in clause.mentions if p < pos]
+    # "every metric except recovery time got worse" is not a claim about recovery time
+    before = [e for p, e in clause.mentions if p < pos and not _EXCEPT.search(clause.text[:p])]
     if before:
         return before[-1]
     for j in range(i - 1, -1, -1):
@@ -495,7 +520,7 @@ _SUCCESS = re.compile(
     r"\b(?:succeeded|successful|passed|went\s+(?:out\s+)?(?:fine|cleanly))\b", re.I
 )
 _COUNTED = re.compile(
-    rf"(?<![\w.#-])(?P<n>\d+|{_CARDINAL}|both)\s+(?:of\s+the\s+|the\s+)?"
+    rf"(?<![\w.#-])(?:(?P<n>\d+|{_CARDINAL})|(?P<both>both)(?:\s+of\s+the|\s+the)?)\s+"
     r"(?P<adj>(?:production|failed|successful|new|unplanned|"
     r"linked|open|opened|more|separate)\s+)?"
     r"(?P<noun>deployments?|deploys?|releases?|incidents?|failures?|rollbacks?|fix(?:es)?)\b"
@@ -634,7 +659,7 @@ class _Checker:
         for m in _COUNTED.finditer(text):
             if m.start("n") in totals:
                 continue  # the "M" of "N of M deployments", checked above
-            value = Decimal(2) if m["n"].lower() == "both" else _num(m["n"])
+            value = Decimal(2) if m["both"] else _num(m["n"])
             if value is None:
                 continue
             noun = m["noun"].lower()
@@ -844,7 +869,7 @@ class _Checker:
                 sense = "either"
             ratios = {"up": cur / prev, "down": prev / cur}
             candidates = [ratios[sense]] if sense != "either" else list(ratios.values())
-            if not any(factor in (half_up(r, 0), half_up(r, 1)) for r in candidates):
+            if not any(_multiple_fits(factor, r, before) for r in candidates):
                 shown = canonical(half_up(max(ratios.values()), 1))
                 moved = "rose" if cur > prev else "fell" if cur < prev else "did not move"
                 yield Problem(
