@@ -16,6 +16,7 @@ from corpora.narratives import CATEGORIES, corpus
 from insights.metrics.windows import default_window
 from insights.narrate import builtin, injection
 from insights.narrate.capabilities import CAPABILITIES, FITS, fits
+from insights.narrate.prompts import PROMPT_VERSION, render_repair, render_system
 from insights.narrate.schema import METRICS
 from insights.narrate.verify import check, problems
 
@@ -97,3 +98,13 @@ def test_a_recommendation_without_a_fitting_capability_is_rejected(
     assert [p.category for p in problems(missing, facts)] == ["capability"]
     assert [p.category for p in problems(wrong, facts)] == ["capability"]
     assert "'well-being' does not move" in check(wrong, facts)[0]
+
+
+def test_the_prompt_states_the_claim_rules_safeguards_and_capabilities() -> None:
+    system = render_system()
+    assert PROMPT_VERSION == "narrate_v2"
+    for rule in ("numbers in words", "multiples", "directions", "verdict", '"every"', "incidents"):
+        assert rule in system
+    assert "Never recommend removing, skipping, bypassing or weakening a safeguard" in system
+    assert "- recovery_time: " in system and "proactive failure notification" in system
+    assert "weakens a safeguard" in render_repair(["summary: x"])
