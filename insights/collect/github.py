@@ -273,7 +273,7 @@ class GitHubCollector:
                         map_pull(self.service.name, raw["pull"], raw["commits"], raw["reviews"])
                     )
                 elif kind == "incidents":
-                    incident = map_issue(self.service.name, raw)
+                    incident = map_issue(self.service.name, raw, self.config.incident_label)
                     events += [incident] if incident else []
                 elif raw["statuses"] is None:
                     events += map_commits(self.service.name, raw["compare_commits"] or [])
@@ -533,7 +533,7 @@ class GitHubCollector:
         raw = []
         for issue in listed:
             cursor.advance(issue["updated_at"], str(issue["number"]))
-            event = map_issue(self.service.name, issue)
+            event = map_issue(self.service.name, issue, self.config.incident_label)
             if event is not None:
                 events.append(event)
                 raw.append((str(issue["number"]), issue))

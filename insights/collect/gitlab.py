@@ -215,7 +215,8 @@ class GitLabCollector:
                         )
                     )
                 elif kind == "incidents":
-                    events.append(map_incident(self.service.name, raw))
+                    incident = map_incident(self.service.name, raw)
+                    events += [incident] if incident else []
                 else:
                     events += map_commits(self.service.name, raw["compare_commits"] or [])
                     events.append(
@@ -360,5 +361,5 @@ class GitLabCollector:
                     continue
                 cursor.advance(issue["updated_at"], str(issue["iid"]))
                 event = map_incident(self.service.name, issue)
-                batch.add([event], cursor.dump(), [(str(issue["iid"]), issue)])
+                batch.add([event] if event else [], cursor.dump(), [(str(issue["iid"]), issue)])
             batch.set_cursor(cursor.dump())
