@@ -243,9 +243,8 @@ def apply_mapped(repo: TenantRepository, service: str, mapped: Mapped) -> Outcom
     stored = pipeline.store_events(repo, events, create_services=False)
     removed = []
     service_row = repo.service(service)
-    for kind, external_id in mapped.removed:
-        gone = kind == "incident" and service_row is not None
-        if gone and repo.delete_incidents(service_row.id, [external_id]):  # type: ignore[union-attr]
+    for kind, external_id in mapped.removed if service_row is not None else []:
+        if kind == "incident" and repo.delete_incidents(service_row.id, [external_id]):
             removed.append({"type": kind, "id": external_id})
     if not events and not removed:
         return _ignored("not an incident, and none was stored under that id", "not_tracked")

@@ -14,8 +14,9 @@ Rules:
   label; the deployment reference follows the same label/body rule as GitHub. It is resolved at
   `closed_at` only while its state is closed (a reopened issue is open again), and an issue
   moved to another project (`moved_to_id`) is no longer this service's incident.
-- A pipeline is a deployment when it is a successful pipeline named like the service's
-  `workflow` on the project's default branch; its id is `pipeline-<id>`.
+- A pipeline is a deployment when it is a successful pipeline on the project's default branch
+  named like the service's `workflow`, or with a succeeded job of that name (the deploy job);
+  its id is `pipeline-<id>`.
 - Webhook bodies write times as `2021-04-28 21:50:00 +0200` or `… UTC`; `gitlab_time` reads
   them as ISO-8601, so hook objects go through the same functions as REST objects.
 
@@ -212,14 +213,22 @@ def merge_sha(merge_request: dict[str, Any]) -> str | None:
     )
 
 
-def is_deploy_pipeline(pipeline: dict[str, Any], workflow: str, default_branch: str | None) -> bool:
-    """Whether a pipeline counts as a deployment: successful, named `workflow` (pipeline name,
-    GitLab 16.1+), on the project's default branch, and not for a tag or merge request ref."""
+def is_deploy_pipeline(hook: dict[str, Any], workflow: str, default_branch: str | None) -> bool:
+    """Whether a Pipeline Hook counts as a deployment: a successful pipeline on the project's
+    default branch (not a tag) that is named `workflow` (GitLab 16.1+ pipeline names) or has a
+    job named `workflow` that succeeded (the deploy job)."""
+    pipeline = hook.get("object_attributes") or {}
     if pipeline.get("status") != "success" or pipeline.get("tag"):
         return False
     if default_branch is not None and pipeline.get("ref") != default_branch:
         return False
-    return str(pipeline.get("name") or "") == workflow
+    if str(pipeline.get("name") or "") == workflow:
+        return True
+    jobs = hook.get("builds") or []
+    return any(
+        isinstance(job, dict) and job.get("name") == workflow and job.get("status") == "success"
+        for job in jobs
+    )
 
 
 def map_pipeline(

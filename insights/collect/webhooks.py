@@ -20,9 +20,9 @@ deployment `run-<id>`; `pull_request` → change (id = number; merge sha once me
 `issues` → incident when labelled; `deleted`, `transferred`, or an issue without the label
 (`unlabeled`) removes the stored incident.
 GitLab (`object_kind`): `deployment` → deployment (sha from `commit_url`), `pipeline` →
-deployment `pipeline-<id>` when it is the service's `workflow`, `merge_request` → change
-(merged at the `merge` action's `updated_at`), `issue`/`work_item` → incident when labelled or
-typed incident, removed when it is no longer one or was moved.
+deployment `pipeline-<id>` when it is the service's `workflow` (pipeline or deploy job name),
+`merge_request` → change (merged at the `merge` action's `updated_at`), `issue`/`work_item` →
+incident when labelled or typed incident, removed when it is no longer one or was moved.
 """
 
 from __future__ import annotations
@@ -291,8 +291,11 @@ def gitlab_event(payload: dict[str, Any], service: ServiceConfig) -> Mapped:
         if not source.workflow:
             return _ignored("no deploy pipeline configured for this service (source.workflow)")
         branch = _text(payload, "project.default_branch", required=False)
-        if not gitlab_map.is_deploy_pipeline(pipeline, source.workflow, branch):
-            return _ignored(f"not a successful pipeline {source.workflow!r} on the default branch")
+        if not gitlab_map.is_deploy_pipeline(payload, source.workflow, branch):
+            return _ignored(
+                f"not a successful pipeline (or deploy job) {source.workflow!r}"
+                " on the default branch"
+            )
         environment = source.environments[0] if source.environments else None
         event = _mapping("object_attributes", gitlab_map.map_pipeline, name, pipeline, environment)
         return Mapped([event])
