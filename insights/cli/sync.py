@@ -70,6 +70,14 @@ def sync(
         )
     console.print(summary_table(reports))
     for report in reports:
+        for warning in report.warnings:
+            err_console.print(f"warning: {report.tenant}/{report.service}: {warning}", markup=False)
+        if report.removed:
+            gone = ", ".join(f"{count} {kind}(s)" for kind, count in sorted(report.removed.items()))
+            err_console.print(
+                f"{report.tenant}/{report.service}: removed {gone} the source no longer selects",
+                markup=False,
+            )
         if report.stopped_early:  # e.g. a rate limit outlasting the wait budget: cursor kept
             err_console.print(
                 f"warning: {report.tenant}/{report.service} stopped early: {report.stopped_early}",
