@@ -216,3 +216,52 @@ def test_a_pattern_that_matches_nothing_warns_and_shows_tags_seen(db, tmp_path):
     assert "no tag is selected as a release" in report.warnings[1]
     default = sync_local_repo(db.engine, r.path, service="flask")
     assert default.warnings == [] and set(deployments(db)) == {"0.12", "1.0", "2.0.0", "3.1.1"}
+
+
+def write_config(path: Path, repo: GitRepo, extra: str = "") -> Path:
+    path.write_text(
+        f"""
+[[tenants]]
+name = "default"
+
+[[tenants.services]]
+name = "lib"
+source = {{ kind = "localgit", path = "{repo.path}"{extra} }}
+
+[[tenants.services]]
+name = "pushed"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_sync_prints_the_warning_and_rebuild_restores_the_selected_deployments(
+    db, releases, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from insights.cli import app
+
+    runner = CliRunner()
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", db.url)
+    config = write_config(tmp_path / "insights.toml", releases, ', tag_pattern = "v9*"')
+    monkeypatch.setenv("INSIGHTS_CONFIG", str(config))
+    synced = runner.invoke(app, ["sync"])
+    assert synced.exit_code == 0, synced.output
+    assert "tag pattern 'v9*' matches none of the 8 tags (newest: v2.1.0," in synced.output
+    write_config(config, releases)
+    runner.invoke(app, ["sync"])
+    expected = deployments(db)
+    with unit_of_work(db.engine) as session:  # damage what sync derived
+        session.execute(DeploymentCommit.__table__.delete())
+        session.execute(Deployment.__table__.update().values(finished_at=None))
+    rebuilt = runner.invoke(app, ["rebuild", "--service", "lib"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "default/lib (localgit)" in rebuilt.output
+    assert deployments(db) == expected
+    refused = runner.invoke(app, ["rebuild", "--service", "pushed"])
+    assert refused.exit_code == 2
+    assert "source kind 'events' keeps no raw data" in refused.output
+    unknown = runner.invoke(app, ["rebuild", "--service", "nope"])
+    assert unknown.exit_code == 2 and "--service nope: not configured" in unknown.output

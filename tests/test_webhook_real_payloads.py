@@ -323,3 +323,23 @@ def test_gitlab_incident_lifecycle_opened_closed_reopened_unlabelled(hooks):
     hooks.gitlab(moved)
     moved["object_attributes"].update(moved_to_id=99, state="closed", action="close")
     assert hooks.gitlab(moved).json()["removed"] == [{"type": "incident", "id": "23"}]
+
+
+def test_rebuild_rederives_a_service_from_its_kept_deliveries_in_arrival_order(hooks, api):
+    from insights.collect.rebuild import rebuild_service
+
+    hooks.github("issues", github_example("issues.opened"))
+    labeled = github_example("issues.labeled")
+    labeled["issue"]["labels"].append({"id": 2, "name": "P1"})
+    hooks.github("issues", labeled)
+    hooks.github("deployment_status", github_example("deployment_status.payload"))
+    expected = {i: (r.severity, r.resolved_at) for i, r in hooks.incidents().items()}
+    with unit_of_work(api.db.engine) as session:  # lose what the deliveries stored
+        session.execute(Incident.__table__.update().values(severity=None))
+        session.execute(Deployment.__table__.delete())
+    tenant = api.settings.organisation().tenant("acme")
+    report = rebuild_service(api.db.engine, tenant, tenant.service("hello-world"))
+    assert (report.deliveries, report.skipped) == (3, 0)
+    assert report.removed == {"deployments": 0, "changes": 0, "incidents": 1}
+    assert {i: (r.severity, r.resolved_at) for i, r in hooks.incidents().items()} == expected
+    assert expected["1"][0] == "P1" and api.counts()["deployments"] == 1

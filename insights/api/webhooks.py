@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from insights import pipeline
+from insights.collect.webhook_store import apply_mapped
 from insights.collect.webhooks import (
     NO_REPOSITORY,
     UNKNOWN_REPOSITORY,
@@ -48,10 +48,9 @@ from insights.collect.webhooks import (
 )
 from insights.config import ServiceConfig, SourceConfig, TenantConfig, secret
 from insights.errors import UserError
-from insights.model import EventError, parse_event
+from insights.model import EventError
 from insights.store.db import unit_of_work
 from insights.store.models import WebhookDelivery
-from insights.store.partial import fill_from_stored
 from insights.store.repository import TenantRepository, get_tenant
 from insights.timeutil import now
 
@@ -221,40 +220,27 @@ def _store(session: Session, delivery: Delivery) -> Outcome:
     repo.save_raw(delivery.source, project, kind, raw)
     if mapped.ignored:
         return _ignored(mapped.ignored, mapped.reason or "not_tracked")
-    outcome = apply_mapped(repo, service.name, mapped)
+    outcome = _apply(repo, service.name, mapped)
     outcome.body = {"status": outcome.body["status"], "service": service.name, **outcome.body}
     return outcome
 
 
-def apply_mapped(repo: TenantRepository, service: str, mapped: Mapped) -> Outcome:
-    """Store a mapped delivery's events (gaps filled from the stored rows) and remove the
-    incidents it says are gone, in the caller's transaction."""
-    events = []
-    for event in mapped.events:
-        data = event.model_dump(mode="json")
-        data = {k: v for k, v in data.items() if v is not None or k in mapped.stated}
-        data = fill_from_stored(repo, data, stated=mapped.stated, earliest=mapped.earliest)
-        try:
-            events.append(parse_event(data))
-        except EventError as exc:
-            raise HTTPException(
-                422, {"field": exc.message.partition(":")[0], "error": exc.message}
-            ) from None
-    stored = pipeline.store_events(repo, events, create_services=False)
-    removed = []
-    service_row = repo.service(service)
-    for kind, external_id in mapped.removed if service_row is not None else []:
-        if kind == "incident" and repo.delete_incidents(service_row.id, [external_id]):
-            removed.append({"type": kind, "id": external_id})
-    if not events and not removed:
+def _apply(repo: TenantRepository, service: str, mapped: Mapped) -> Outcome:
+    try:
+        applied = apply_mapped(repo, service, mapped)
+    except EventError as exc:
+        raise HTTPException(
+            422, {"field": exc.message.partition(":")[0], "error": exc.message}
+        ) from None
+    if not applied.events and not applied.removed:
         return _ignored("not an incident, and none was stored under that id", "not_tracked")
     body: dict[str, Any] = {
-        "status": "stored" if events else "removed",
-        "events": [{"type": e.type, "id": getattr(e, "id", None)} for e in events],
+        "status": "stored" if applied.events else "removed",
+        "events": [{"type": e.type, "id": getattr(e, "id", None)} for e in applied.events],
     }
-    if removed:
-        body["removed"] = removed
-    return Outcome(200, body, {kind: c.total for kind, c in stored.counts.items() if c.total})
+    if applied.removed:
+        body["removed"] = [{"type": kind, "id": key} for kind, key in applied.removed]
+    return Outcome(200, body, applied.counts)
 
 
 def _handle(request: Request, delivery: Delivery) -> JSONResponse:

@@ -264,9 +264,15 @@ class GitHubCollector:
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every event from the stored raw payloads: no request, no token needed."""
+        for kind, events in self.raw_events(ctx).items():
+            ctx.commit(kind, events)
+
+    def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
+        """The events the stored raw payloads map to, per cursor kind (no request)."""
         environment = self.config.environments[0] if self.config.environments else None
+        mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, self._raw_kinds()).items():
-            events: list[AnyEvent] = []
+            events: list[AnyEvent] = mapped.setdefault(kind, [])
             for _, raw in payloads:
                 if kind == "changes":
                     events.append(
@@ -295,7 +301,7 @@ class GitHubCollector:
                             raw["compare_commits"],
                         )
                     )
-            ctx.commit(kind, events)
+        return mapped
 
     def _raw_kinds(self) -> list[str]:
         if self.config.workflow:

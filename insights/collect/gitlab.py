@@ -204,9 +204,15 @@ class GitLabCollector:
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every event from the stored raw payloads: no request, no token needed."""
+        for kind, events in self.raw_events(ctx).items():
+            ctx.commit(kind, events)
+
+    def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
+        """The events the stored raw payloads map to, per cursor kind (no request)."""
         streams = [f"deployments:{e or '*'}" for e in self.config.environments or [None]]
+        mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, [*streams, "changes", "incidents"]).items():
-            events: list[AnyEvent] = []
+            events: list[AnyEvent] = mapped.setdefault(kind, [])
             for _, raw in payloads:
                 if kind == "changes":
                     events.append(
@@ -222,7 +228,7 @@ class GitLabCollector:
                     events.append(
                         map_deployment(self.service.name, raw["deployment"], raw["compare_commits"])
                     )
-            ctx.commit(kind, events)
+        return mapped
 
     def _sync_deployments(self, ctx: SyncContext, environment: str | None) -> None:
         """Deployments updated since the cursor; each new success ships the commits since the
