@@ -518,32 +518,42 @@ class GitHubCollector:
     # -- incidents ---------------------------------------------------------------------------
 
     def _sync_incidents(self, ctx: SyncContext) -> None:
-        """Issues labelled `incident_label` (pull requests in the issues list are skipped)."""
+        """Issues with `incident_label` (pull requests in the issues list are skipped).
+
+        The first sync lists only labelled issues; later ones list every issue updated since
+        the cursor, so an issue that lost the label stops being an incident (deleted and
+        transferred issues leave the list: the `issues` webhook reports those).
+        """
         assert self.api is not None
         kind = "incidents"
         value = ctx.cursor(kind) or {}
         cursor = UpdatedCursor(value)
+        params: dict[str, Any] = {
+            "state": "all",
+            "sort": "updated",
+            "direction": "desc",
+            "per_page": PER_PAGE,
+        }
+        if cursor.updated_at is None:
+            params["labels"] = self.config.incident_label
         listed, first_etag = self._new_items(
             f"{self._path}/issues",
-            {
-                "labels": self.config.incident_label,
-                "state": "all",
-                "sort": "updated",
-                "direction": "desc",
-                "per_page": PER_PAGE,
-            },
+            params,
             value.get("etag"),
             lambda issue: cursor.is_new(issue["updated_at"], str(issue["number"])),
         )
         events = []
         raw = []
+        gone = []
         for issue in listed:
             cursor.advance(issue["updated_at"], str(issue["number"]))
             event = map_issue(self.service.name, issue, self.config.incident_label)
             if event is not None:
                 events.append(event)
                 raw.append((str(issue["number"]), issue))
-        ctx.commit(kind, events, cursor=cursor.dump(first_etag), raw=raw)
+            elif "pull_request" not in issue:
+                gone.append(str(issue["number"]))
+        ctx.commit(kind, events, cursor=cursor.dump(first_etag), raw=raw, removed_incidents=gone)
 
 
 @dataclass

@@ -348,24 +348,35 @@ class GitLabCollector:
             batch.set_cursor(cursor.dump())
 
     def _sync_incidents(self, ctx: SyncContext) -> None:
-        """Issues of type incident, by `updated_after`, committed 100 at a time."""
+        """Incidents by `updated_after`, committed 100 at a time.
+
+        The first sync lists issues of type incident; later ones list every issue updated
+        since the cursor and map each like the webhook does (type incident or the incident
+        label), so an issue that stopped being an incident or moved away is removed.
+        """
         assert self.api is not None
         kind = "incidents"
         cursor = UpdatedCursor(ctx.cursor(kind))
         query: dict[str, Any] = {
-            "issue_type": "incident",
             "scope": "all",
             "order_by": "updated_at",
             "sort": "asc",
             "per_page": PER_PAGE,
         }
+        label: str | None = None
         if cursor.updated_at:
             query["updated_after"] = cursor.updated_at
+            label = self.config.incident_label
+        else:
+            query["issue_type"] = "incident"
         with Batch(ctx, kind, size=INCIDENT_BATCH) as batch:
             for issue in self.api.items("/issues", query):
                 if not cursor.is_new(issue["updated_at"], str(issue["iid"])):
                     continue
                 cursor.advance(issue["updated_at"], str(issue["iid"]))
-                event = map_incident(self.service.name, issue)
-                batch.add([event] if event else [], cursor.dump(), [(str(issue["iid"]), issue)])
+                event = map_incident(self.service.name, issue, label)
+                if event is None:
+                    batch.add([], cursor.dump(), removed_incidents=[str(issue["iid"])])
+                    continue
+                batch.add([event], cursor.dump(), [(str(issue["iid"]), issue)])
             batch.set_cursor(cursor.dump())

@@ -114,12 +114,14 @@ class SyncContext:
         raw: Sequence[tuple[str, dict[str, Any]]] = (),
         etag: str | None = None,
         removed_deployments: Sequence[str] = (),
+        removed_incidents: Sequence[str] = (),
     ) -> None:
         """Store raw payloads, records and the new cursor for `kind` together, or nothing.
 
         `removed_deployments` are deployment ids the source no longer has (a deleted or no
         longer selected tag): they, their shipped-commit links and their raw payloads of `kind`
-        are deleted in the same transaction.
+        are deleted in the same transaction; `removed_incidents` likewise for incidents (an
+        issue that is no longer an incident).
         """
         from insights.pipeline import store_events
 
@@ -129,14 +131,20 @@ class SyncContext:
                 repo.ensure_service(
                     self.service.name, self.service.team, self.service.production_pattern
                 )
-            if removed_deployments:
+            for record, ids in (
+                ("deployment", removed_deployments),
+                ("incident", removed_incidents),
+            ):
+                if not ids:
+                    continue
                 service = repo.require_service(self.service.name)
-                gone = repo.delete_deployments(service.id, removed_deployments)
-                repo.delete_raw(self.source, self.repo_key, kind, removed_deployments)
+                if record == "deployment":
+                    gone = repo.delete_deployments(service.id, ids)
+                else:
+                    gone = repo.delete_incidents(service.id, ids)
+                repo.delete_raw(self.source, self.repo_key, kind, ids)
                 if gone:
-                    self.report.removed["deployment"] = (
-                        self.report.removed.get("deployment", 0) + gone
-                    )
+                    self.report.removed[record] = self.report.removed.get(record, 0) + gone
             if raw:
                 repo.save_raw(self.source, self.repo_key, kind, raw, etag)
             result = store_events(repo, events, create_services=True, tenant_config=self.tenant)
