@@ -31,6 +31,7 @@ from github.Requester import Requester
 from insights.collect.events import AnyEvent
 from insights.collect.github_map import (
     deployment_outcome,
+    is_deploy_run,
     map_commits,
     map_deployment,
     map_issue,
@@ -396,7 +397,7 @@ class GitHubCollector:
         with Batch(ctx, kind) as batch:
             for run in sorted(new, key=lambda r: int(r["id"])):
                 state.max_id = max(state.max_id, int(run["id"]))
-                if run.get("conclusion") != "success":
+                if not is_deploy_run(run, self.config.workflow, branch):
                     continue
                 events, raw = self._ship(
                     state, int(run["id"]), str(run["head_sha"]), DeploymentStatus.SUCCESS, run, None

@@ -169,6 +169,35 @@ def map_pull(
     )
 
 
+def map_pull_event(service: str, pull: dict[str, Any]) -> ChangeEvent:
+    """A pull request as a `pull_request` webhook carries it (no commits, no reviews): the
+    change's title, opening and, once merged, merge time and sha."""
+    merged = bool(pull.get("merged_at"))
+    return ChangeEvent(
+        service=service,
+        id=str(pull["number"]),
+        title=pull.get("title"),
+        opened_at=pull["created_at"],
+        merged_at=pull.get("merged_at"),
+        merge_sha=pull.get("merge_commit_sha") if merged else None,
+    )
+
+
+def map_review(
+    service: str, pull: dict[str, Any], first_review: str, approved: str | None
+) -> ChangeEvent:
+    """The change a `pull_request_review` webhook touches: its review times (from
+    `review_times` on that one review) and what the pull request says of itself."""
+    return ChangeEvent(
+        service=service,
+        id=str(pull["number"]),
+        title=pull.get("title"),
+        opened_at=pull["created_at"],
+        first_review_at=first_review,
+        approved_at=approved,
+    )
+
+
 def review_times(
     pull: dict[str, Any], reviews: list[dict[str, Any]]
 ) -> tuple[str | None, str | None]:

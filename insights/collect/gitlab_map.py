@@ -173,6 +173,23 @@ def map_merge_request(
     )
 
 
+def map_merge_request_hook(service: str, attributes: dict[str, Any]) -> ChangeEvent:
+    """A Merge Request Hook's `object_attributes` → a change; merged at the `merge` action's
+    `updated_at` (the hook has no `merged_at` before GitLab 16), merge sha by `merge_sha`."""
+    merged = attributes.get("state") == "merged"
+    merged_at = None
+    if merged and attributes.get("action") == "merge":
+        merged_at = gitlab_time(attributes.get("merged_at") or attributes["updated_at"])
+    return ChangeEvent(
+        service=service,
+        id=str(attributes["iid"]),
+        title=attributes.get("title"),
+        opened_at=gitlab_time(attributes["created_at"]),
+        merged_at=merged_at,
+        merge_sha=merge_sha(attributes) if merged else None,
+    )
+
+
 def map_incident(
     service: str, issue: dict[str, Any], incident_label: str | None = None
 ) -> IncidentEvent | None:

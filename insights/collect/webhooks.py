@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from insights.collect import github_map, gitlab_map
 from insights.collect.events import AnyEvent
 from insights.config import ServiceConfig
-from insights.model import ChangeEvent, DeploymentStatus, describe_validation_error
+from insights.model import DeploymentStatus, describe_validation_error
 
 _HEX = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
@@ -187,8 +187,7 @@ def github_event(event: str, payload: dict[str, Any], service: ServiceConfig) ->
         return Mapped([deployment])
     if event == "pull_request":
         pull = _object(payload, "pull_request")
-        merged = bool(pull.get("merged_at"))
-        change = _mapping("pull_request", _github_change, name, pull, merged)
+        change = _mapping("pull_request", github_map.map_pull_event, name, pull)
         return Mapped([change])
     if event == "pull_request_review":
         pull = _object(payload, "pull_request")
@@ -198,7 +197,7 @@ def github_event(event: str, payload: dict[str, Any], service: ServiceConfig) ->
         first, approved = github_map.review_times(pull, [review])
         if first is None:
             return _ignored("review by the pull request's author (or not submitted)")
-        change = _mapping("pull_request", _github_review, name, pull, first, approved)
+        change = _mapping("pull_request", github_map.map_review, name, pull, first, approved)
         return Mapped([change], earliest=frozenset({"first_review_at", "approved_at"}))
     if event == "issues":
         issue = _object(payload, "issue")
@@ -222,30 +221,6 @@ def github_event(event: str, payload: dict[str, Any], service: ServiceConfig) ->
             return Mapped(removed=[("incident", str(number))])
         return Mapped([incident], stated=INCIDENT_FIELDS)
     return _ignored(f"GitHub event {event!r} is not tracked", UNTRACKED_EVENT)
-
-
-def _github_change(service: str, pull: dict[str, Any], merged: bool) -> ChangeEvent:
-    return ChangeEvent(
-        service=service,
-        id=str(pull["number"]),
-        title=pull.get("title"),
-        opened_at=pull["created_at"],
-        merged_at=pull.get("merged_at"),
-        merge_sha=pull.get("merge_commit_sha") if merged else None,
-    )
-
-
-def _github_review(
-    service: str, pull: dict[str, Any], first: str, approved: str | None
-) -> ChangeEvent:
-    return ChangeEvent(
-        service=service,
-        id=str(pull["number"]),
-        title=pull.get("title"),
-        opened_at=pull["created_at"],
-        first_review_at=first,
-        approved_at=approved,
-    )
 
 
 # -- GitLab ---------------------------------------------------------------------------------
@@ -301,7 +276,7 @@ def gitlab_event(payload: dict[str, Any], service: ServiceConfig) -> Mapped:
         return Mapped([event])
     if kind == "merge_request":
         attributes = _object(payload, "object_attributes")
-        change = _mapping("object_attributes", _gitlab_change, name, attributes)
+        change = _mapping("object_attributes", gitlab_map.map_merge_request_hook, name, attributes)
         return Mapped([change])
     if kind in ("issue", "work_item"):
         attributes = _object(payload, "object_attributes")
@@ -316,21 +291,6 @@ def gitlab_event(payload: dict[str, Any], service: ServiceConfig) -> Mapped:
             return Mapped(removed=[("incident", str(iid))])
         return Mapped([incident], stated=INCIDENT_FIELDS)
     return _ignored(f"GitLab event {kind!r} is not tracked", UNTRACKED_EVENT)
-
-
-def _gitlab_change(service: str, attributes: dict[str, Any]) -> ChangeEvent:
-    merged = attributes.get("state") == "merged"
-    merged_at = None
-    if merged and attributes.get("action") == "merge":
-        merged_at = gitlab_time(attributes.get("merged_at") or attributes["updated_at"])
-    return ChangeEvent(
-        service=service,
-        id=str(attributes["iid"]),
-        title=attributes.get("title"),
-        opened_at=gitlab_time(attributes["created_at"]),
-        merged_at=merged_at,
-        merge_sha=gitlab_map.merge_sha(attributes) if merged else None,
-    )
 
 
 def is_tracked(source: str, event: str) -> bool:
