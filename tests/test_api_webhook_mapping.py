@@ -145,3 +145,33 @@ def test_environment_names_are_made_valid_like_the_collectors_do():
     gitlab = gitlab_deployment()
     gitlab["environment"] = "review/feature x"
     assert gitlab_event(gitlab, PAYMENTS).events[0].environment == "review/feature-x"
+
+
+@pytest.mark.parametrize(
+    ("labels", "body", "severity", "deployment"),
+    [
+        (("incident", "severity:high"), "", "severity:high", None),
+        (("Incident", "P1", "deployment:1042"), "Deployment: 999", "P1", "1042"),
+        (("incident",), "Broke after the deploy.\nDeployment: 77\n", None, "77"),
+    ],
+)
+def test_webhook_and_collector_read_an_issue_identically(labels, body, severity, deployment):
+    from insights.collect.github_map import map_issue
+
+    payload = github_issue(labels=labels)
+    payload["issue"]["body"] = body
+    webhook = github_event("issues", payload, CHECKOUT).events[0]
+    collector = map_issue("checkout", payload["issue"], "incident")
+    assert webhook == collector
+    assert (webhook.severity, webhook.deployment_id) == (severity, deployment)
+
+
+def test_gitlab_webhook_and_collector_read_an_incident_identically():
+    from insights.collect.gitlab_map import map_incident
+
+    payload = gitlab_issue(labels=("incident", "P2"))
+    payload["object_attributes"]["description"] = "Deployment: 15"
+    webhook = gitlab_event(payload, PAYMENTS).events[0]
+    rest = dict(payload["object_attributes"], labels=["incident", "P2"], issue_type="incident")
+    assert webhook == map_incident("payments-api", rest)
+    assert (webhook.severity, webhook.deployment_id) == ("p2", "15")
