@@ -193,11 +193,12 @@ def _store(session: Session, delivery: Delivery) -> Outcome:
         if seen is not None:
             return Outcome(200, {"status": "duplicate", "delivery": delivery.delivery_id}, {})
     raw = [(_raw_id(delivery), delivery.payload)]
-    kind = f"webhook:{delivery.event}"[:32]
+    kind = f"webhook:{delivery.event}"[:32]  # the raw_payloads key columns' widths
+    where_kept = project[:512]
     service = _service_for(repo, delivery.tenant_config, project)
     if service is None:
         # kept for a rebuild once the service exists; the delivery id stays unrecorded
-        repo.save_raw(delivery.source, project, kind, raw)
+        repo.save_raw(delivery.source, where_kept, kind, raw)
         return _ignored(
             f"repository {project!r}: no service of tenant {repo.tenant.name!r} has it as "
             "source.repo or name (add it to insights.toml and run `insights init`)",
@@ -217,7 +218,7 @@ def _store(session: Session, delivery: Delivery) -> Outcome:
         mapped = _map(delivery, service)
     except PayloadError as exc:
         raise HTTPException(422, {"field": exc.path, "error": str(exc)}) from None
-    repo.save_raw(delivery.source, project, kind, raw)
+    repo.save_raw(delivery.source, where_kept, kind, raw)
     if mapped.ignored:
         return _ignored(mapped.ignored, mapped.reason or "not_tracked")
     outcome = _apply(repo, service.name, mapped)
