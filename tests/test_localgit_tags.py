@@ -250,9 +250,15 @@ def test_sync_prints_the_warning_and_rebuild_restores_the_selected_deployments(
     synced = runner.invoke(app, ["sync"])
     assert synced.exit_code == 0, synced.output
     assert "tag pattern 'v9*' matches none of the 8 tags (newest: v2.1.0," in synced.output
+    write_config(config, releases, ', tag_exclude = ["1.0*"]')
+    runner.invoke(app, ["sync"])
     write_config(config, releases)
     runner.invoke(app, ["sync"])
     expected = deployments(db)
+    write_config(config, releases, ', tag_exclude = ["1.0*"]')
+    excluded = runner.invoke(app, ["sync"])
+    assert "default/lib: removed 2 deployment(s) the source no longer selects" in excluded.output
+    write_config(config, releases)
     with unit_of_work(db.engine) as session:  # damage what sync derived
         session.execute(DeploymentCommit.__table__.delete())
         session.execute(Deployment.__table__.update().values(finished_at=None))
