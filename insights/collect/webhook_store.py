@@ -39,7 +39,9 @@ def apply_mapped(repo: TenantRepository, service: str, mapped: Mapped) -> Applie
     stored = store_events(repo, applied.events, create_services=False)
     applied.counts = {kind: c.total for kind, c in stored.counts.items() if c.total}
     service_row = repo.service(service)
-    for kind, external_id in mapped.removed if service_row is not None else []:
+    if service_row is None:
+        return applied
+    for kind, external_id in mapped.removed:
         if kind == "incident" and repo.delete_incidents(service_row.id, [external_id]):
             applied.removed.append((kind, external_id))
     return applied
