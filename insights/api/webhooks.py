@@ -33,6 +33,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from insights.boundedjson import JsonInputError, loads
 from insights.collect.webhook_store import apply_mapped
 from insights.collect.webhooks import (
     NO_REPOSITORY,
@@ -52,6 +53,7 @@ from insights.model import EventError
 from insights.store.db import unit_of_work
 from insights.store.models import WebhookDelivery
 from insights.store.repository import TenantRepository, get_tenant
+from insights.store.retry import run_in_transaction
 from insights.timeutil import now
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -118,9 +120,11 @@ def _payload(body: bytes, content_type: str) -> dict[str, Any]:
             text = parse_qs(body.decode("utf-8")).get("payload", [""])[0]
         else:
             text = body.decode("utf-8")
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise HTTPException(400, "body: not a JSON payload") from None
+        data = loads(text)  # bounded: depth, numbers, Unicode (as every API body)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body: not a JSON payload (not UTF-8)") from None
+    except JsonInputError as exc:
+        raise HTTPException(400, f"body: not a JSON payload ({exc})") from None
     if not isinstance(data, dict):
         raise HTTPException(422, "body: must be a JSON object")
     return data
@@ -251,8 +255,10 @@ def _handle(request: Request, delivery: Delivery) -> JSONResponse:
         outcome = _ignored(f"{source} event {delivery.event!r} is not tracked", UNTRACKED_EVENT)
     else:
         try:
-            with unit_of_work(request.app.state.engine) as session:
-                outcome = _store(session, delivery)
+            # a deadlock with a concurrent delivery re-runs the transaction (store/retry.py)
+            outcome = run_in_transaction(
+                request.app.state.engine, lambda session: _store(session, delivery)
+            )
         except IntegrityError:
             if delivery.delivery_id is None:
                 raise
