@@ -87,6 +87,7 @@ NARRATIVE = Narrative(
             title="Review pull requests within a day",
             why="Pickup is the slowest stage; <!channel> reviewers & owners should rotate.",
             metric="lead_time",
+            capability="streamlining change approval",
             evidence=["lead time median 26 hours"],
         )
     ],
@@ -168,6 +169,15 @@ def test_one_deployment_is_singular():
     context = payload["blocks"][1]["elements"][0]["text"]
     assert " · 1 deployment · " in context
     assert payload["text"].endswith(": 1 deployment, overall tier high")
+
+
+def test_the_recommendation_names_its_dora_capability():
+    payload = build_digest(report(), NARRATIVE, None)
+    advice = next(t for t in texts(payload) if t.startswith(":bulb:"))
+    assert advice.startswith(
+        ":bulb: *Review pull requests within a day* _(DORA capability: streamlining change "
+        "approval)_\n"
+    )
 
 
 def test_no_previous_window_and_no_deployments_read_as_no_data_not_zero():
