@@ -65,8 +65,9 @@ def outside_range(values: pd.Series) -> np.ndarray:
 
 def _times(values: pd.Series) -> pd.Series:
     """In-range times (or missing) as one comparable UTC series."""
-    converted = pd.to_datetime(values, utc=True)
-    return converted
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values
+    return pd.to_datetime(values, utc=True)
 
 
 def _name(frame: pd.DataFrame, row: int, kind: str) -> str:
@@ -90,14 +91,12 @@ def screen(frame: pd.DataFrame, name: str) -> pd.DataFrame:
             reasons[int(row)] = f"{column} {frame[column].iloc[row]} is outside {RANGE_TEXT}"
         bad |= outside
     if pairs:
-        kept = frame[~bad]
+        kept = frame[~bad] if bad.any() else frame  # no copy in the usual, clean case
         for later, earlier in pairs:
             if later not in kept.columns or earlier not in kept.columns:
                 continue
             negative = np.zeros(len(frame), bool)
-            negative[np.flatnonzero(~bad)] = (_times(kept[later]) < _times(kept[earlier])).to_numpy(
-                dtype=bool
-            )
+            negative[~bad] = (_times(kept[later]) < _times(kept[earlier])).to_numpy(dtype=bool)
             for row in np.flatnonzero(negative & ~bad)[:WARNINGS_PER_KIND]:
                 reasons[int(row)] = f"{later} is before {earlier} (a negative duration)"
             bad |= negative
