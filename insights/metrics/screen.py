@@ -42,8 +42,10 @@ RULES: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = {
 
 
 def _outside_one(value: object) -> bool:
-    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NaT or value is pd.NA:
         return False
+    if isinstance(value, float):
+        return not np.isnan(value)  # a number is not a time
     try:
         bounded(value if isinstance(value, datetime) else parse_time(str(value)))
     except (ValueError, TypeError):
@@ -55,12 +57,13 @@ def outside_range(values: pd.Series) -> np.ndarray:
     """Which values are times outside `EARLIEST..LATEST` (missing values are not)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return ((values < EARLIEST) | (values > LATEST)).to_numpy(dtype=bool)
-    if np.issubdtype(values.dtype, np.datetime64):  # naive: stored times are UTC
+    if pd.api.types.is_datetime64_dtype(values.dtype):  # naive: stored times are UTC
         aware = values.dt.tz_localize("UTC")
         return ((aware < EARLIEST) | (aware > LATEST)).to_numpy(dtype=bool)
-    if values.dtype == object:  # the store could not convert the column: check one by one
-        return np.fromiter((_outside_one(v) for v in values), bool, len(values))
-    return values.notna().to_numpy(dtype=bool)  # numbers are not times
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.notna().to_numpy(dtype=bool)  # numbers are not times
+    # objects or text: the store could not convert the column, so check value by value
+    return np.fromiter((_outside_one(v) for v in values), bool, len(values))
 
 
 def _times(values: pd.Series) -> pd.Series:
