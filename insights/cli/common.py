@@ -157,8 +157,16 @@ def open_tenant_for_write(session: Session, s: Settings, tenant: str) -> TenantR
     created on first write: `default` while the database has no tenant at all (the
     zero-setup laptop), and a tenant that insights.toml configures.
     """
-    from insights.store.repository import TenantRepository, get_tenant, list_tenants
+    from insights.store.repository import (
+        TenantRepository,
+        ensure_tenant,
+        get_tenant,
+        list_tenants,
+        storable_name,
+    )
 
+    if not storable_name(tenant):
+        ensure_tenant(session, tenant)  # refuses it with the one-line reason
     if get_tenant(session, tenant) is None:
         fresh = tenant == DEFAULT_TENANT and not list_tenants(session)
         configured = tenant in s.organisation().by_name
