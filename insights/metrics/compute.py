@@ -28,7 +28,13 @@ from insights.metrics import (
 from insights.metrics.keys import intern_shas
 from insights.metrics.production import production_deployments
 from insights.metrics.result import Interval, Intervals, SlowChange, Verdicts, Window, WindowMetrics
-from insights.metrics.verdicts import BASELINE_WINDOWS, WindowSample, pool, verdicts
+from insights.metrics.verdicts import (
+    BASELINE_WINDOWS,
+    WindowSample,
+    per_deployment_medians,
+    pool,
+    verdicts,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -298,23 +304,41 @@ def window_metrics(
     )
 
 
-def window_sample(
-    prepared: Prepared, window: Window, services: Collection[str] | None = None
-) -> WindowSample:
-    """What the verdict tests need of `window` (`metrics/verdicts.py`)."""
-    deps = _select(prepared.deployments, "finished_ns", window, services)
-    lead_hours = _select(prepared.lead_times, "finished_ns", window, services)["hours"]
+def window_samples(
+    prepared: Prepared, windows: list[Window], services: Collection[str] | None = None
+) -> list[WindowSample]:
+    """What the verdict tests need of each of `windows` (consecutive, oldest first): one
+    selection of their whole span, split by time (`metrics/verdicts.py`)."""
+    if not windows:
+        return []
+    span = Window(start=windows[0].start, end=windows[-1].end, label="span")
+    deps = _select(prepared.deployments, "finished_ns", span, services)
+    deps = deps.iloc[np.argsort(deps["finished_ns"].to_numpy(), kind="stable")]
+    lead = _select(prepared.lead_times, "finished_ns", span, services)
+    lead = lead.iloc[np.argsort(lead["finished_ns"].to_numpy(), kind="stable")]
+    dep_ns, lead_ns = deps["finished_ns"].to_numpy(), lead["finished_ns"].to_numpy()
+    failed, reworked = deps["failed"].to_numpy(bool), deps["rework"].to_numpy(bool)
     recovery_hours = deps["recovery_hours"].to_numpy(float)
-    return WindowSample(
-        deployments=len(deps),
-        failed=int(deps["failed"].sum()),
-        rework=int(deps["rework"].sum()),
-        active_days=frequency.active_days(deps["finished_ns"].to_numpy(), window),
-        days=frequency.counted_days(window),
-        exposure_days=frequency.window_days(window),
-        lead_hours=lead_hours.to_numpy(float),
-        recovery_hours=recovery_hours[~np.isnan(recovery_hours)],
-    )
+    lead_deployment, lead_hours = lead["deployment"].to_numpy(), lead["hours"].to_numpy(float)
+    out = []
+    for window in windows:
+        start, end = _bounds(window)
+        a, b = np.searchsorted(dep_ns, [start, end])
+        c, d = np.searchsorted(lead_ns, [start, end])
+        recovered = recovery_hours[a:b]
+        out.append(
+            WindowSample(
+                deployments=int(b - a),
+                failed=int(failed[a:b].sum()),
+                rework=int(reworked[a:b].sum()),
+                active_days=frequency.active_days(dep_ns[a:b], window),
+                days=frequency.counted_days(window),
+                exposure_days=frequency.window_days(window),
+                lead_hours=per_deployment_medians(lead_deployment[c:d], lead_hours[c:d]),
+                recovery_hours=recovered[~np.isnan(recovered)],
+            )
+        )
+    return out
 
 
 def first_deployment_ns(prepared: Prepared, services: Collection[str] | None = None) -> int | None:
@@ -338,13 +362,10 @@ def trend_verdicts(
     before it pooled. Windows that ended before the scope's first production deployment are
     no data: left out of the baseline, "too little data" as a previous window."""
     first = first_deployment_ns(prepared, services)
-
-    def sample(window: Window) -> WindowSample:
-        if first is None or _bounds(window)[1] <= first:
-            return WindowSample(windows=0)
-        return window_sample(prepared, window, services)
-
-    samples = [sample(w) for w in windows]
+    samples = [
+        s if first is not None and _bounds(w)[1] > first else WindowSample(windows=0)
+        for w, s in zip(windows, window_samples(prepared, windows, services), strict=True)
+    ]
     out = [verdicts(cur, prev, None) for prev, cur in itertools.pairwise(samples)]
     if out:
         before = [s for s in samples[:-1][-baseline_windows:] if s.windows]

@@ -10,13 +10,17 @@ at `LEVEL`:
   Fisher's exact test on the 2×2 table (failed / not failed × current / other).
 - lead time, recovery time: the Mann-Whitney U rank test on the two samples of durations (no
   assumption about their shape; it detects one side tending to be longer). The verdict names a
-  direction only when the medians moved the same way as the ranks.
+  direction only when the medians moved the same way as the ranks. The rank test needs
+  independent samples, and the commits one deployment ships are not (they share its wait), so
+  lead time is tested on one value per deployment: the median lead time of its commits
+  (`per_deployment_medians`). Each failed deployment gives one recovery time.
 Verdict: "improved" or "worsened" when p < LEVEL (in the metric's good or bad direction),
 "no clear change" otherwise, and "too little data" when a side has fewer than `MIN_SAMPLES`
 samples (durations) or deployments (rates), or — for counts — when even the most lopsided split
-of the total could not reach LEVEL. Windows that ended before the scope's first production
-deployment hold no data (not zeros): they are left out of the baseline, and a previous window
-among them gives "too little data".
+of the total could not reach LEVEL (2·min(s, 1 − s)^total ≥ LEVEL, s the current window's share
+of the time: 0 vs 3 deployments in two weeks is 2·0.5³ = 0.25). Windows that ended before the
+scope's first production deployment hold no data (not zeros): they are left out of the
+baseline, and a previous window among them gives "too little data".
 
 Example: 2 of 20 deployments failed this week, 1 of 18 last week → Fisher p = 1.0 →
 "no clear change"; 0 of 15 vs 9 of 15 → p = 0.0007 → "improved".
@@ -56,9 +60,24 @@ class WindowSample:
     active_days: int = 0
     days: int = 0
     exposure_days: float = 0.0
-    lead_hours: np.ndarray = field(default_factory=lambda: _EMPTY)
+    lead_hours: np.ndarray = field(default_factory=lambda: _EMPTY)  # one per deployment
     recovery_hours: np.ndarray = field(default_factory=lambda: _EMPTY)
     windows: int = 1
+
+
+def per_deployment_medians(deployments: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """The median of `hours` of each distinct value of `deployments` (any order).
+
+    >>> per_deployment_medians(np.array([1, 1, 2, 1]), np.array([3.0, 1.0, 5.0, 2.0]))
+    array([2., 5.])
+    """
+    if hours.size == 0:
+        return _EMPTY
+    order = np.lexsort((hours, deployments))
+    keys, values = deployments[order], hours[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    sizes = np.diff(np.r_[starts, keys.size])
+    return (values[starts + (sizes - 1) // 2] + values[starts + sizes // 2]) / 2
 
 
 def pool(samples: Sequence[WindowSample]) -> WindowSample:
@@ -103,10 +122,9 @@ def rate_test(
     if current_days <= 0 or other_days <= 0 or total == 0:
         return Comparison(verdict="too little data", **base)
     share = current_days / (current_days + other_days)
-    extreme = min(
-        stats.binomtest(0, total, share).pvalue, stats.binomtest(total, total, share).pvalue
-    )
-    if extreme >= level:
+    # The most lopsided split of `total` has probability min(s, 1 − s)^total under no change;
+    # its two-sided p-value is at most twice that (exactly twice for equal windows).
+    if 2 * min(share, 1 - share) ** total >= level:
         return Comparison(verdict="too little data", **base)
     p_value = float(stats.binomtest(current, total, share).pvalue)
     better = current / current_days > other / other_days
