@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from insights.narrate import trend_claims
 from insights.narrate.schema import Narrative, NarrativeResult, Recommendation
 from insights.narrate.verify import check
 
@@ -765,7 +766,7 @@ def as_result(
     `over_budget` with the reason no model wrote it). It must pass the checker: it quotes only
     facts, so a failure is a bug here, never a user error."""
     narrative = narrate(facts)
-    errors = check(narrative, facts)
+    errors = check(narrative, facts) + trend_claims.check(narrative, facts)
     if errors:
         raise AssertionError(f"built-in narrative failed its own check: {errors[0]}")
     return NarrativeResult(

@@ -2,10 +2,12 @@
 
 The rule (DESIGN.md, "Narration"): the answer must be one JSON object that validates as a
 `Narrative`, every number in it must be in the facts (`verify.check`), every recommendation must
-name a known metric, and it must pass the injection checks (`injection.check`). A first answer
-that passes is `accepted`; otherwise the errors go back to the model once and a passing second
-answer is `repaired`; otherwise — or when the provider fails, times out or stays throttled —
-the built-in narrator writes the narrative (`fallback`, with the reason). A report always ships.
+name a known metric, a move may be called improved/worsened or sharp only when the verdicts
+say so (`trend_claims.check`), and it must pass the injection checks (`injection.check`). A
+first answer that passes is `accepted`; otherwise the errors go back to the model once and a
+passing second answer is `repaired`; otherwise — or when the provider fails, times out or
+stays throttled — the built-in narrator writes the narrative (`fallback`, with the reason). A
+report always ships.
 
 Calls to one provider endpoint are limited to `llm.max_concurrency` at a time per process.
 """
@@ -28,7 +30,7 @@ from sqlalchemy.orm import Session
 from insights.config import LlmConfig, TenantConfig
 from insights.errors import UserError
 from insights.metrics.result import MetricReport
-from insights.narrate import builtin, injection, ledger, verify
+from insights.narrate import builtin, injection, ledger, trend_claims, verify
 from insights.narrate.facts import build_facts
 from insights.narrate.pricing import estimate_cost
 from insights.narrate.prompts import PROMPT_VERSION, render_repair, render_system, render_user
@@ -79,8 +81,10 @@ def parse_answer(text: str) -> tuple[Narrative | None, list[str]]:
 
 def review(narrative: Narrative, facts: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Reasons to reject a schema-valid narrative: (number and metric errors from
-    `verify.check`, injection errors from `injection.check`)."""
-    return list(verify.check(narrative, facts)), injection.check(narrative, facts)
+    `verify.check` and directional claims the verdicts do not support from
+    `trend_claims.check`, injection errors from `injection.check`)."""
+    grounded = list(verify.check(narrative, facts)) + trend_claims.check(narrative, facts)
+    return grounded, injection.check(narrative, facts)
 
 
 class ConcurrencyLimits:
