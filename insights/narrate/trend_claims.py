@@ -8,8 +8,9 @@ invented number (repair once, else the built-in narrative).
 
 Rules, per sentence of the summary, each highlight and each recommendation's title, why and
 evidence:
-- A claim word says a metric got better or worse: "improved", "improving", "worsened",
-  "worsening", "regressed", "deteriorated", "degraded", "got better", "got worse"; or a move of
+- A claim word says a metric got better or worse: "improved", "is improving", "worsened",
+  "is worsening", "regressed", "deteriorated", "degraded", "got better", "got worse" (not
+  "improves" or "improving X": that is advice, not a report of a move); or a move of
   size: a verb of movement with an intensifier ("rose sharply", "fell significantly", "grew
   dramatically") or a verb that is itself dramatic ("surged", "spiked", "plunged", "soared").
   A rise is worse for lead time, change failure rate, recovery time and rework rate and better
@@ -68,8 +69,12 @@ LABELS = {
 HIGHER_IS_BETTER = {"deployment_frequency"}
 DIRECTIONS = ("improved", "worsened")
 
-_BETTER = r"improv(?:ed|ing|es)|got\s+better|(?:is|are)\s+getting\s+better"
-_WORSE = r"worsen(?:ed|ing|s)|regress(?:ed|ing)|deteriorat(?:ed|ing)|degrad(?:ed|ing)|got\s+worse"
+# Past tense and "is improving": a move. Not "improves"/"improving review time": advice.
+_BETTER = r"improved|(?:is|are|has\s+been|have\s+been)\s+improving|got\s+better|getting\s+better"
+_WORSE = (
+    r"worsened|(?:is|are|has\s+been|have\s+been)\s+worsening|regressed|deteriorated|degraded"
+    r"|got\s+worse|getting\s+worse"
+)
 _UP = (
     r"r(?:ose|isen|ising|ises)|gr(?:ew|own|owing)|increas(?:ed|ing)|climb(?:ed|ing)"
     r"|jump(?:ed|ing)|went\s+up"
