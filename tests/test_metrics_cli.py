@@ -197,3 +197,25 @@ def test_unknown_tenant_is_exit_2(cli_env):
     result = runner.invoke(app, ["metrics", "--tenant", "ghost"])
     assert result.exit_code == 2
     assert "tenant 'ghost': not found" in result.stderr
+
+
+def test_gate_breach_on_three_deployments_says_it_rests_on_very_few_samples(loaded):
+    result = invoke(
+        "gate",
+        "--max-change-failure-rate",
+        "0.15",
+        "--scope",
+        "service:checkout",
+        "--window",
+        "2026-W02",
+    )
+    assert result.exit_code == 1  # the gate still compares the figure with its limit
+    lines = result.stdout.splitlines()
+    at = lines.index("FAIL: change failure rate breached: 0.33 (limit max 0.15)")
+    assert lines[at + 1] == (
+        "  note: rests on only 3 deployments; the 95% interval 0.06–0.79 includes the limit 0.15"
+    )
+    result = invoke(
+        "gate", "--max-change-failure-rate", "0.15", "-w", "2026-W02", "--format", "markdown"
+    )
+    assert "> change failure rate: rests on only 3 deployments" in result.stdout

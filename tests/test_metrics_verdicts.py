@@ -191,3 +191,41 @@ def test_engine_does_not_call_weeks_before_the_first_deployment_zero(thirteen_we
     assert out[2].deployment_frequency.previous.verdict == "too little data"
     assert out[2].deployment_frequency.baseline is None  # only the last window has a baseline
     assert out[3].deployment_frequency.previous.verdict == "no clear change"
+
+
+# ------------------------------------------------------------ gate notes
+
+
+def _gate_window(deployments: int, failed: int):
+    from insights.metrics.result import Intervals, WindowMetrics
+    from insights.metrics.uncertainty import wilson
+
+    return WindowMetrics(
+        window=W10,
+        deployment_count=deployments,
+        deployments_per_week=float(deployments),
+        change_failure_rate=failed / deployments,
+        failed_deployments=failed,
+        intervals=Intervals(change_failure_rate=wilson(failed, deployments)),
+    )
+
+
+def test_gate_breach_backed_by_many_deployments_carries_no_note():
+    from insights.metrics.gate import Limits, evaluate
+
+    (verdict,) = evaluate(_gate_window(200, 60), Limits(max_change_failure_rate=0.15))
+    assert verdict.outcome == "breach" and verdict.note is None
+
+
+def test_gate_breach_on_one_deployment_says_so():
+    from insights.metrics.gate import Limits, evaluate
+
+    (verdict,) = evaluate(_gate_window(1, 1), Limits(max_change_failure_rate=0.15))
+    assert verdict.outcome == "breach"
+    assert verdict.note.startswith("rests on only 1 deployment;")
+
+
+def test_gate_few_samples_rule_is_the_verdicts_minimum():
+    from insights.metrics.gate import FEW_SAMPLES
+
+    assert FEW_SAMPLES == MIN_SAMPLES

@@ -20,7 +20,6 @@ Example: 1 failed deployment out of 18 → change failure rate 0.056, 95 % Wilso
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from insights.metrics.result import Interval, QuantileIntervals
 
@@ -39,6 +38,7 @@ def quantile_ranks(n: int, q: float, level: float = LEVEL) -> tuple[int | None, 
     >>> quantile_ranks(10, 0.5), quantile_ranks(20, 0.5)
     ((2, 9), (6, 15))
     """
+    from scipy import stats  # lazily: `insights --help` loads this module
     if n <= 0:
         return None, None
     alpha = 1 - level
@@ -74,6 +74,7 @@ def wilson(successes: int, trials: int, level: float = LEVEL) -> Interval:
     >>> wilson(0, 10)
     Interval(low=0.0, high=0.2775, samples=10)
     """
+    from scipy import stats  # lazily: `insights --help` loads this module
     if trials <= 0:
         return Interval()
     ci = stats.binomtest(successes, trials).proportion_ci(level, method="wilson")
@@ -86,6 +87,7 @@ def poisson_bounds(count: int, level: float = LEVEL) -> tuple[float, float]:
     >>> [round(b, 3) for b in poisson_bounds(1)]
     [0.025, 5.572]
     """
+    from scipy import stats  # lazily: `insights --help` loads this module
     alpha = 1 - level
     low = 0.0 if count == 0 else float(stats.gamma.ppf(alpha / 2, count))
     high = float(stats.gamma.ppf(1 - alpha / 2, count + 1))

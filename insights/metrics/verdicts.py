@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from insights.metrics.result import Comparison, MetricVerdict, VerdictName, Verdicts
 
@@ -117,6 +116,7 @@ def rate_test(
     >>> rate_test(2, 7, 20, 7).verdict, rate_test(9, 7, 12, 7).verdict
     ('worsened', 'no clear change')
     """
+    from scipy import stats  # lazily: `insights --help` loads this module
     total = current + other
     base = dict(test=POISSON_TEST, current_samples=current, other_samples=other, windows=windows)
     if current_days <= 0 or other_days <= 0 or total == 0:
@@ -146,6 +146,7 @@ def proportion_test(
     >>> proportion_test(0, 15, 9, 15, higher_is_better=False).verdict
     'improved'
     """
+    from scipy import stats  # lazily: `insights --help` loads this module
     base = dict(
         test=FISHER_TEST,
         current_samples=current_trials,
@@ -165,6 +166,7 @@ def duration_test(
     current: np.ndarray, other: np.ndarray, *, windows: int = 1, level: float = LEVEL
 ) -> Comparison:
     """Lead or recovery times (shorter is better) by the Mann-Whitney U rank test."""
+    from scipy import stats  # lazily: `insights --help` loads this module
     base = dict(test=RANK_TEST, current_samples=int(current.size), other_samples=int(other.size))
     if current.size < MIN_SAMPLES or other.size < MIN_SAMPLES:
         return Comparison(verdict="too little data", windows=windows, **base)
