@@ -116,3 +116,13 @@ def test_a_window_without_deployments_has_a_count_interval_but_no_rate_intervals
     assert (m.intervals.deployment_count.low, m.intervals.deployment_count.high) == (0.0, 3.6889)
     assert m.intervals.change_failure_rate.low is None
     assert m.intervals.deployment_days_share.samples == 0
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 1), (0, 10), (1, 18), (7, 9), (30, 31), (500, 1000)])
+def test_wilson_closed_form_equals_scipys_proportion_ci(k, n):
+    from scipy import stats
+
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+    got = wilson(k, n)
+    assert got.low == pytest.approx(max(ci.low, 0.0), abs=1e-4)
+    assert got.high == pytest.approx(min(ci.high, 1.0), abs=1e-4)

@@ -19,6 +19,9 @@ Example: 1 failed deployment out of 18 → change failure rate 0.056, 95 % Wilso
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
+
 import numpy as np
 
 from insights.metrics.result import Interval, QuantileIntervals
@@ -31,6 +34,7 @@ def _round(value: float) -> float:
     return round(float(value), DIGITS)
 
 
+@lru_cache(maxsize=4096)  # pure, and the same (n, q) recurs across windows and scopes
 def quantile_ranks(n: int, q: float, level: float = LEVEL) -> tuple[int | None, int | None]:
     """1-based ranks (l, u) of the order statistics bounding the q-quantile of n samples with
     coverage ≥ `level` (None: no rank in 1..n is far enough out).
@@ -68,19 +72,34 @@ def duration_intervals(samples: np.ndarray, level: float = LEVEL) -> QuantileInt
     )
 
 
+@lru_cache(maxsize=8)
+def _z(level: float) -> float:
+    from scipy import stats  # lazily: `insights --help` loads this module
+
+    return float(stats.norm.ppf(1 - (1 - level) / 2))
+
+
 def wilson(successes: int, trials: int, level: float = LEVEL) -> Interval:
-    """Wilson score interval for a proportion (None bounds without trials).
+    """Wilson score interval for a proportion (None bounds without trials): the closed form
+    of `scipy.stats.binomtest(k, n).proportion_ci(method="wilson")`, without the p-value that
+    call computes first (a test keeps the two equal).
 
     >>> wilson(0, 10)
     Interval(low=0.0, high=0.2775, samples=10)
     """
-    from scipy import stats  # lazily: `insights --help` loads this module
     if trials <= 0:
         return Interval()
-    ci = stats.binomtest(successes, trials).proportion_ci(level, method="wilson")
-    return Interval(low=_round(max(ci.low, 0.0)), high=_round(min(ci.high, 1.0)), samples=trials)
+    z = _z(level)
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    center = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return Interval(
+        low=_round(max(center - half, 0.0)), high=_round(min(center + half, 1.0)), samples=trials
+    )
 
 
+@lru_cache(maxsize=4096)
 def poisson_bounds(count: int, level: float = LEVEL) -> tuple[float, float]:
     """Exact (Garwood) interval for a Poisson mean given one observed `count`.
 
