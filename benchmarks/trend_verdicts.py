@@ -18,7 +18,7 @@
    verdicts of every scope (each service and the tenant; 13 windows each) against the time to
    compute their 12 windows of metrics, measured in the same run.
 
-    python benchmarks/trend_verdicts.py [--seeds 2000] [--deployments 200000]
+    python benchmarks/trend_verdicts.py [--seeds 2000] [--deployments 50000]
 """
 
 from __future__ import annotations
@@ -208,18 +208,20 @@ def cost(deployments: int) -> None:
     scopes: list[list[str] | None] = [None] + [
         [str(s)] for s in frames.services["service"].tolist()
     ]
-    started = time.perf_counter()
-    for services in scopes:
-        for w in windows[1:]:
-            window_metrics(prepared, w, services)
-    metrics_s = time.perf_counter() - started
-    started = time.perf_counter()
-    for services in scopes:
-        trend_verdicts(prepared, windows, services)
-    verdicts_s = time.perf_counter() - started
+    metrics_s = verdicts_s = float("inf")
+    for _ in range(3):  # alternate and keep the best of each: the machine is shared
+        started = time.perf_counter()
+        for services in scopes:
+            for w in windows[1:]:
+                window_metrics(prepared, w, services)
+        metrics_s = min(metrics_s, time.perf_counter() - started)
+        started = time.perf_counter()
+        for services in scopes:
+            trend_verdicts(prepared, windows, services)
+        verdicts_s = min(verdicts_s, time.perf_counter() - started)
     print(
         f"\n3. Cost: {len(frames.deployments):,} deployments, {len(scopes)} scopes "
-        f"(tenant + services), 12 windows each"
+        f"(tenant + services), 12 windows each, best of 3 alternating runs"
     )
     print(f"   prepare (whole history, once):   {prepare_s:6.2f} s")
     print(f"   window metrics (with intervals): {metrics_s:6.2f} s")
@@ -232,7 +234,7 @@ def cost(deployments: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2000)
-    parser.add_argument("--deployments", type=int, default=200_000)
+    parser.add_argument("--deployments", type=int, default=50_000)
     args = parser.parse_args()
     ok = false_alarms(args.seeds)
     per_commit_false_alarms(max(args.seeds // 4, 100))
