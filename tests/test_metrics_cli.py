@@ -54,12 +54,14 @@ def invoke(*args: str):
     return runner.invoke(app, [*args, "--tenant", "acme"])
 
 
-def test_metrics_json_has_exactly_the_design_output_keys(loaded):
+def test_metrics_json_has_the_design_output_keys_plus_intervals_and_verdicts(loaded):
     result = invoke("metrics", "--scope", "service:checkout", "--window", "2026-W02", "-f", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == OUTPUT_KEYS
-    assert set(doc["previous"]) == OUTPUT_KEYS - {"tenant", "scope", "previous"}
+    assert set(doc) == OUTPUT_KEYS | {"intervals", "verdicts"}
+    assert set(doc["previous"]) == OUTPUT_KEYS - {"tenant", "scope", "previous"} | {"intervals"}
+    assert doc["intervals"]["change_failure_rate"] == {"low": 0.0615, "high": 0.7923, "samples": 3}
+    assert doc["verdicts"]["change_failure_rate"]["previous"]["verdict"] == "too little data"
     assert doc["scope"] == {"kind": "service", "name": "checkout"}
     assert doc["window"] == {"start": "2026-01-05T00:00:00Z", "end": "2026-01-12T00:00:00Z"}
     assert doc["deployment_count"] == 3

@@ -2,7 +2,7 @@
 
 `output_document()` is the one place that maps a `MetricReport` to the stable output keys;
 `render_json`, `render_markdown` and `render_table` present that document. Markdown and the
-table show each figure's 95% interval with its sample size and the verdict of its change
+table show each figure's 95% interval with its sample size and the verdicts of its changes
 ("no clear change" is what most week-to-week differences are).
 """
 
@@ -237,8 +237,33 @@ def render_table(report: MetricReport) -> Table:
     table.add_column(previous, justify="right")
     table.add_column("tier")
     table.add_column("95% interval", justify="right")
-    table.add_column("change")
-    for row in _rows(report):
+    for *row, _ in _rows(report):
         table.add_row(*row)
-    table.caption = f"overall tier: {report.tier.overall or 'no data'}"
+    # The verdicts go under the table: a sixth column does not fit an 80-column terminal.
+    table.caption = f"overall tier: {report.tier.overall or 'no data'}\n{_moves(report)}"
     return table
+
+
+def _moves(report: MetricReport) -> str:
+    """The changes beyond normal variation, in one line."""
+    if report.verdicts is None:
+        return "changes: not judged"
+    moves = []
+    for metric, label in _LABELS.items():
+        found = getattr(report.verdicts, metric)
+        for side, name in ((found.previous, "previous"), (found.baseline, "baseline")):
+            if side is not None and side.verdict in ("improved", "worsened"):
+                moves.append(f"{label} {side.verdict} vs {name}")
+    if not moves:
+        return "changes: all within normal variation or too little data"
+    return "changes beyond normal variation: " + "; ".join(moves)
+
+
+_LABELS = {
+    "deployment_frequency": "deployments",
+    "deployment_days_share": "days with a deployment",
+    "lead_time": "lead time",
+    "change_failure_rate": "change failure rate",
+    "recovery_time": "recovery time",
+    "rework_rate": "rework rate",
+}
