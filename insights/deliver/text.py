@@ -232,7 +232,7 @@ def render_table(report: MetricReport) -> Table:
     """The headline metrics as a rich table for `--format table`."""
     previous = report.previous.window.label if report.previous else "previous"
     table = Table(title=_title(report))
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     table.add_column(report.window.label, justify="right")
     table.add_column(previous, justify="right")
     table.add_column("tier")
