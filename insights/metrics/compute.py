@@ -349,7 +349,9 @@ def window_samples(
                 deployments=int(b - a),
                 failed=int(failed[a:b].sum()),
                 rework=int(reworked[a:b].sum()),
-                active_days=frequency.active_days(dep_ns[a:b], window),
+                # (no deployments: no day to count, and a window centuries back has a start
+                # that epoch nanoseconds cannot hold)
+                active_days=frequency.active_days(dep_ns[a:b], window) if b > a else 0,
                 days=frequency.counted_days(window),
                 exposure_days=frequency.window_days(window),
                 lead_hours=per_deployment_medians(lead_deployment[c:d], lead_hours[c:d]),
