@@ -43,6 +43,7 @@ def quantile_ranks(n: int, q: float, level: float = LEVEL) -> tuple[int | None, 
     ((2, 9), (6, 15))
     """
     from scipy import stats  # lazily: `insights --help` loads this module
+
     if n <= 0:
         return None, None
     alpha = 1 - level
@@ -107,6 +108,7 @@ def poisson_bounds(count: int, level: float = LEVEL) -> tuple[float, float]:
     [0.025, 5.572]
     """
     from scipy import stats  # lazily: `insights --help` loads this module
+
     alpha = 1 - level
     low = 0.0 if count == 0 else float(stats.gamma.ppf(alpha / 2, count))
     high = float(stats.gamma.ppf(1 - alpha / 2, count + 1))

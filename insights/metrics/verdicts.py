@@ -117,6 +117,7 @@ def rate_test(
     ('worsened', 'no clear change')
     """
     from scipy import stats  # lazily: `insights --help` loads this module
+
     total = current + other
     base = dict(test=POISSON_TEST, current_samples=current, other_samples=other, windows=windows)
     if current_days <= 0 or other_days <= 0 or total == 0:
@@ -147,6 +148,7 @@ def proportion_test(
     'improved'
     """
     from scipy import stats  # lazily: `insights --help` loads this module
+
     base = dict(
         test=FISHER_TEST,
         current_samples=current_trials,
@@ -167,6 +169,7 @@ def duration_test(
 ) -> Comparison:
     """Lead or recovery times (shorter is better) by the Mann-Whitney U rank test."""
     from scipy import stats  # lazily: `insights --help` loads this module
+
     base = dict(test=RANK_TEST, current_samples=int(current.size), other_samples=int(other.size))
     if current.size < MIN_SAMPLES or other.size < MIN_SAMPLES:
         return Comparison(verdict="too little data", windows=windows, **base)
