@@ -6,7 +6,9 @@ interval at `LEVEL` (95 %) and the sample size it rests on. Rules:
   statistics. The number of samples below the true q-quantile is Binomial(n, q), so the ranks
   l = F⁻¹(α/2) and u = F⁻¹(1 − α/2) + 1 of that binomial give P(X(l) ≤ ξq ≤ X(u)) ≥ 1 − α
   whatever the distribution. A bound whose rank falls outside 1..n is None: these samples
-  cannot bound it (the p90 of 10 samples has no upper bound at 95 %).
+  cannot bound it (the p90 of 10 samples has no upper bound at 95 %). It assumes independent
+  samples: commits shipped by one deployment are not, so a lead-time interval over many
+  commits per deployment is narrower than the truth (the verdicts test per deployment).
 - Change failure rate, rework rate (per deployment) and the share of days with a deployment
   (per day): Wilson score intervals, which stay inside [0, 1] and are sensible at 0/n.
 - Deployment count: the exact (Garwood) Poisson interval; per week is that interval divided by
