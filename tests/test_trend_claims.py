@@ -157,3 +157,24 @@ def test_model_insisting_on_an_unsupported_move_falls_back_to_the_builtin_narrat
     assert "does not show it" in (result.reason or "")
     assert check(result.narrative, facts) == []
     assert "too few recoveries to judge" in " ".join(result.narrative.highlights)
+
+
+def test_facts_carry_every_metrics_verdict_in_the_agreed_keys_and_strings():
+    facts = _facts(lead_time="improved", recovery_time="too little data")
+    for name in (
+        "deployment_frequency",
+        "lead_time",
+        "change_failure_rate",
+        "recovery_time",
+        "rework_rate",
+    ):
+        verdict = facts["metrics"][name]["verdict"]
+        assert {"previous", "baseline", "level"} <= set(verdict)
+        assert verdict["level"] == 0.05
+        assert verdict["previous"] in ("improved", "worsened", "no clear change", "too little data")
+    lead = facts["metrics"]["lead_time"]["verdict"]
+    assert (lead["previous"], lead["baseline"], lead["baseline_windows"]) == ("improved",) * 2 + (
+        12,
+    )
+    assert lead["samples"] == {"current": 10, "previous": 10, "baseline": 120}
+    assert "120" in facts["quotable"]["numbers"]  # sample sizes may be quoted
