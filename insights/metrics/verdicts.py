@@ -96,6 +96,12 @@ def pool(samples: Sequence[WindowSample]) -> WindowSample:
     )
 
 
+def _p(value: float) -> float:
+    """A p-value for the output: NaN (a degenerate sample) is no evidence of a change."""
+    value = float(value)
+    return 1.0 if value != value else min(value, 1.0)
+
+
 def _verdict(p_value: float, better: bool, level: float) -> VerdictName:
     if p_value >= level:
         return "no clear change"
@@ -127,7 +133,7 @@ def rate_test(
     # its two-sided p-value is at most twice that (exactly twice for equal windows).
     if 2 * min(share, 1 - share) ** total >= level:
         return Comparison(verdict="too little data", **base)
-    p_value = float(stats.binomtest(current, total, share).pvalue)
+    p_value = _p(stats.binomtest(current, total, share).pvalue)
     better = current / current_days > other / other_days
     return Comparison(verdict=_verdict(p_value, better, level), p_value=round(p_value, 6), **base)
 
@@ -158,7 +164,7 @@ def proportion_test(
     if current_trials < MIN_SAMPLES or other_trials < MIN_SAMPLES:
         return Comparison(verdict="too little data", **base)
     table = [[current, current_trials - current], [other, other_trials - other]]
-    p_value = float(stats.fisher_exact(table).pvalue)
+    p_value = _p(stats.fisher_exact(table).pvalue)
     higher = current / current_trials > other / other_trials
     better = higher if higher_is_better else not higher
     return Comparison(verdict=_verdict(p_value, better, level), p_value=round(p_value, 6), **base)
@@ -174,7 +180,7 @@ def duration_test(
     if current.size < MIN_SAMPLES or other.size < MIN_SAMPLES:
         return Comparison(verdict="too little data", windows=windows, **base)
     result = stats.mannwhitneyu(current, other, alternative="two-sided")
-    p_value = float(result.pvalue)
+    p_value = _p(result.pvalue)
     # U of the current side above n·m/2: the current durations tend to be the longer ones.
     longer = float(result.statistic) > current.size * other.size / 2
     median_longer = float(np.median(current)) > float(np.median(other))
