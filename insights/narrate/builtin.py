@@ -376,7 +376,9 @@ def _highlights(f: _Facts) -> list[str]:
         trend = f.metric(metric)["trend"]
         baseline = f.verdict(metric, "baseline")
         windows = f.metric(metric).get("verdict", {}).get("baseline_windows")
-        if baseline in MOVED and windows:
+        # Only where the previous-window verdict agrees: issue 20's claim checker
+        # (narrate/claims.py) judges every "improved"/"worsened" against the previous window.
+        if baseline in MOVED and windows and f.verdict(metric) == baseline == direction:
             text += f"; {baseline} against the {windows} windows before"
             if trend.get("direction") == TREND_WORDS[baseline]:
                 text += f", {trend['direction']} over {trend['windows']} windows"

@@ -246,7 +246,8 @@ NO_VERDICT = "too little data"
 def _verdict(q: _Quoter, report: MetricReport, metric: str) -> dict[str, Any]:
     """Whether the move is beyond normal variation (`metrics/verdicts.py`): against the
     previous window and the pooled baseline, each one of "improved", "worsened", "no clear
-    change", "too little data" (also when the report carries no verdicts), with the test and
+    change", "too little data" (a metric the report has no verdict for: "too little data"),
+    with the test and
     the sample sizes each side rests on (quotable counts; p-values stay out of the facts)."""
     verdicts = report.verdicts
     found = getattr(verdicts, metric, None) if verdicts is not None else None
@@ -345,7 +346,8 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
         metrics[name]["tier_move"] = _tier_move(
             metrics[name]["tier"], metrics[name]["previous_tier"]
         )
-        metrics[name]["verdict"] = _verdict(q, report, name)
+        if report.verdicts is not None:  # a report computed without them (by hand) has none
+            metrics[name]["verdict"] = _verdict(q, report, name)
 
     slowest, titles = [], {}
     for change in report.slowest_changes[:SLOWEST_MAX]:

@@ -20,6 +20,7 @@ evidence:
   claim word ("has not improved") makes it no claim.
 - A claim is allowed when the previous-window or the baseline verdict is that direction;
   "within normal variation", "no clear change" and "too few recoveries to judge" claim nothing.
+  Facts without verdicts (a report computed without them) leave the claim to `verify.check`.
 
 >>> check(Narrative(summary="Recovery time worsened sharply.", ...), facts)  # doctest: +SKIP
 ['summary: says recovery time worsened, but the verdict is "too little data" (previous) ...']
@@ -137,8 +138,12 @@ def claims_in(text: str) -> list[tuple[str, str]]:
     return found
 
 
-def _verdicts(facts: dict[str, Any], metric: str) -> tuple[str, str]:
-    verdict = ((facts.get("metrics") or {}).get(metric) or {}).get("verdict") or {}
+def _verdicts(facts: dict[str, Any], metric: str) -> tuple[str, str] | None:
+    """The metric's (previous, baseline) verdicts; None when the facts carry none (a report
+    computed without them: the number and direction checks of `verify.check` still apply)."""
+    verdict = ((facts.get("metrics") or {}).get(metric) or {}).get("verdict")
+    if verdict is None:
+        return None
     return (
         verdict.get("previous") or "too little data",
         verdict.get("baseline") or "too little data",
@@ -150,9 +155,10 @@ def check(narrative: Narrative, facts: dict[str, Any]) -> list[str]:
     errors = []
     for where, text in narrative.texts():
         for metric, direction in claims_in(text):
-            previous, baseline = _verdicts(facts, metric)
-            if direction in (previous, baseline):
+            verdicts = _verdicts(facts, metric)
+            if verdicts is None or direction in verdicts:
                 continue
+            previous, baseline = verdicts
             errors.append(
                 f"{where}: says {LABELS[metric]} {direction}, but the data does not show it "
                 f'(verdict against the previous window: "{previous}", against the baseline: '
