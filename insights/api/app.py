@@ -55,7 +55,6 @@ def create_app(
     links.link_secret(settings)  # a too-short INSIGHTS_REPORT_LINK_SECRET stops startup
     app.state.settings = settings
     app.state.engine = engine_for(settings.database_url)
-    app.state.org = settings.organisation()
     app.state.metrics = ApiMetrics()
 
     @app.exception_handler(NotFound)
