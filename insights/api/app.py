@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from insights.api import events, health, metrics, reports, webhooks
+from insights.api import admin, events, health, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
 from insights.api.observability import ApiMetrics, RequestMetrics
 from insights.config import Settings
@@ -75,7 +75,7 @@ def create_app(
             headers={"Retry-After": "5"},
         )
 
-    for module in (events, metrics, reports, webhooks, health):
+    for module in (events, metrics, reports, webhooks, health, admin):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

@@ -39,7 +39,9 @@ from sqlalchemy.orm import Session
 from insights.config import (
     DEFAULT_PRODUCTION_PATTERN,
     OrgConfig,
+    ServiceConfig,
     Settings,
+    TeamConfig,
     TenantConfig,
     load_org_config,
 )
@@ -178,8 +180,19 @@ def _team_doc(config: TenantConfig, name: str) -> dict[str, Any]:
     return team.model_dump(mode="json")
 
 
+def with_implied_teams(config: TenantConfig) -> TenantConfig:
+    """A team a service names but the teams list lacks is declared too (with defaults)."""
+    listed = {t.name for t in config.teams}
+    implied = [s.team for s in config.services if s.team and s.team not in listed]
+    if not implied:
+        return config
+    extra = [TeamConfig(name=name) for name in dict.fromkeys(implied)]
+    return config.model_copy(update={"teams": [*config.teams, *extra]})
+
+
 def diff_tenant(stored: _Stored | None, desired: TenantConfig, *, replace: bool) -> list[Change]:
     """What applying `desired` to one stored tenant changes; `replace` prunes its children."""
+    desired = with_implied_teams(desired)
     name = desired.name
     changes: list[Change] = []
     if stored is None:
@@ -326,10 +339,11 @@ def apply_changes(
     # a renamed team does not collide with the old one
     order = {"delete": 0, "create": 1, "update": 1, "kept": 2}
     kind_order = {"tenant": 0, "team": 1, "service": 2}
+    wanted = {t.name: with_implied_teams(t) for t in desired.tenants}
     for change in sorted(changes, key=lambda c: (order[c.action], kind_order[c.kind])):
         if change.action == "kept":
             continue
-        _apply_change(session, desired.by_name.get(change.tenant), change)
+        _apply_change(session, wanted.get(change.tenant), change)
         audit(
             session,
             actor,
@@ -354,6 +368,51 @@ def put_tenant(session: Session, desired: TenantConfig, actor: str) -> list[Chan
     stored = _stored_tenants(session).get(desired.name)
     changes = diff_tenant(stored, desired, replace=True)
     return apply_changes(session, OrgConfig(tenants=[desired]), changes, actor)
+
+
+def put_child(
+    session: Session,
+    tenant: str,
+    kind: Literal["team", "service"],
+    wanted: TeamConfig | ServiceConfig,
+    actor: str,
+) -> list[Change]:
+    """Create or replace one team or service of an existing tenant; other children untouched."""
+    stored = _stored_tenants(session)[tenant]
+    current = stored.config
+    if kind == "team":
+        assert isinstance(wanted, TeamConfig)
+        teams = [t for t in current.teams if t.name != wanted.name] + [wanted]
+        desired = current.model_copy(update={"teams": teams})
+    else:
+        assert isinstance(wanted, ServiceConfig)
+        services = [s for s in current.services if s.name != wanted.name] + [wanted]
+        desired = current.model_copy(update={"services": services})
+    changes = [
+        c
+        for c in diff_tenant(stored, desired, replace=False)
+        if c.kind == kind and c.name == wanted.name
+    ]
+    return apply_changes(session, OrgConfig(tenants=[desired]), changes, actor)
+
+
+def delete_child(
+    session: Session, tenant: str, kind: Literal["team", "service"], name: str, actor: str
+) -> bool:
+    """Delete one team (its services lose their team) or service (with its history)."""
+    row = session.scalars(select(Tenant).where(Tenant.name == tenant)).one_or_none()
+    if row is None:
+        return False
+    model = Team if kind == "team" else Service
+    child = session.scalars(
+        select(model).where(model.tenant_id == row.id, model.name == name)
+    ).one_or_none()
+    if child is None:
+        return False
+    session.delete(child)
+    audit(session, actor, f"{kind}.delete", tenant, f"{tenant}/{name}")
+    session.flush()
+    return True
 
 
 def delete_tenant(session: Session, name: str, actor: str) -> bool:
