@@ -7,6 +7,8 @@
 - `audit_log`: who changed what in the registry, and when (never secret values).
 - `token_reservations`: model tokens reserved before a call and settled after it, so the
   monthly budget holds when many workers narrate at once.
+- PostgreSQL only: the work queue's tables (procrastinate's own schema, `procrastinate_*`), so
+  the queue's schema changes with ours and no worker races another on DDL.
 
 Revision ID: 0007
 Revises: 0002
@@ -74,9 +76,40 @@ def upgrade() -> None:
     op.create_index(
         "ix_token_reservations_tenant_month", "token_reservations", ["tenant_id", "month"]
     )
+    if op.get_bind().dialect.name == "postgresql":
+        _create_queue_schema()
+
+
+def _create_queue_schema() -> None:
+    from importlib import resources
+
+    schema = (resources.files("procrastinate.sql") / "schema.sql").read_text(encoding="utf-8")
+    # through the DB-API cursor with no parameters: the schema's `%` are literal (RAISE … %)
+    cursor = op.get_bind().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(schema)
+
+
+_DROP_QUEUE_SCHEMA = r"""
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname LIKE 'procrastinate\_%'
+  LOOP EXECUTE 'DROP TABLE IF EXISTS ' || quote_ident(r.relname) || ' CASCADE'; END LOOP;
+  FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+      JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE n.nspname = current_schema() AND p.proname LIKE 'procrastinate\_%'
+  LOOP EXECUTE 'DROP FUNCTION IF EXISTS ' || r.sig || ' CASCADE'; END LOOP;
+  FOR r IN SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE n.nspname = current_schema() AND t.typtype IN ('e', 'c')
+        AND t.typname LIKE 'procrastinate\_%'
+  LOOP EXECUTE 'DROP TYPE IF EXISTS ' || quote_ident(r.typname) || ' CASCADE'; END LOOP;
+END $$;
+"""
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        cursor = op.get_bind().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(_DROP_QUEUE_SCHEMA)
     op.drop_index("ix_token_reservations_tenant_month", table_name="token_reservations")
     op.drop_table("token_reservations")
     op.drop_index("ix_audit_log_tenant_at", table_name="audit_log")
