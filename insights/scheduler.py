@@ -344,10 +344,11 @@ class SchedulerService:
         from insights.store.registry import organisation
 
         org = organisation(self.engine, self.settings)
+        desired_jobs(org)  # every tenant's schedule is checked, even one not scheduled
         # a tenant without services (e.g. `default` before any data) has nothing to run
         return OrgConfig(tenants=[t for t in org.tenants if t.services])
 
-    def refresh(self) -> None:
+    def refresh(self, **_fire: Any) -> None:
         """Re-read the registry and make the job store match it (tenants added via the admin
         API or a changed insights.toml get their jobs without a restart)."""
         if self.fixed_org:
