@@ -146,9 +146,19 @@ def _current() -> Runtime:
     return _runtime
 
 
-def run_tenant_sync(rt: Runtime, tenant: str) -> dict[str, Any]:
-    """Sync every configured service of `tenant`; returns the counts per service."""
+def run_tenant_sync(
+    rt: Runtime, tenant: str, scheduled_at: datetime | None = None
+) -> dict[str, Any]:
+    """Sync every configured service of `tenant`; returns the counts per service.
+
+    With `INSIGHTS_QUEUE=procrastinate` the scheduler only enqueues one job per service for the
+    workers (insights/ops/queue.py) and records what it enqueued."""
     from insights.collect.sync import run_sync
+    from insights.ops.queue import enqueue_tenant_sync, queue_mode
+
+    if queue_mode(rt.settings) != "inline":
+        config = rt.tenant_org().tenant(tenant)
+        return enqueue_tenant_sync(rt.engine, rt.settings, config, scheduled_at)
 
     reports = run_sync(rt.engine, rt.tenant_org(), tenant=tenant)
     services: dict[str, Any] = {}
@@ -170,8 +180,13 @@ def run_tenant_weekly(rt: Runtime, tenant: str, scheduled_at: datetime) -> dict[
     """Compute the last complete week before the fire time, write the reports and send the
     digests of `tenant` (the window follows the fire time, so a late run reports the same
     week)."""
+    from insights.ops.queue import enqueue_tenant_weekly, queue_mode
     from insights.weekly import run_weekly
 
+    if queue_mode(rt.settings) != "inline":
+        return enqueue_tenant_weekly(
+            rt.engine, rt.settings, rt.tenant_org().tenant(tenant), scheduled_at
+        )
     return run_weekly(rt.engine, rt.settings, rt.tenant_org().tenant(tenant), at=scheduled_at)
 
 
@@ -196,13 +211,8 @@ def sync_job(tenant: str, scheduled_at: datetime | None = None, coalesced: int =
     `FireTimeExecutor` passes `scheduled_at` and how many earlier missed fires this run stands
     for (`coalesced`); a call without them runs for the current time.
     """
-    _fire(
-        f"sync:{tenant}",
-        tenant,
-        scheduled_at or now(),
-        coalesced,
-        lambda: run_tenant_sync(_current(), tenant),
-    )
+    at = scheduled_at or now()
+    _fire(f"sync:{tenant}", tenant, at, coalesced, lambda: run_tenant_sync(_current(), tenant, at))
 
 
 def weekly_job(tenant: str, scheduled_at: datetime | None = None, coalesced: int = 0) -> None:

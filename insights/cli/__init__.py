@@ -83,3 +83,4 @@ from insights.cli import registry as _registry  # noqa: E402, F401
 from insights.cli import report as _report  # noqa: E402, F401
 from insights.cli import serve as _serve  # noqa: E402, F401
 from insights.cli import sync as _sync  # noqa: E402, F401
+from insights.cli import worker as _worker  # noqa: E402, F401

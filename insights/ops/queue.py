@@ -80,9 +80,24 @@ def conninfo(database_url: str) -> str:
 tasks = procrastinate.App(connector=procrastinate.PsycopgConnector())
 
 
-@cache
 def queue_app(database_url: str) -> procrastinate.App:
-    return tasks.with_connector(procrastinate.PsycopgConnector(conninfo=conninfo(database_url)))
+    """The app a worker runs (asyncio connector; the worker opens and closes it). One worker
+    process serves one database, so the task app's connector is replaced in place."""
+    connector = procrastinate.PsycopgConnector(conninfo=conninfo(database_url))
+    # what App.replace_connector does, for the process lifetime instead of a `with` block
+    tasks.connector = connector
+    tasks.job_manager.connector = connector
+    return tasks
+
+
+@cache
+def _enqueue_app(database_url: str) -> procrastinate.App:
+    """The app the scheduler enqueues with: a small synchronous pool, open for the process.
+    It holds no tasks: jobs are deferred by task name and queue (the worker has the tasks)."""
+    connector = procrastinate.SyncPsycopgConnector(
+        conninfo=conninfo(database_url), min_size=1, max_size=2
+    )
+    return procrastinate.App(connector=connector).open()
 
 
 @cache
@@ -186,12 +201,13 @@ def weekly_tenant_task(context: Any, tenant: str, at: str, key: str) -> str:
 
 def _defer(settings: Settings, task: Any, lock: str | None, key: str, **kwargs: Any) -> bool:
     """Enqueue once per key: False when a job with this key is already waiting."""
-    app = queue_app(settings.database_url)
-    with app.open():
-        try:
-            app.configure_task(task.name, lock=lock, queueing_lock=key).defer(key=key, **kwargs)
-        except queue_errors.AlreadyEnqueued:
-            return False
+    app = _enqueue_app(settings.database_url)
+    try:
+        app.configure_task(
+            task.name, allow_unknown=True, queue=task.queue, lock=lock, queueing_lock=key
+        ).defer(key=key, **kwargs)
+    except queue_errors.AlreadyEnqueued:
+        return False
     return True
 
 
