@@ -339,11 +339,15 @@ def apply_changes(
     # a renamed team does not collide with the old one
     order = {"delete": 0, "create": 1, "update": 1, "kept": 2}
     kind_order = {"tenant": 0, "team": 1, "service": 2}
+    from insights.store import read_cache
+
     wanted = {t.name: with_implied_teams(t) for t in desired.tenants}
+    touched: set[str] = set()
     for change in sorted(changes, key=lambda c: (order[c.action], kind_order[c.kind])):
         if change.action == "kept":
             continue
         _apply_change(session, wanted.get(change.tenant), change)
+        touched.add(change.tenant)
         audit(
             session,
             actor,
@@ -352,6 +356,10 @@ def apply_changes(
             change.target,
             {"fields": list(change.fields)} if change.fields else {},
         )
+    for name in touched:  # a team or pattern change changes metrics: stored reads are stale
+        tenant = session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
+        if tenant is not None:
+            read_cache.bump(session, tenant.id)
     return changes
 
 
@@ -412,6 +420,9 @@ def delete_child(
     session.delete(child)
     audit(session, actor, f"{kind}.delete", tenant, f"{tenant}/{name}")
     session.flush()
+    from insights.store import read_cache
+
+    read_cache.bump(session, row.id)
     return True
 
 
