@@ -169,13 +169,37 @@ def run_service_sync(
 def run_tenant_weekly(
     engine: Engine, settings: Settings, tenant: str, at: datetime, key: str, attempt: int = 0
 ) -> str:
-    """Compute, narrate, write and deliver one tenant's weekly reports under `key`."""
+    """Compute, narrate, write and deliver one tenant's weekly reports under `key`.
+
+    Reports and narratives are idempotent (files rewritten, narratives cached), so a retry
+    redoes them; each team's digest is claimed on its own (`digest:<tenant>/<team>@<fire>`) so
+    a retry never sends one again — a send whose worker died mid-way is not repeated either
+    (at most once: a duplicate in the team channel is worse than a late report link)."""
     from insights.store.registry import organisation
-    from insights.weekly import run_weekly
+    from insights.weekly import _email, build_week, deliver_digests, team_digests
 
     def work() -> dict[str, Any]:
         config = organisation(engine, settings).tenant(tenant)
-        return run_weekly(engine, settings, config, at=at)
+        build = build_week(engine, settings, config, None, at)
+        digests: dict[str, str] = {}
+        for team, payload in team_digests(build, settings):
+            digest_key = run_key(f"digest:{tenant}/{team}", at)
+            run_id = claim_attempt(engine, "digest", tenant, digest_key, attempt=0, detail={})
+            if run_id is None:
+                digests[team] = "already sent"
+                continue
+            digests[team] = deliver_digests(config, [(team, payload)])[team]
+            failed = digests[team].startswith("failed")
+            finish_run(engine, run_id, "failed" if failed else "success", {"digest": digests[team]})
+        mail = _email(build)
+        failures = sum(v.startswith("failed") for v in digests.values())
+        return {
+            "window": build.window,
+            "reports": len(build.items),
+            "digests": digests,
+            "email": mail,
+            "failures": failures + mail.startswith("failed"),
+        }
 
     return _run_claimed(engine, "weekly-tenant", tenant, key, attempt, work)
 
