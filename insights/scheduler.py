@@ -351,12 +351,14 @@ class SchedulerService:
         self.leadership.stop()
 
     def _registry_org(self) -> OrgConfig:
-        from insights.store.registry import organisation
+        from insights.store.registry import organisation, registered_tenants
 
         org = organisation(self.engine, self.settings)
         desired_jobs(org)  # every tenant's schedule is checked, even one not scheduled
-        # a tenant without services (e.g. `default` before any data) has nothing to run
-        return OrgConfig(tenants=[t for t in org.tenants if t.services])
+        # declared tenants are scheduled; one that only events created is scheduled once it
+        # has services (`default` before any data has nothing to run)
+        declared = registered_tenants(self.engine)
+        return OrgConfig(tenants=[t for t in org.tenants if t.services or t.name in declared])
 
     def refresh(self, **_fire: Any) -> None:
         """Re-read the registry and make the job store match it (tenants added via the admin

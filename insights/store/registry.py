@@ -511,6 +511,12 @@ def organisation(engine: Engine, settings: Settings) -> OrgConfig:
         return secrets.with_stored_references(session, org)
 
 
+def registered_tenants(engine: Engine) -> set[str]:
+    """Names of the tenants a file or the admin API declared (not those only events made)."""
+    with unit_of_work(engine) as session:
+        return set(session.scalars(select(Tenant.name).where(Tenant.config.is_not(None))))
+
+
 def tenant_config(engine: Engine, settings: Settings, name: str) -> TenantConfig:
     """One tenant's configuration (defaults when the registry has no such tenant)."""
     return organisation(engine, settings).tenant(name)
