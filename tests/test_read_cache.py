@@ -71,3 +71,14 @@ def test_open_windows_are_computed_every_time_and_not_stored(api):
     _post(api, COMMIT, DEPLOYMENT)
     _get(api, window="2099-W01")
     assert _stored(api) == []
+
+
+def test_a_registry_change_invalidates_the_stored_reads(api):
+    from insights.config import ServiceConfig
+    from insights.store import registry
+
+    _post(api, COMMIT, DEPLOYMENT)
+    assert _get(api, scope="team:payments")["deployment_count"] == 1
+    with unit_of_work(api.db.engine) as session:  # checkout leaves the team
+        registry.put_child(session, "acme", "service", ServiceConfig(name="checkout"), "test")
+    assert _get(api, scope="team:payments")["deployment_count"] == 0
