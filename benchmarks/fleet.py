@@ -182,7 +182,8 @@ def _org(tenants: int, services: int, model_url: str, cap: int) -> OrgConfig:
                         "max_concurrency": cap,
                         "timeout_seconds": 30,
                     },
-                    "slack": {"webhook_url_env": "BENCH_SLACK_WEBHOOK"},
+                    # one webhook per tenant, so the local Slack counts each tenant's digest
+                    "slack": {"webhook_url_env": f"BENCH_SLACK_WEBHOOK_{n}"},
                     "teams": [{"name": "core"}],
                     "services": [{"name": f"s{k}", "team": "core"} for k in range(services)],
                 }
@@ -306,7 +307,10 @@ def main() -> None:
             "INSIGHTS_DATABASE_URL": url,
             "INSIGHTS_QUEUE": "procrastinate",
             "INSIGHTS_REPORTS_DIR": str(workdir / "reports"),
-            "BENCH_SLACK_WEBHOOK": f"{slack_url}/services/T0/B0/bench",
+            **{
+                f"BENCH_SLACK_WEBHOOK_{n}": f"{slack_url}/services/T{n}/B0/bench"
+                for n in range(args.tenants)
+            },
         }
         env.pop("INSIGHTS_CONFIG", None)
         os.environ["INSIGHTS_QUEUE"] = "procrastinate"
