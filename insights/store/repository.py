@@ -8,11 +8,13 @@ did (new / updated / unchanged), the same way on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from pandas.errors import OutOfBoundsDatetime
 from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
@@ -295,6 +297,9 @@ class TenantRepository:
         latest: dict[tuple[int, str], dict[str, Any]] = {}
         for row in rows:  # the last of duplicate events in one batch wins
             latest[(row["service_id"], row[key])] = row
+        # Rows are written (and so locked) in natural-key order: two concurrent batches that
+        # share keys then wait on each other in the same order instead of deadlocking.
+        latest = dict(sorted(latest.items(), key=lambda item: item[0]))
         written: dict[tuple[int, str], dict[str, Any]] = {}
         if not latest:
             return counts, written
@@ -474,7 +479,7 @@ class TenantRepository:
         if dialect.name == "postgresql" and len(values) >= COPY_MIN_ROWS:
             if fresh:
                 return self._copy_into(table, names, values)
-            return self._copy_upsert(table, names, values, on_conflict)
+            return self._copy_upsert(table, names, values, on_conflict, conflict)
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         sql = f"INSERT INTO {target} VALUES ({', '.join(mark for _ in names)}) {on_conflict}"
         return connection.exec_driver_sql(sql, values).rowcount
@@ -493,7 +498,12 @@ class TenantRepository:
         return len(values)
 
     def _copy_upsert(
-        self, table: Table, names: list[str], values: list[tuple[Any, ...]], on_conflict: str
+        self,
+        table: Table,
+        names: list[str],
+        values: list[tuple[Any, ...]],
+        on_conflict: str,
+        key: list[str],
     ) -> int:
         """PostgreSQL: COPY the rows into a temporary stage table, then one
         `INSERT … SELECT … ON CONFLICT` moves them in. Row-by-row INSERTs cost the server a
@@ -510,9 +520,11 @@ class TenantRepository:
             with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
                 for row in values:
                     copy.write_row(row)
+            # ORDER BY the key: rows are locked in one order whatever order they came in
             cursor.execute(
                 f"INSERT INTO {quote(table.name)} ({column_list}) "
-                f"SELECT {column_list} FROM {stage} {on_conflict}"
+                f"SELECT {column_list} FROM {stage} "
+                f"ORDER BY {', '.join(quote(c) for c in key)} {on_conflict}"
             )
             moved = cursor.rowcount
             cursor.execute(f"TRUNCATE {stage}")
@@ -583,7 +595,7 @@ class TenantRepository:
     ) -> set[str]:
         """Make each deployment's links equal to its listed commits; returns those changed."""
         changed: set[str] = set()
-        for chunk in _chunks(list(listed)):
+        for chunk in _chunks(sorted(listed)):  # sorted: one lock order (see `_upsert`)
             ids = dict(
                 self.session.execute(
                     select(Deployment.external_id, Deployment.id).where(
@@ -640,6 +652,131 @@ class TenantRepository:
             for e in events
         ]
         return self._upsert(Incident, "external_id", rows)[0]
+
+    def delete_deployments(self, service_id: int, external_ids: Iterable[str]) -> int:
+        """Remove deployments (and their shipped-commit links) of one service; returns how many.
+
+        Used when the source no longer has them (a tag deleted or no longer selected). Nothing
+        else stores a deployment's consequences: rollbacks and failure attribution are derived
+        from the rows at metric time, so they follow on the next computation.
+        """
+        wanted = sorted(set(external_ids))
+        removed = 0
+        for chunk in _chunks(wanted):
+            ids = list(
+                self.session.scalars(
+                    select(Deployment.id).where(
+                        Deployment.tenant_id == self.tenant_id,
+                        Deployment.service_id == service_id,
+                        self._in(Deployment.external_id, list(chunk), String),
+                    )
+                )
+            )
+            if not ids:
+                continue
+            self.session.execute(
+                delete(DeploymentCommit).where(
+                    DeploymentCommit.tenant_id == self.tenant_id,
+                    self._in(DeploymentCommit.deployment_id, ids, BigInteger),
+                )
+            )
+            self.session.execute(
+                delete(Deployment).where(
+                    Deployment.tenant_id == self.tenant_id,
+                    self._in(Deployment.id, ids, BigInteger),
+                )
+            )
+            removed += len(ids)
+        if removed:
+            self._data_changed()
+        return removed
+
+    def _data_changed(self) -> None:
+        """Stored metric reads of this tenant are stale (insights/store/read_cache.py)."""
+        from insights.store import read_cache
+
+        read_cache.bump(self.session, self.tenant_id)
+
+    def deployment_ids(self, service_id: int) -> set[str]:
+        """External ids of every stored deployment of one service."""
+        return set(
+            self.session.scalars(
+                select(Deployment.external_id).where(
+                    Deployment.tenant_id == self.tenant_id, Deployment.service_id == service_id
+                )
+            )
+        )
+
+    def delete_incidents(self, service_id: int, external_ids: Iterable[str]) -> int:
+        """Remove incidents of one service (an issue that lost its label, was deleted or moved)."""
+        removed = 0
+        for chunk in _chunks(sorted(set(external_ids))):
+            result = self.session.execute(
+                delete(Incident).where(
+                    Incident.tenant_id == self.tenant_id,
+                    Incident.service_id == service_id,
+                    self._in(Incident.external_id, list(chunk), String),
+                )
+            )
+            removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if removed:
+            self._data_changed()
+        return removed
+
+    def clear_service_records(self, service_id: int) -> dict[str, int]:
+        """Delete a service's changes, deployments (with links) and incidents, keeping its
+        commits, raw payloads and the service itself: what `insights rebuild` re-derives."""
+        removed = {
+            "deployments": self.delete_deployments(service_id, self.deployment_ids(service_id))
+        }
+        for name, model in (("changes", Change), ("incidents", Incident)):
+            result = self.session.execute(
+                delete(model).where(
+                    model.tenant_id == self.tenant_id,  # type: ignore[attr-defined]
+                    model.service_id == service_id,  # type: ignore[attr-defined]
+                )
+            )
+            removed[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if any(removed.values()):
+            self._data_changed()
+        return removed
+
+    def delete_cursors(self, source: str, repo: str) -> None:
+        """Forget every cursor of one (source, repo): the next sync reads it all again."""
+        self.session.execute(
+            delete(SyncCursor).where(
+                SyncCursor.tenant_id == self.tenant_id,
+                SyncCursor.source == source,
+                SyncCursor.repo == repo,
+            )
+        )
+
+    def delete_raw(self, source: str, repo: str, kind: str, external_ids: Iterable[str]) -> None:
+        """Drop kept payloads the source no longer has, so a rebuild cannot bring them back."""
+        for chunk in _chunks(sorted(set(external_ids))):
+            self.session.execute(
+                delete(RawPayload).where(
+                    RawPayload.tenant_id == self.tenant_id,
+                    RawPayload.source == source,
+                    RawPayload.repo == repo,
+                    RawPayload.kind == kind,
+                    self._in(RawPayload.external_id, list(chunk), String),
+                )
+            )
+
+    def raw_payloads_like(self, source: str, repo: str, kind_prefix: str) -> list[RawPayload]:
+        """Kept payloads whose kind starts with `kind_prefix`, in the order they were kept."""
+        return list(
+            self.session.scalars(
+                self.scoped(RawPayload)
+                .where(
+                    RawPayload.source == source,
+                    RawPayload.repo == repo,
+                    RawPayload.kind.startswith(kind_prefix, autoescape=True),
+                )
+                .order_by(RawPayload.fetched_at, RawPayload.id)
+            )
+        )
 
     # -- sync state --------------------------------------------------------------------------
 
@@ -782,7 +919,11 @@ class TenantRepository:
         result = self.session.execute(stmt)
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
         for column in time_columns:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
+            # a row stored before the time range was enforced can be beyond what pandas
+            # converts; the metrics engine screens such rows out (insights.metrics.screen),
+            # so the column then keeps its values as they are
+            with suppress(OutOfBoundsDatetime, OverflowError):
+                frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
 
     def delivery_frames(self, services: Sequence[str] | None = None) -> DeliveryFrames:
