@@ -9,8 +9,9 @@ The data version (`registry_state`, key `data-version:<tenant id>`) goes up in t
 transaction as every write that can change a metric: stored delivery records (new or updated,
 late or not: `pipeline.store_events`, the one path every source writes through), records a
 source no longer has (`TenantRepository.delete_deployments`/`delete_incidents`/
-`clear_service_records`) and registry changes (a service's team or production pattern). A snapshot computed from data read before a
-concurrent write carries the older version, so it is never served after that write commits.
+`clear_service_records`) and registry changes (a service's team or production pattern).
+A snapshot computed from data read before a concurrent write carries the older version, so it
+is never served after that write commits.
 Windows still open are always computed.
 
 Example:
