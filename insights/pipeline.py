@@ -23,6 +23,7 @@ from insights.metrics.result import MetricReport, Scope, Window
 from insights.metrics.verdicts import BASELINE_WINDOWS
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
+from insights.store import read_cache
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
 
 KINDS = ("commit", "change", "deployment", "incident")
@@ -87,6 +88,8 @@ def store_events(
             counts["incident"] += repo.upsert_incidents(service_id, typed[IncidentEvent])
             if progress:
                 progress(min(PROGRESS_STEP, len(batch) - start))
+    if any(c.new or c.updated for c in result.counts.values()) or result.new_services:
+        read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
     return result
 
 

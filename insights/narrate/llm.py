@@ -9,7 +9,9 @@ passing second answer is `repaired`; otherwise — or when the provider fails, t
 stays throttled — the built-in narrator writes the narrative (`fallback`, with the reason). A
 report always ships.
 
-Calls to one provider endpoint are limited to `llm.max_concurrency` at a time per process.
+Calls to one provider endpoint are limited to `llm.max_concurrency` at a time: per process on
+SQLite, across every worker on PostgreSQL (insights/ops/limiter.py). The monthly token budget
+is reserved before a call and settled after it (insights/ops/budget.py).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from insights.config import LlmConfig, TenantConfig
@@ -155,7 +159,7 @@ def narrate_with(
     provider: Provider,
     config: LlmConfig,
     facts: dict[str, Any],
-    limit: threading.BoundedSemaphore | None = None,
+    limit: AbstractContextManager[Any] | None = None,
 ) -> NarrativeResult:
     """Narrate `facts` with `provider`: accepted, repaired (one round-trip) or fallback.
 
@@ -276,10 +280,19 @@ def narrate_for_tenant(
     if hit is not None:
         return hit
 
+    from insights.ops import budget as shared_budget
+    from insights.ops.limiter import shared_limit
+
     budget = config.monthly_token_budget
+    held = shared_budget.Reservation(refused=False, spent=0)
     if budget is not None:
-        used = ledger.tokens_used(repo, at)
-        if used >= budget:
+        # reserved before the call and settled after it, so workers in parallel see each
+        # other's calls in flight (insights/ops/budget.py)
+        held = shared_budget.reserve(
+            session, repo.tenant_id, budget, _token_estimate(config, facts), at
+        )
+        used = held.spent
+        if held.refused:
             reason = f"monthly token budget spent ({used} of {budget} tokens in {at:%Y-%m})"
             log.warning("tenant %s: %s; built-in narrator used", tenant_config.name, reason)
             result = fallback(facts, reason, outcome="over_budget")
@@ -294,7 +307,10 @@ def narrate_for_tenant(
             )
             return result
 
-    limit = pool.limits.for_endpoint(provider.endpoint, config.max_concurrency)
+    local = pool.limits.for_endpoint(provider.endpoint, config.max_concurrency)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    limit = shared_limit(engine, provider.endpoint, config.max_concurrency, local)
     result = narrate_with(provider, config, facts, limit)
     log.info(
         "tenant %s: narrative %s by %s (%s), %d+%d tokens, %d ms%s",
@@ -316,4 +332,12 @@ def narrate_for_tenant(
         billed_model=result.model or provider.model,
         at=at,
     )
+    shared_budget.settle(session, held, result.tokens_in + result.tokens_out)
     return result
+
+
+def _token_estimate(config: LlmConfig, facts: dict[str, Any]) -> int:
+    """An upper bound of a narration's tokens: two calls (answer and one repair), each at most
+    the prompt (about a token per 3 characters of JSON and text) plus max_tokens."""
+    prompt = len(render_system()) + len(render_user(facts)) + 8000
+    return 2 * (prompt // 3 + config.max_tokens)
