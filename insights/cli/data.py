@@ -48,18 +48,17 @@ def init() -> None:
 
     Example: INSIGHTS_DATABASE_URL=postgresql://app@db/insights insights init
     """
-    from insights import pipeline
     from insights.store.db import engine_for, migrate, unit_of_work
     from insights.store.repository import ensure_tenant
 
     s = settings()
     engine = engine_for(s.database_url)
     migrate(engine)
-    org = s.organisation()
+    from insights.store.registry import organisation
+
     with unit_of_work(engine) as session:
         ensure_tenant(session, "default")
-        for tenant in org.tenants:
-            pipeline.apply_org_config(session, tenant)
+    org = organisation(engine, s)  # applies insights.toml when it changed
     console.print(f"database ready: {engine.url.render_as_string(hide_password=True)}")
     if org.tenants:
         console.print(f"tenants configured: {', '.join(t.name for t in org.tenants)}")
@@ -145,7 +144,9 @@ def import_(
         raise UserError(f"{name}: no valid events; nothing imported")
     s = settings()
     engine = open_database(s)
-    tenant_config = s.organisation().tenant(tenant_name)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, tenant_name)
     with (
         Progress(
             TextColumn("importing"),
@@ -197,6 +198,9 @@ def _record(
     data = {k: v for k, v in data.items() if v is not None}
     s = settings()
     engine = open_database(s)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, tenant_name)
     with unit_of_work(engine) as session:
         repo = open_tenant_for_write(session, s, tenant_name)
         if choose_id is not None and "id" not in data:
@@ -211,7 +215,7 @@ def _record(
         except EventError as exc:
             raise UserError(f"record {data['type']}: {exc.message}") from None
         result = pipeline.store_events(
-            repo, [event], create_services=True, tenant_config=s.organisation().tenant(tenant_name)
+            repo, [event], create_services=True, tenant_config=tenant_config
         )
     # plain print: a CI step's `record` should not pay for importing rich
     for service in result.new_services:

@@ -81,14 +81,17 @@ def narrate(
 
     if provider is not None and provider not in PROVIDER_NAMES:
         raise UserError(f"--provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
+    from insights.store.registry import tenant_config as registered
+
     name, chosen = resolve_target(tenant, scope, service, team)
     span = resolve_window(window, start, end)
     s = settings()
-    tenant_config = s.organisation().tenant(name)
+    engine = open_database(s)
+    tenant_config = registered(engine, s, name)
     if provider is not None:
         llm = tenant_config.llm.model_copy(update={"provider": provider})
         tenant_config = tenant_config.model_copy(update={"llm": llm})
-    with unit_of_work(open_database(s)) as session:
+    with unit_of_work(engine) as session:
         report = pipeline.compute_report(session, name, chosen, span)
         result = narrate_report(session, tenant_config, report)
     if fmt is NarrateFormat.json:
@@ -131,7 +134,8 @@ def usage(
     s = settings()
     at = now()
     start, _ = ledger.month_bounds(month, at)
-    with unit_of_work(open_database(s)) as session:
+    engine = open_database(s)
+    with unit_of_work(engine) as session:
         rows = ledger.usage(session, tenant, month, at)
     label = f"{start:%Y-%m}"
     if not rows:
@@ -161,7 +165,9 @@ def usage(
             for i, (cell, width) in enumerate(zip(line, widths, strict=True))
         ]
         console.print("  ".join([*cells, outcome]), markup=False, soft_wrap=True)
-    org = s.organisation()
+    from insights.store.registry import organisation
+
+    org = organisation(engine, s)
     for name in sorted({r.tenant for r in rows}):
         budget = org.tenant(name).llm.monthly_token_budget
         if budget:

@@ -168,7 +168,9 @@ def digest(
     span = resolve_window(window, start, end)
     s = settings()
     engine = open_database(s)
-    tenant_config = s.organisation().tenant(name)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, name)
     if dry_run:
         build = build_week(engine, s, tenant_config, span, now(), write=False)
         payloads = team_digests(build, s, team)

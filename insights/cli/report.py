@@ -79,7 +79,9 @@ def report(
     s = settings()
     out_dir = _writable(out or s.reports_dir)
     engine = open_database(s)
-    tenant_config = s.organisation().tenant(name)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, name)
     with unit_of_work(engine) as session:
         TenantRepository.open(session, name)  # unknown tenant: one-line error
         built = pipeline.build_reports(session, tenant_config, chosen, out_dir)
