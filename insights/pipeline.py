@@ -20,7 +20,6 @@ from insights.config import TenantConfig
 from insights.errors import NotFound, UserError
 from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, Scope, Window
-from insights.metrics.verdicts import BASELINE_WINDOWS
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
 from insights.store import read_cache
@@ -128,6 +127,7 @@ def _report(
     history: int,
 ) -> MetricReport:
     from insights.metrics import compute as metrics_compute
+    from insights.metrics.verdicts import BASELINE_WINDOWS  # numpy: only where metrics are
 
     if history < 1:
         raise UserError(f"history {history}: must be at least 1 window")

@@ -86,9 +86,7 @@ class Group(TyperGroup):
         super().__init__(*args, **kwargs)
         # Commands registered with a plain `@app.command()` get the same help formatting:
         # Command only adds methods, so switching the class of a TyperCommand is safe.
-        for command in self.commands.values():
-            if type(command) is TyperCommand:
-                command.__class__ = Command
+        _adopt(self)
 
     def get_help(self, ctx: typer.Context) -> str:  # type: ignore[override]
         return _tidy_help(super().get_help(ctx))
@@ -115,6 +113,17 @@ class Group(TyperGroup):
             _one_line_error(
                 ctx, f"database: {first} (check INSIGHTS_DATABASE_URL, run `insights init`)"
             )
+
+
+def _adopt(group: TyperGroup) -> None:
+    """Give every command and sub-group under `group` our help formatting (and one-line
+    errors), however it was registered."""
+    for command in group.commands.values():
+        if type(command) is TyperCommand:
+            command.__class__ = Command
+        elif type(command) is TyperGroup:
+            command.__class__ = Group
+            _adopt(command)
 
 
 def sub_app(help: str) -> typer.Typer:
