@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from conftest import Database
 from git_support import GitRepo
-from hosts_support import FakeGitHub, FakeGitLab, gl_at
+from hosts_support import FakeGitHub, FakeGitLab
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
