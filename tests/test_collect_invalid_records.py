@@ -12,6 +12,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
 from insights.collect.localgit import sync_local_repo
+from insights.collect.rebuild import rebuild_service
 from insights.collect.sync import SyncReport, run_sync
 from insights.config import OrgConfig, ServiceConfig, SourceConfig, TenantConfig
 from insights.store.db import unit_of_work
@@ -82,6 +83,16 @@ def test_github_sync_skips_out_of_range_and_negative_records_and_stores_the_rest
     [again] = run_sync(db.engine, _org("github", github.repo, github.url), tenant="acme")
     assert again.skipped == {}
     assert _ids(db, Deployment) == {"1000", "1002"}
+    # a rebuild from the kept raw payloads refuses the same records, by name, and keeps the rest
+    config = _org("github", github.repo, github.url).tenants[0]
+    rebuilt = rebuild_service(db.engine, config, config.services[0])
+    assert rebuilt.skipped >= 3
+    assert any("pull request #2" in w for w in rebuilt.warnings), rebuilt.warnings
+    assert (_ids(db, Deployment), _ids(db, Change), _ids(db, Incident)) == (
+        {"1000", "1002"},
+        {"1", "3"},
+        {"11"},
+    )
 
 
 def test_gitlab_sync_skips_out_of_range_and_negative_records_and_stores_the_rest(
