@@ -119,29 +119,20 @@ def sync(
 
 
 def summary_table(reports: list[SyncReport]) -> Any:
-    """Records new/updated/unchanged per service and kind, the time each service took and
+    """Records new/updated/unchanged per service and kind, the records of each kind skipped as
+    invalid (refused by the event model, each named in a warning), the time each took and
     its outcome (ok, stopped early, failed)."""
     from rich.table import Table
 
     table = Table(title="sync")
-    for column in (
-        "tenant",
-        "service",
-        "kind",
-        "new",
-        "updated",
-        "unchanged",
-        "seconds",
-        "outcome",
-    ):
-        table.add_column(
-            column,
-            justify="right" if column in {"new", "updated", "unchanged", "seconds"} else "left",
-        )
+    numbers = ("new", "updated", "unchanged", "skipped")
+    for column in ("tenant", "service", "kind", *numbers, "seconds", "outcome"):
+        table.add_column(column, justify="right" if column in {*numbers, "seconds"} else "left")
     for report in reports:
-        kinds = sorted(report.counts.items()) or [("-", None)]
-        for index, (kind, counts) in enumerate(kinds):
+        kinds = sorted(set(report.counts) | set(report.skipped)) or ["-"]
+        for index, kind in enumerate(kinds):
             first = index == 0
+            counts = report.counts.get(kind)
             table.add_row(
                 report.tenant if first else "",
                 report.service if first else "",
@@ -149,6 +140,7 @@ def summary_table(reports: list[SyncReport]) -> Any:
                 str(counts.new) if counts else "0",
                 str(counts.updated) if counts else "0",
                 str(counts.unchanged) if counts else "0",
+                str(report.skipped.get(kind, 0)),
                 f"{report.seconds:.1f}" if first else "",
                 report.outcome if first else "",
             )
