@@ -126,8 +126,20 @@ def summary_table(reports: list[SyncReport]) -> Any:
 
     table = Table(title="sync")
     numbers = ("new", "updated", "unchanged", "skipped")
+    widths = {
+        "tenant": max([6] + [len(r.tenant) for r in reports]),
+        "service": max([7] + [len(r.service) for r in reports]),
+        "kind": 10,
+        "outcome": max([7] + [len(r.outcome) for r in reports]),
+    }
     for column in ("tenant", "service", "kind", *numbers, "seconds", "outcome"):
-        table.add_column(column, justify="right" if column in {*numbers, "seconds"} else "left")
+        # words are never cut to fit an 80-column terminal; the number headers wrap instead
+        table.add_column(
+            column,
+            justify="right" if column in {*numbers, "seconds"} else "left",
+            no_wrap=column in widths,
+            min_width=widths.get(column),
+        )
     for report in reports:
         kinds = sorted(set(report.counts) | set(report.skipped)) or ["-"]
         for index, kind in enumerate(kinds):
