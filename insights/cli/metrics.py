@@ -17,7 +17,7 @@ from insights.errors import UserError
 from insights.metrics.gate import Limits, evaluate, parse_duration_hours
 from insights.metrics.result import MetricReport, Window
 from insights.metrics.scope import parse_scope
-from insights.metrics.windows import between, parse_time_bound, parse_window
+from insights.metrics.windows import aligned, parse_time_bound, parse_window
 from insights.store.db import unit_of_work
 from insights.timeutil import now
 
@@ -25,7 +25,8 @@ WindowOption = typer.Option(
     None,
     "--window",
     "-w",
-    help="ISO week (2026-W05, the default is the last complete week) or month (2026-01).",
+    help="ISO week (2026-W05, the default is the last complete week), month (2026-01), "
+    "quarter (2026-Q1) or year (2026).",
 )
 FromOption = typer.Option(None, "--from", help="Window start: a date or ISO time (UTC if Z).")
 ToOption = typer.Option(None, "--to", help="Window end, excluded: a date or ISO time.")
@@ -53,7 +54,7 @@ def resolve_window(window: str | None, start: str | None, end: str | None) -> Wi
         raise UserError("--window: give either --window or --from/--to, not both")
     if start is None or end is None:
         raise UserError("--from/--to: give both ends of the window")
-    return between(parse_time_bound(start, "--from"), parse_time_bound(end, "--to"))
+    return aligned(parse_time_bound(start, "--from"), parse_time_bound(end, "--to"))
 
 
 def _report(tenant: str, scope: str, window: Window) -> MetricReport:

@@ -52,7 +52,8 @@ def report(
         None,
         "--window",
         "-w",
-        help="ISO week (2026-W05), month (2026-01) or FROM..TO dates; default: last full week.",
+        help="ISO week (2026-W05), month (2026-01), quarter (2026-Q1), year (2026) or FROM..TO "
+        "dates; default: last full week.",
     ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Reports directory (default: INSIGHTS_REPORTS_DIR or ./reports)."
@@ -89,8 +90,8 @@ def demo(
         None,
         "--window",
         "-w",
-        help="Week, month or FROM..TO; default: the last full week (with --repo: the week of "
-        "the newest deployment).",
+        help="Week, month, quarter (2026-Q1), year (2026) or FROM..TO; default: the last full "
+        "week (with --repo: the week of the newest deployment).",
     ),
 ) -> None:
     """Build reports for a demo organisation (or a local clone) and print the index path.
