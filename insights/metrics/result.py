@@ -88,8 +88,9 @@ class WindowMetrics(_Result):
     deployment_count: int = 0
     deployments_per_day: float = 0.0
     deployments_per_week: float = 0.0
-    deployment_days_share: float | None = None
-    deployment_weeks_share: float | None = None
+    # 0 (not None) without deployments: days are the denominator (DESIGN.md).
+    deployment_days_share: float = 0.0
+    deployment_weeks_share: float = 0.0
     lead_time_hours: LeadTimeHours = Field(default_factory=LeadTimeHours)
     change_failure_rate: float | None = None
     failed_deployments: int = 0
