@@ -100,14 +100,12 @@ def duration(hours: float | None, short: bool = False, none: str = "no data") ->
     return q.text
 
 
-def duration_renderings(hours: float) -> set[Decimal]:
-    """Every number `duration()` may show for `hours`, in each unit, rounded to 1 and 0
-    decimals: what the narrative checker must accept next to the hours themselves."""
-    out = set()
-    for per in HOURS_PER.values():
-        for decimals in (1, 0):
-            out.add(round_half_up(abs(hours) / per, decimals))
-    return out
+def duration_renderings(hours: float, decimals: tuple[int, ...] = (1, 0)) -> set[Decimal]:
+    """The numbers `duration()` may show for `hours`, in the unit it picks, rounded to 1 and
+    0 decimals ("24.6" and "25" weeks for 4127.9 hours): what the narrative checker must
+    accept next to the hours themselves. Only that unit, so the checker stays strict."""
+    per = HOURS_PER[duration_unit(hours)]
+    return {round_half_up(abs(hours) / per, d) for d in decimals}
 
 
 def cadence_unit(count: float, days: float) -> CadenceUnit:

@@ -13,6 +13,7 @@ from insights.metrics.result import (
     LeadTimeBreakdownHours,
     LeadTimeHours,
     MetricReport,
+    RecordedData,
     RecoveryTimeHours,
     Scope,
     SlowChange,
@@ -72,6 +73,8 @@ def make_report(
     previous: WindowMetrics | bool | None = True,
     slowest: list[SlowChange] | None = None,
     history_windows: int = 12,
+    recorded: RecordedData | None = None,
+    deployment_sources: dict[str, str] | None = None,
     **overrides: Any,
 ) -> MetricReport:
     """A weekly report for team `payments`; `previous=None` makes a first-ever window."""
@@ -104,4 +107,6 @@ def make_report(
         slowest_changes=slowest,
         deployments_by_day=days,
         services=["checkout", "billing"],
+        recorded=recorded or RecordedData(),
+        deployment_sources=deployment_sources or {},
     )

@@ -67,6 +67,7 @@ def narrate(
         report = pipeline.compute_report(
             session, tenant, parse_scope(scope, tenant), parse_window(window, at)
         )
+        report = pipeline.with_sources(report, tenant_config)
         result = narrate_report(session, tenant_config, report)
     if fmt == "json":
         console.print_json(result.model_dump_json())

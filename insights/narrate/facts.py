@@ -12,6 +12,14 @@ Rules (DESIGN.md, "Narration"):
   digits but are not quantities.
 - Collected text (change titles) is untrusted: it lives only under `untrusted`, cut to
   `TITLE_MAX` characters with control characters removed, so a prompt can fence it as data.
+- Durations keep their `*_hours` keys; `quotable` also holds each one in the unit
+  `insights.humanize` shows it in (days from 72 hours, weeks from 14 days; 1 and 0 decimals,
+  from the unrounded and the quoted hours), so "24.6 weeks" for 4127.9 hours passes the
+  checker. Deployment frequency carries `cadence`, the rate in the unit where it reaches one
+  ("8 per year", never "0 per day").
+- `data` says what is recorded for the scope up to the window end (commits, pull/merge
+  requests, incidents, commits in the window) and `deployment_source` what counts as a
+  deployment (`release_tags` → the noun is "release"), so advice can follow the data it has.
 
 >>> facts = build_facts(report)                                     # doctest: +SKIP
 >>> facts["metrics"]["lead_time"]["current"]["median_hours"]        # doctest: +SKIP
@@ -24,6 +32,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from insights import humanize
 from insights.metrics.result import MetricReport, WindowMetrics
 from insights.timeutil import iso
 
@@ -34,6 +43,7 @@ STAGES = ("coding", "pickup", "review", "deploy")
 # Metrics where a smaller number is better; for the rest (deployment frequency) larger is better.
 LOWER_IS_BETTER = {"lead_time", "change_failure_rate", "recovery_time", "rework_rate"}
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2, "elite": 3}
+HOUR_METRICS = {"lead_time", "recovery_time"}  # headline values that are durations
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
 
 
@@ -85,6 +95,17 @@ class _Quoter:
         self._allow(value, decimals, percent)
         return float(half_up(value, decimals))
 
+    def hours(self, value: float | None) -> float | None:
+        """A duration in hours (1 decimal), also quotable in days and weeks."""
+        rounded = self.num(value)
+        if value is None or rounded is None:
+            return None
+        self.numbers.update(canonical(d) for d in humanize.duration_renderings(value))
+        # A narrator renders the quoted hours, not the raw ones; rounding those again to a
+        # whole number would allow a double rounding (20.46 → 20.5 → 21), so 1 decimal only.
+        self.numbers.update(canonical(d) for d in humanize.duration_renderings(rounded, (1,)))
+        return rounded
+
     def pct(self, fraction: float | None) -> float | None:
         """A rate in [0, 1] as percent with 1 decimal."""
         return None if fraction is None else self.num(fraction * 100, 1, percent=True)
@@ -120,11 +141,19 @@ def _tier_move(current: str | None, previous: str | None) -> str | None:
     return "up" if diff > 0 else "down" if diff < 0 else "same"
 
 
+def _days(m: WindowMetrics) -> float:
+    return (m.window.end - m.window.start).total_seconds() / 86_400
+
+
 def _df(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
+    days = _days(m)
+    cadence = humanize.cadence(m.deployment_count, days)
+    q.num(cadence.amount)
     return {
         "deployments": q.count(m.deployment_count),
         "per_week": q.num(m.deployments_per_week),
         "per_day": q.num(m.deployments_per_day),
+        "cadence": {"value": cadence.amount, "per": cadence.unit.removeprefix("per ")},
         "deployment_days_pct": q.pct(m.deployment_days_share),
     }
 
@@ -132,9 +161,9 @@ def _df(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
 def _lt(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
     lt = m.lead_time_hours
     return {
-        "median_hours": q.num(lt.median),
-        "p75_hours": q.num(lt.p75),
-        "p90_hours": q.num(lt.p90),
+        "median_hours": q.hours(lt.median),
+        "p75_hours": q.hours(lt.p75),
+        "p90_hours": q.hours(lt.p90),
         "median_days": q.num(lt.median / 24) if lt.median is not None else None,
         "samples": q.count(lt.samples),
     }
@@ -144,6 +173,7 @@ def _cfr(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
     return {
         "rate_pct": q.pct(m.change_failure_rate),
         "failed_deployments": q.count(m.failed_deployments),
+        "rolled_back": q.count(m.rolled_back_deployments),
         "deployments": q.count(m.deployment_count),
     }
 
@@ -151,8 +181,8 @@ def _cfr(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
 def _rt(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
     rt = m.recovery_time_hours
     return {
-        "median_hours": q.num(rt.median),
-        "p90_hours": q.num(rt.p90),
+        "median_hours": q.hours(rt.median),
+        "p90_hours": q.hours(rt.p90),
         "samples": q.count(rt.samples),
     }
 
@@ -205,16 +235,30 @@ def _change(q: _Quoter, metric: str, cur: float | None, prev: float | None, rate
         absolute = float(half_up(cur * 100, 1) - half_up(prev * 100, 1))
     return {
         "direction": _direction(metric, cur * scale, prev * scale),
-        "absolute": q.num(absolute, 1, percent=rate),
+        "absolute": q.hours(absolute) if metric in HOUR_METRICS else q.num(absolute, 1, rate),
         "unit": "percentage points" if rate else None,
         "relative_pct": q.num(_rel_change(cur * scale, prev * scale), 0, percent=True),
     }
 
 
-def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) -> dict:
-    """Direction over the history windows (first third vs last third) and the best/worst."""
+def trend_values(metric: str, history: list[WindowMetrics]) -> list[float | None]:
+    """The headline value of each history window, None where the window has no data. For
+    deployment frequency the windows before the first deployment of the history have none:
+    a year window's history reaches back before a young project existed, and those zeros
+    are not evidence of anything."""
     headline = _METRICS[metric][1]
-    values = [headline(w) for w in history]
+    values: list[float | None] = [headline(w) for w in history]
+    if metric == "deployment_frequency":
+        first = next((i for i, w in enumerate(history) if w.deployment_count), len(history))
+        values = [None] * first + values[first:]
+    return values
+
+
+def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) -> dict:
+    """Direction over the history windows that have data (first third vs last third) and the
+    best/worst; no direction with fewer than 3 such windows. `windows_with_data` is what a
+    trend claim may count ("over the 5 of 12 windows with data")."""
+    values = trend_values(metric, history)
     known = [v * (100 if rate else 1) for v in values if v is not None]
     out: dict[str, Any] = {"windows": q.count(len(history)), "windows_with_data": len(known)}
     q.count(len(known))
@@ -230,11 +274,15 @@ def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) ->
         direction = "improving" if better else "worsening"
     best = min(known) if metric in LOWER_IS_BETTER else max(known)
     worst = max(known) if metric in LOWER_IS_BETTER else min(known)
+
+    def quote(value: float) -> float | None:
+        return q.hours(value) if metric in HOUR_METRICS else q.num(value, 1, percent=rate)
+
     out.update(
         direction=direction,
-        best=q.num(best, 1, percent=rate),
-        worst=q.num(worst, 1, percent=rate),
-        average=q.num(sum(known) / len(known), 1, percent=rate),
+        best=quote(best),
+        worst=quote(worst),
+        average=quote(sum(known) / len(known)),
     )
     return out
 
@@ -244,7 +292,7 @@ def _breakdown(q: _Quoter, m: WindowMetrics | None) -> dict[str, Any] | None:
         return None
     b = m.lead_time_breakdown_hours
     stages = {s: getattr(b, s) for s in STAGES}
-    out: dict[str, Any] = {f"{s}_hours": q.num(v) for s, v in stages.items()}
+    out: dict[str, Any] = {f"{s}_hours": q.hours(v) for s, v in stages.items()}
     out["samples"] = q.count(b.samples)
     known = {s: v for s, v in stages.items() if v is not None}
     total = sum(known.values())
@@ -252,7 +300,7 @@ def _breakdown(q: _Quoter, m: WindowMetrics | None) -> dict[str, Any] | None:
         largest = max(known, key=lambda s: known[s])
         out["largest_stage"] = largest
         out["share_pct"] = {s: q.num(v / total * 100, 0, percent=True) for s, v in known.items()}
-        out["total_hours"] = q.num(total)
+        out["total_hours"] = q.hours(total)
     else:
         out["largest_stage"] = None
         out["share_pct"] = {}
@@ -269,7 +317,7 @@ def _stage_changes(q: _Quoter, report: MetricReport) -> dict[str, Any]:
     for stage in STAGES:
         a, b = getattr(cur, stage), getattr(prev, stage)
         if a is not None and b is not None:
-            out[f"{stage}_hours"] = q.num(a - b)
+            out[f"{stage}_hours"] = q.hours(a - b)
     return out
 
 
@@ -278,6 +326,14 @@ def _cut(text: str | None) -> str | None:
         return None
     text = _CONTROL.sub(" ", text).strip()
     return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
+
+
+def _deployment_source(report: MetricReport) -> dict[str, Any]:
+    """The kind of deployment the scope counts (`mixed` across kinds, None when unknown) and
+    the noun to use: "release" only when every service counts release tags."""
+    kinds = sorted(set(report.deployment_sources.values()))
+    kind = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None)
+    return {"kind": kind, "noun": "release" if kind == "release_tags" else "deployment"}
 
 
 def build_facts(report: MetricReport) -> dict[str, Any]:
@@ -327,9 +383,9 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
                 "ref": ref,
                 "service": change.service,
                 "id": change.id,
-                "lead_time_hours": q.num(change.lead_time_hours),
+                "lead_time_hours": q.hours(change.lead_time_hours),
                 "lead_time_days": q.num(change.lead_time_hours / 24),
-                **{f"{s}_hours": q.num(v) for s, v in stages.items()},
+                **{f"{s}_hours": q.hours(v) for s, v in stages.items()},
                 "largest_stage": max(stages, key=lambda s: stages[s]) if stages else None,
             }
         )
@@ -364,6 +420,13 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
             "opened": q.count(report.incidents_opened),
             "without_deployment": q.count(report.incidents_without_deployment),
         },
+        "data": {
+            "commits_recorded": q.count(report.recorded.commits),
+            "changes_recorded": q.count(report.recorded.changes),
+            "incidents_recorded": q.count(report.recorded.incidents),
+            "commits_in_window": q.count(report.recorded.commits_in_window),
+        },
+        "deployment_source": _deployment_source(report),
         "slowest_changes": slowest,
         "slowest_changes_count": q.count(len(slowest)),
         "untrusted": {"change_titles": titles},
