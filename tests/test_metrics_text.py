@@ -74,5 +74,5 @@ def test_table_renders_every_headline_metric():
     out = io.StringIO()
     Console(file=out, width=120).print(render_table(report()))
     text = out.getvalue()
-    for label in ("Deployments per week", "Lead time, median", "Change failure rate", "Rework"):
+    for label in ("Deployment rate", "Lead time, median", "Change failure rate", "Rework"):
         assert label in text

@@ -121,7 +121,7 @@ def test_digest_has_header_numbers_with_tiers_and_deltas_movement_advice_and_lin
     )
     assert (
         fields[1]["text"]
-        == "*Lead time (median)*\n26.0 h · high\n−14.0 h vs previous :white_check_mark:"
+        == "*Lead time (median)*\n26 h · high\n−14 h vs previous :white_check_mark:"
     )
     assert (
         fields[2]["text"]
@@ -182,8 +182,10 @@ def test_huge_texts_and_block_counts_are_cut_to_slack_limits():
     ("value", "unit", "text"),
     [
         (None, "hours", "no data"),
-        (26.04, "hours", "26.0 h"),
-        (50.0, "hours", "2.1 d"),
+        (26.04, "hours", "26 h"),
+        (50.0, "hours", "50 h"),
+        (84.0, "hours", "3.5 d"),
+        (4127.9, "hours", "24.6 wk"),
         (0.083, "rate", "8.3%"),
         (3.0, "count", "3"),
         (2.5, "count", "2.5"),

@@ -1,7 +1,9 @@
 """Metric reports as text for CI and terminals: JSON (DESIGN.md "Metric output"), Markdown, table.
 
 `output_document()` is the one place that maps a `MetricReport` to the stable output keys;
-`render_json`, `render_markdown` and `render_table` present that document.
+`render_json`, `render_markdown` and `render_table` present that document. JSON keeps hours
+and fractions (DESIGN.md); Markdown and the table write durations in humane units (`5.2 h`,
+`3.5 d`, `24.6 wk`) and the deployment rate per day, week, month or year (`insights.humanize`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
+from insights import humanize
 from insights.metrics.result import MetricReport, WindowMetrics
 from insights.timeutil import iso
 
@@ -60,6 +63,15 @@ def _num(value: float | int | None, unit: str = "") -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") + unit
 
 
+def _dur(hours: float | None) -> str:
+    return humanize.duration(hours, short=True)
+
+
+def _rate(m: WindowMetrics) -> str:
+    days = (m.window.end - m.window.start).total_seconds() / 86_400
+    return humanize.cadence(m.deployment_count, days).text
+
+
 def _pct(value: float | None) -> str:
     return "no data" if value is None else f"{value * 100:.1f}%"
 
@@ -71,9 +83,9 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str]]:
     return [
         ("Deployments", _num(report.deployment_count), _num(p.deployment_count), ""),
         (
-            "Deployments per week",
-            _num(report.deployments_per_week),
-            _num(p.deployments_per_week),
+            "Deployment rate",
+            _rate(report),
+            _rate(p),
             t.deployment_frequency or "",
         ),
         (
@@ -84,14 +96,14 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str]]:
         ),
         (
             "Lead time, median",
-            _num(report.lead_time_hours.median, " h"),
-            _num(p.lead_time_hours.median, " h"),
+            _dur(report.lead_time_hours.median),
+            _dur(p.lead_time_hours.median),
             t.lead_time or "",
         ),
         (
             "Lead time, p90",
-            _num(report.lead_time_hours.p90, " h"),
-            _num(p.lead_time_hours.p90, " h"),
+            _dur(report.lead_time_hours.p90),
+            _dur(p.lead_time_hours.p90),
             "",
         ),
         (
@@ -102,8 +114,8 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str]]:
         ),
         (
             "Recovery time, median",
-            _num(report.recovery_time_hours.median, " h"),
-            _num(p.recovery_time_hours.median, " h"),
+            _dur(report.recovery_time_hours.median),
+            _dur(p.recovery_time_hours.median),
             t.recovery_time or "",
         ),
         ("Rework rate", _pct(report.rework_rate), _pct(p.rework_rate), ""),
@@ -144,15 +156,15 @@ def render_markdown(report: MetricReport) -> str:
     if b.samples:
         lines += [
             "",
-            f"Lead-time breakdown (median hours over {b.samples} changes): coding "
-            f"{_num(b.coding)}, pickup {_num(b.pickup)}, review {_num(b.review)}, "
-            f"deploy {_num(b.deploy)}.",
+            f"Lead-time breakdown (medians over {b.samples} changes): coding "
+            f"{_dur(b.coding)}, pickup {_dur(b.pickup)}, review {_dur(b.review)}, "
+            f"deploy {_dur(b.deploy)}.",
         ]
     if report.slowest_changes:
         lines += ["", "| Slowest change | Service | Lead time |", "|---|---|---:|"]
         for c in report.slowest_changes:
             title = _cell(f"{c.id} {c.title or ''}".strip()[:120])
-            lines.append(f"| {title} | {_cell(c.service)} | {_num(c.lead_time_hours, ' h')} |")
+            lines.append(f"| {title} | {_cell(c.service)} | {_dur(c.lead_time_hours)} |")
     if report.incidents_without_deployment:
         lines += [
             "",
