@@ -62,9 +62,7 @@ def deployment_source(service: ServiceConfig | None) -> DeploymentSource:
             return DeploymentSource(
                 "deploy_log", f"each successful entry of the deploy log {source.deploy_log.name}"
             )
-        return DeploymentSource(
-            "release_tags", f"each release tag matching {source.tag_pattern} (a release)"
-        )
+        return DeploymentSource("release_tags", f"each tag matching {source.tag_pattern}")
     host = "GitHub" if source.kind == "github" else "GitLab"
     if source.kind == "github" and source.workflow:
         return DeploymentSource(

@@ -120,6 +120,14 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             return ("no previous data" if prev else "first window"), None
         if change["direction"] == "unchanged":
             return f"unchanged vs {prev}", "unchanged"
+        if metric == "deployment_frequency":
+            # The card shows a count, so its delta is a count too ("+4 vs 2025-Q2"), not a
+            # per-week rate that reads "+0.3/week" for a quarter.
+            now = m[metric]["current"]["deployments"]
+            before = (m[metric]["previous"] or {}).get("deployments", now)
+            if now != before:
+                arrow = "▲" if now > before else "▼"
+                return f"{arrow} {_signed(now - before, '')} vs {prev}", change["direction"]
         arrow = "▲" if change["absolute"] > 0 else "▼"
         return f"{arrow} {_signed(change['absolute'], suffix)} vs {prev}", change["direction"]
 
@@ -339,6 +347,10 @@ def render_report(
         breakdown_chart=Markup(breakdown_svg),
         breakdown_rows=_breakdown_rows(facts),
         breakdown_samples=report.lead_time_breakdown_hours.samples,
+        any_breakdown=bool(
+            report.lead_time_breakdown_hours.samples
+            or (report.previous and report.previous.lead_time_breakdown_hours.samples)
+        ),
         commit_samples=report.lead_time_hours.samples,
         per_day_title=per_title,
         per_day_chart=Markup(per_svg),

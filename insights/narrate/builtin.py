@@ -197,8 +197,8 @@ def _sentence_deployments(f: _Facts) -> str:
         text = f"{f.scope} shipped {plural(f.deployments, 'production deployment')} in {f.label}"
     extras = []
     cadence = (f.metric("deployment_frequency")["current"] or {}).get("cadence") or {}
-    # "2 releases in 2025 (2 per year)" says nothing twice: the rate only in another unit.
-    if cadence and cadence["per"] != humanize.window_unit(f.raw["window"]["days"]):
+    # "2 releases in 2025 (2 per year)" says nothing twice: the rate only when it differs.
+    if cadence and cadence["value"] != f.deployments:
         extras.append(f.cadence() or "")
     if days is not None and not f.releases:
         extras.append(f"deploying on {n(days)}% of days")
@@ -215,7 +215,8 @@ def _sentence_lead_time(f: _Facts) -> str | None:
             return None
         return "No shipped commit had a known commit time, so lead time has no data."
     p90 = f.cur("lead_time", "p90_hours")
-    text = f"The median commit reached production in {hours(median)}"
+    where = "a release" if f.releases else "production"
+    text = f"The median commit reached {where} in {hours(median)}"
     if p90 is not None:
         text += f" (p90 {hours(p90)})"
     tier = f.tier("lead_time")
@@ -260,10 +261,13 @@ def _sentence_stability(f: _Facts) -> str | None:
     text = f"{n(rate)}% of {f.noun}s failed ({failed} of {f.deployments})"
     recovery = f.cur("recovery_time", "median_hours")
     if recovery is not None:
-        text += f" and service was restored in a median of {hours(recovery)}"
+        if f.releases:
+            text += f" and a failed release was replaced in a median of {hours(recovery)}"
+        else:
+            text += f" and service was restored in a median of {hours(recovery)}"
     rework = f.cur("rework_rate", "rate_pct")
     if rework:
-        text += f"; {n(rework)}% of deployments were unplanned fixes"
+        text += f"; {n(rework)}% of {f.noun}s were unplanned fixes"
     elif rework is not None:
         text += "; none was an unplanned fix"
     return text + "."
@@ -321,7 +325,7 @@ def _sentence_move(f: _Facts) -> str | None:
     )
     if metric in ("change_failure_rate", "rework_rate"):
         key = "failed_deployments" if metric == "change_failure_rate" else "rework_deployments"
-        noun = "failed deployment" if metric == "change_failure_rate" else "unplanned fix"
+        noun = f"failed {f.noun}" if metric == "change_failure_rate" else "unplanned fix"
         text += f" ({plural(f.cur(metric, key) or 0, noun)} of {f.deployments})"
     return text + "."
 
@@ -490,19 +494,19 @@ def rule_failures(f: _Facts) -> _Candidate | None:
         return None
     failed = f.cur("change_failure_rate", "failed_deployments")
     evidence = [
-        f"change failure rate: {n(rate)}% ({failed} of {f.deployments} deployments)",
+        f"change failure rate: {n(rate)}% ({failed} of {f.deployments} {f.noun}s)",
     ]
     freq_tier = f.tier("deployment_frequency")
     if freq_tier in FEW_DEPLOYS:
-        evidence.append(f"deployment frequency: {f.deployments} deployments ({freq_tier})")
+        evidence.append(f"{f.noun} frequency: {f.deployments} {f.noun}s ({freq_tier})")
         return _rec(
             "failures",
             rate * 2,
             "Ship smaller, more frequent releases with automated tests",
-            "Deployments are both infrequent and often failing: large batches carry more "
-            "risk and are harder to diagnose. The DORA research finds speed and stability "
-            "go together: release smaller changes more often, each covered by automated "
-            "tests that run on every commit.",
+            f"{f.noun.capitalize()}s are both infrequent and often failing: large batches "
+            "carry more risk and are harder to diagnose. The DORA research finds speed and "
+            "stability go together: release smaller changes more often, each covered by "
+            "automated tests that run on every commit.",
             "change_failure_rate",
             evidence,
         )
@@ -526,6 +530,17 @@ def rule_recovery(f: _Facts) -> _Candidate | None:
     p90 = f.cur("recovery_time", "p90_hours")
     if p90 is not None:
         evidence.append(f"recovery time p90: {hours(p90)}")
+    if f.releases:
+        return _rec(
+            "recovery",
+            40 + median / 2,
+            "Make a fix release quick to publish",
+            "A failed release stayed current for more than a day before the next one replaced "
+            "it. Keep the release steps automated so a fix (or yanking the bad version) takes "
+            "minutes, and say in the changelog which release it replaces.",
+            "recovery_time",
+            evidence,
+        )
     return _rec(
         "recovery",
         40 + median / 2,

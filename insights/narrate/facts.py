@@ -262,7 +262,10 @@ def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) ->
     known = [v * (100 if rate else 1) for v in values if v is not None]
     out: dict[str, Any] = {"windows": q.count(len(history)), "windows_with_data": len(known)}
     q.count(len(known))
-    if len(known) < 3:
+    # Deployment frequency's data are the windows with deployments: zeros between two
+    # releases of a library are no trend.
+    evidence = sum(1 for v in known if v) if metric == "deployment_frequency" else len(known)
+    if len(known) < 3 or evidence < 3:
         out["direction"] = None
         return out
     third = max(1, len(known) // 3)
