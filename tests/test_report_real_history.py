@@ -187,6 +187,9 @@ def test_year_report_makes_no_trend_claim_on_two_years_of_data(reports):
     summary = text_of(page, "Summary").removeprefix("Summary ")
     assert summary.startswith("Service libpkg made 8 releases in 2025, low for deployment")
     assert "1 failed release of 8" in summary
+    # 9 releases in 2024, 8 in 2025: both 0.2 a week, but a year reads in releases per year.
+    assert "Release frequency 8 releases low ▼ −1 vs 2024 8 per year" in cards(page)
+    assert "8 releases per year (worsened, was 9 releases per year)" in text
     assert "Trends over 12 years (releases in 2 of them)" in text
     # A trend needs at least 3 windows with data; only 2024 and 2025 have any.
     assert "improving over" not in summary and "worsening over" not in summary

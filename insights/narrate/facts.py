@@ -223,18 +223,28 @@ _METRICS: dict[str, tuple[Any, Any, str, bool, str | None]] = {
 }
 
 
-def _change(q: _Quoter, metric: str, cur: float | None, prev: float | None, rate: bool) -> dict:
+def _change(
+    q: _Quoter,
+    metric: str,
+    cur: float | None,
+    prev: float | None,
+    rate: bool,
+    compare_scale: float = 1.0,
+) -> dict:
     """How the headline value moved: absolute (hours, deployments/week or percentage points)
-    and relative (percent of the previous value)."""
+    and relative (percent of the previous value). The direction compares the values times
+    `compare_scale` after rounding: deployments per week are compared in the unit the cadence
+    is read in (9 → 8 releases a year is a move, though both are 0.2 per week)."""
     if cur is None or prev is None:
         return {"direction": None, "absolute": None, "relative_pct": None}
     scale = 100 if rate else 1
+    direction = _direction(metric, cur * scale * compare_scale, prev * scale * compare_scale)
     absolute = (cur - prev) * scale
     if rate:
         # Percentage points between the two quoted percentages.
         absolute = float(half_up(cur * 100, 1) - half_up(prev * 100, 1))
     return {
-        "direction": _direction(metric, cur * scale, prev * scale),
+        "direction": direction,
         "absolute": q.hours(absolute) if metric in HOUR_METRICS else q.num(absolute, 1, rate),
         "unit": "percentage points" if rate else None,
         "relative_pct": q.num(_rel_change(cur * scale, prev * scale), 0, percent=True),
@@ -331,6 +341,12 @@ def _cut(text: str | None) -> str | None:
     return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
 
 
+def _cadence_scale(m: WindowMetrics) -> float:
+    """Per week → the unit the window's cadence is read in (per day, week, month, year)."""
+    cadence = humanize.cadence(m.deployment_count, _days(m))
+    return humanize.DAYS_PER[cadence.unit.removeprefix("per ")] / 7  # type: ignore[index]
+
+
 def _deployment_source(report: MetricReport) -> dict[str, Any]:
     """The kind of deployment the scope counts (`mixed` across kinds, None when unknown) and
     the noun to use: "release" only when every service counts release tags."""
@@ -366,7 +382,14 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
             "headline": key,
             "current": section(q, report),
             "previous": section(q, prev) if prev is not None else None,
-            "change": _change(q, name, headline(report), headline(prev) if prev else None, rate),
+            "change": _change(
+                q,
+                name,
+                headline(report),
+                headline(prev) if prev else None,
+                rate,
+                _cadence_scale(report) if name == "deployment_frequency" else 1.0,
+            ),
             "trend": _trend(q, name, report.history, rate),
             "tier": getattr(report.tier, tier_attr) if tier_attr else None,
             "previous_tier": getattr(prev.tier, tier_attr) if tier_attr and prev else None,
