@@ -140,6 +140,12 @@ class _Facts:
     def noun(self) -> str:
         return "release" if self.releases else "deployment"
 
+    def label_of(self, metric: str) -> str:
+        """The metric's name as the reader knows it ("release frequency" for release tags)."""
+        if metric == "deployment_frequency" and self.releases:
+            return "release frequency"
+        return LABELS[metric]
+
     def data(self, key: str) -> int:
         return (self.raw.get("data") or {}).get(key) or 0
 
@@ -320,7 +326,7 @@ def _sentence_move(f: _Facts) -> str | None:
     change = f.metric(metric)["change"]
     before, after = _value(f, metric, "previous"), _value(f, metric, "current")
     text = (
-        f"The biggest other move since {f.previous_label}: {LABELS[metric]} "
+        f"The biggest other move since {f.previous_label}: {f.label_of(metric)} "
         f"{change['direction']} from {before} to {after}"
     )
     if metric in ("change_failure_rate", "rework_rate"):
@@ -366,7 +372,8 @@ def _over_windows(trend: dict[str, Any]) -> str:
 
 def _highlights(f: _Facts) -> list[str]:
     out = []
-    for metric, label in LABELS.items():
+    for metric in LABELS:
+        label = f.label_of(metric)
         now = _value(f, metric, "current")
         if now is None:
             continue
@@ -685,15 +692,15 @@ def rule_regression(f: _Facts) -> _Candidate | None:
     return _rec(
         "regression",
         50 + min(worst_size, 200) / 4,
-        f"Find out what made {LABELS[worst]} worse since {f.previous_label}",
-        f"{LABELS[worst].capitalize()} worsened sharply since the previous window. Look at "
+        f"Find out what made {f.label_of(worst)} worse since {f.previous_label}",
+        f"{f.label_of(worst).capitalize()} worsened sharply since the previous window. Look at "
         "what changed in that time (team changes, a large migration, a flaky pipeline, "
         "release freezes) before it becomes the new normal; the slowest changes listed in "
         "this report are a good place to start.",
         worst,
         [
-            f"{LABELS[worst]} in {f.previous_label}: {before}",
-            f"{LABELS[worst]} in {f.label}: {after}",
+            f"{f.label_of(worst)} in {f.previous_label}: {before}",
+            f"{f.label_of(worst)} in {f.label}: {after}",
             f"change: {n(change['relative_pct'])}%",
         ],
     )
@@ -828,6 +835,15 @@ _RELEASE = {
             "adopt and to roll back.",
         ),
     ),
+    "lead_time": (
+        (
+            "Shorten the path from commit to release",
+            "Commits wait long before a release ships them. Release when a batch of changes "
+            "is ready rather than on a distant milestone, and automate the release steps so "
+            "a release is cheap; small batches shorten every stage.",
+        ),
+        _SUSTAIN["lead_time"],
+    ),
     "change_failure_rate": (
         (
             "Test releases before they are tagged",
@@ -852,7 +868,7 @@ def _filler(f: _Facts, metric: str) -> _Candidate | None:
     title, why = (_IMPROVE if tier in FEW_DEPLOYS else _SUSTAIN)[metric]
     if f.releases and metric in _RELEASE:
         title, why = _RELEASE[metric][0 if tier in FEW_DEPLOYS else 1]
-    evidence = [f"{LABELS[metric]}: {value}" + (f" ({tier})" if tier else "")]
+    evidence = [f"{f.label_of(metric)}: {value}" + (f" ({tier})" if tier else "")]
     if metric == "lead_time" and f.cur("lead_time", "p90_hours") is not None:
         evidence.append(f"lead time p90: {hours(f.cur('lead_time', 'p90_hours'))}")
     return _rec(f"filler_{metric}", 0, title, why, metric, evidence)
