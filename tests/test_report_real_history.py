@@ -10,12 +10,14 @@ incidents at all, and a `refs/pull/*` head whose commits are not the project's h
 from __future__ import annotations
 
 import html as html_lib
+import os
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from git_support import GitRepo
+from git_support import BASE_ENV, GitRepo
 from typer.testing import CliRunner
 
 from insights.cli import app
@@ -26,46 +28,92 @@ QUIET = (datetime(2025, 4, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))
 SERVICE = "libpkg"
 
 
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+class _Stream:
+    """A `git fast-import` stream: the whole history is written by one git process (a few
+    hundred `git commit` calls would make this module slow)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.marks = 0
+
+    def commit(self, ref: str, message: str, when: datetime, parents: list[int]) -> int:
+        self.marks += 1
+        stamp = f"{int(when.timestamp())} +0000"
+        self.lines += [
+            f"commit {ref}",
+            f"mark :{self.marks}",
+            f"author Ada <ada@example.com> {stamp}",
+            f"committer Ada <ada@example.com> {stamp}",
+            f"data {len(message.encode())}",
+            message,
+        ]
+        if parents:
+            self.lines.append(f"from :{parents[0]}")
+        self.lines += [f"merge :{p}" for p in parents[1:]]
+        self.lines.append("")
+        return self.marks
+
+    def tag(self, name: str, mark: int, when: datetime) -> None:
+        self.lines += [
+            f"tag {name}",
+            f"from :{mark}",
+            f"tagger Ada <ada@example.com> {int(when.timestamp())} +0000",
+            f"data {len(name)}",
+            name,
+        ]
 
 
 def _build_history(path: Path) -> tuple[GitRepo, set[str]]:
     """The library's history (see the module docstring); returns the repo and the shas that
     only a pull-request head reaches."""
     repo = GitRepo(path)
-    when, n, minor = START, 0, 0
+    stream = _Stream()
+    when, n, minor, head = START, 0, 0, 0
     last_release = START - timedelta(days=60)
-    released: list[str] = []
+    released: list[int] = []
     while when < END:
         n += 1
+        parents = [head] if head else []
         if n % 30 == 0:
-            repo.checkout(f"feature-{n}", create=True)
-            repo.commit(f"feature {n} part one", _iso(when - timedelta(hours=30)))
-            repo.commit(f"feature {n} part two", _iso(when - timedelta(hours=6)))
-            repo.checkout("main")
-            repo.merge(f"feature-{n}", _iso(when))
+            one = stream.commit(
+                f"refs/heads/feature-{n}", f"feature {n} one", when - timedelta(hours=30), parents
+            )
+            two = stream.commit(
+                f"refs/heads/feature-{n}", f"feature {n} two", when - timedelta(hours=6), [one]
+            )
+            head = stream.commit("refs/heads/main", f"Merge feature-{n}", when, [head, two])
         else:
-            repo.commit(f"change {n}", _iso(when))
+            head = stream.commit("refs/heads/main", f"change {n}", when, parents)
         quiet = QUIET[0] <= when < QUIET[1]
         if when - last_release >= timedelta(days=45) and not quiet:
             minor += 1
-            repo.tag(f"v1.{minor}.0", date=_iso(when + timedelta(days=1)))
-            released.append(repo.head())
+            stream.tag(f"v1.{minor}.0", head, when + timedelta(days=1))
+            released.append(head)
             last_release = when
             if minor == 12:  # in 2025-Q3: the release is undone by re-tagging the one before
-                rollback_at = when + timedelta(days=3)
-                repo.tag(f"v1.{minor}.1", rev=released[-2], date=_iso(rollback_at))
+                stream.tag(f"v1.{minor}.1", released[-2], when + timedelta(days=3))
         when += timedelta(days=3)
     # A mirror's pull-request head: commits never merged, in the middle of 2025-Q3.
-    repo.checkout("pr-head", create=True, start="main~40")
-    pr_only = {
-        repo.commit(f"unmerged pr commit {i}", _iso(datetime(2025, 8, 5 + i, tzinfo=UTC)))
-        for i in range(5)
-    }
-    repo.checkout("main")
-    repo.git("update-ref", "refs/pull/9/head", "pr-head")
-    repo.git("branch", "-D", "pr-head")
+    pr = head - 60
+    for i in range(5):
+        pr = stream.commit(
+            "refs/pull/9/head",
+            f"unmerged pr commit {i}",
+            datetime(2025, 8, 5 + i, tzinfo=UTC),
+            [pr],
+        )
+    subprocess.run(
+        ["git", "-C", str(path), "fast-import", "--quiet"],
+        input="\n".join(stream.lines) + "\n",
+        text=True,
+        check=True,
+        env={**os.environ, **BASE_ENV},
+    )
+    for name in [
+        line.split()[1] for line in stream.lines if line.startswith("commit refs/heads/f")
+    ]:
+        repo.git("update-ref", "-d", name)  # merged feature branches are deleted, as usual
+    pr_only = set(repo.git("rev-list", "refs/pull/9/head", "--not", "main").split())
     return repo, pr_only
 
 
