@@ -10,6 +10,11 @@ Calendar windows stay calendar windows: the window before `2022-Q1` is `2021-Q4`
 (2021-10-01..2022-01-01), never "the 90 days before". A `--from/--to` range that is exactly a
 calendar month, quarter or year is that calendar window (`2022-01-01..2022-04-01` is `2022-Q1`),
 so its history is calendar-aligned too; any other range steps back by its own length.
+
+A window the user names (`parse_window`, `--from/--to` through `parse_time_bound`) must lie in
+the range every stored time lies in (`insights.timeutil`: 1970-01-01..2100-01-01 UTC); outside
+it is a `UserError` naming the window (exit 2, HTTP 422), never an overflow. The previous
+windows of a report's history may reach back before 1970: they simply hold no data.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from insights.errors import UserError
 from insights.metrics.result import Window
-from insights.timeutil import parse_time, utc
+from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, TimeRangeError, bounded, parse_time, utc
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -92,6 +97,13 @@ def aligned(start: datetime, end: datetime) -> Window:
     return calendar_window(window.start, window.end) or window
 
 
+def _in_range(label: str, year: int) -> None:
+    """Refuse a named week or month outside the accepted years before building it (a week of
+    year 9999 ends past `datetime.max`)."""
+    if not EARLIEST.year <= year < LATEST.year:
+        raise UserError(f"window {label}: outside the accepted range {RANGE_TEXT}")
+
+
 def _label_time(value: datetime) -> str:
     if value.time() == time():
         return value.date().isoformat()
@@ -116,8 +128,10 @@ def parse_time_bound(text: str, what: str) -> datetime:
     value = text.strip()
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), UTC)
-        return parse_time(value)
+            return bounded(datetime.combine(date.fromisoformat(value), time(), UTC))
+        return bounded(parse_time(value))
+    except TimeRangeError as exc:
+        raise UserError(f"{what} {text!r}: {exc}") from None
     except ValueError as exc:
         if "time zone" in str(exc):
             raise UserError(f"{what} {text!r}: {exc}") from None
@@ -152,12 +166,16 @@ def parse_window(text: str | None, now: datetime) -> Window:
         return default_window(now)
     value = text.strip()
     if m := _WEEK.match(value.upper()):
+        _in_range(value, int(m[1]))
         return week(int(m[1]), int(m[2]))
     if m := _MONTH.match(value):
+        _in_range(value, int(m[1]))
         return month(int(m[1]), int(m[2]))
     if m := _QUARTER.match(value.upper()):
+        _in_range(value, int(m[1]))
         return quarter(int(m[1]), int(m[2]))
     if m := _YEAR.match(value):
+        _in_range(value, int(m[1]))
         return year(int(m[1]))
     if _RANGE_SEP in value:
         left, right = value.split(_RANGE_SEP, 1)
