@@ -192,6 +192,8 @@ def test_quarter_report_reads_true(reports):
     # v1.12.0, its rollback v1.12.1 (re-tags v1.11.0's commit), v1.13.0, v1.14.0.
     assert summary.startswith("Service libpkg made 4 releases in 2025-Q3 (1.3 per month)")
     assert "The median commit reached a release in " in summary
+    # The quiet quarter before is quoted in the same unit as this one.
+    assert "improved from 0 releases per month to 1.3 releases per month" in summary
     # History: calendar quarters back to 2022-Q4; releases since 2024-Q1, none in 2025-Q2.
     assert "Trends over 12 quarters (releases in 6 of them)" in text_of(page)
     assert "2022-Q4" in page and "2022-12-24" not in page

@@ -145,9 +145,11 @@ def _days(m: WindowMetrics) -> float:
     return (m.window.end - m.window.start).total_seconds() / 86_400
 
 
-def _df(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
+def _df(q: _Quoter, m: WindowMetrics, unit: str | None = None) -> dict[str, Any]:
+    """Deployment frequency; `unit` puts the cadence in a given unit (the previous window's
+    in the current one's, so "from 2 to 4 per year", never "from 0 per month to 4 per year")."""
     days = _days(m)
-    cadence = humanize.cadence(m.deployment_count, days)
+    cadence = humanize.cadence(m.deployment_count, days, unit)  # type: ignore[arg-type]
     q.num(cadence.amount)
     return {
         "deployments": q.count(m.deployment_count),
@@ -341,6 +343,17 @@ def _cut(text: str | None) -> str | None:
     return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
 
 
+def _previous_section(
+    q: _Quoter, name: str, section: Any, report: MetricReport, prev: WindowMetrics | None
+) -> dict[str, Any] | None:
+    if prev is None:
+        return None
+    if name == "deployment_frequency":
+        unit = humanize.cadence(report.deployment_count, _days(report)).unit
+        return _df(q, prev, unit.removeprefix("per "))
+    return section(q, prev)
+
+
 def _cadence_scale(m: WindowMetrics) -> float:
     """Per week → the unit the window's cadence is read in (per day, week, month, year)."""
     cadence = humanize.cadence(m.deployment_count, _days(m))
@@ -381,7 +394,7 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
         metrics[name] = {
             "headline": key,
             "current": section(q, report),
-            "previous": section(q, prev) if prev is not None else None,
+            "previous": _previous_section(q, name, section, report, prev),
             "change": _change(
                 q,
                 name,
