@@ -85,3 +85,11 @@ def test_facts_carry_a_cadence_and_day_week_renderings_of_durations():
         "incidents_recorded": 0,
         "commits_in_window": 0,
     }
+
+
+def test_the_newest_window_is_always_labelled():
+    history = [window_metrics(i) for i in range(11, -1, -1)]
+    _, svg = trend_chart("lead_time", history, "t")
+    labels = _x_labels(svg)
+    assert labels[-1] == short_label(history[-1].window.label)
+    assert len(labels) <= 4

@@ -113,6 +113,17 @@ def label_step(count: int, room: int) -> int:
     return max(1, -(-count // room))
 
 
+def major_labels(labels: list[str], room: int) -> list[str]:
+    """The labels to draw: every `label_step`-th counted back from the newest, so the window
+    the report is about is always labelled.
+
+    >>> major_labels(list("abcdefghijkl"), 4)
+    ['c', 'f', 'i', 'l']
+    """
+    step = label_step(len(labels), room)
+    return [labels[i] for i in range(len(labels) - 1, -1, -step)][::-1]
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -153,7 +164,9 @@ def trend_chart(
             dots_size=4,
             stroke_style={"width": 3},
             show_minor_x_labels=False,
-            x_labels_major_every=label_step(len(history), MAX_TREND_LABELS),
+            x_labels_major=major_labels(
+                [short_label(w.window.label) for w in history], MAX_TREND_LABELS
+            ),
             value_formatter=lambda v: f"{v:g}{suffix}",
         )
     )
@@ -245,7 +258,7 @@ def deployments_chart(
             print_zeroes=False,
             value_formatter=lambda v: f"{v:g}",
             show_minor_x_labels=few,
-            x_labels_major_every=label_step(len(buckets), MAX_BAR_LABELS),
+            x_labels_major=major_labels([label for label, _ in buckets], MAX_BAR_LABELS),
         )
     )
     chart.x_labels = [label for label, _ in buckets]
