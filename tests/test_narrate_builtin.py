@@ -330,7 +330,8 @@ def test_same_facts_give_the_same_narrative():
     assert narrate(facts) == narrate(facts)
 
 
-_hours = st.one_of(st.none(), st.floats(min_value=0, max_value=2000, allow_nan=False))
+# up to about a year: durations are written in hours, days or weeks, all quotable
+_hours = st.one_of(st.none(), st.floats(min_value=0, max_value=9000, allow_nan=False))
 _rate = st.one_of(st.none(), st.floats(min_value=0, max_value=1, allow_nan=False))
 _tier = st.sampled_from([None, "elite", "high", "medium", "low"])
 
@@ -348,6 +349,8 @@ _tier = st.sampled_from([None, "elite", "high", "medium", "low"])
     prev_median=_hours,
     has_previous=st.booleans(),
     unlinked=st.integers(min_value=0, max_value=3),
+    releases=st.booleans(),
+    commits=st.integers(min_value=0, max_value=40),
 )
 def test_every_number_in_the_narrative_is_in_the_facts(
     deployments,
@@ -361,8 +364,12 @@ def test_every_number_in_the_narrative_is_in_the_facts(
     prev_median,
     has_previous,
     unlinked,
+    releases,
+    commits,
 ):
     report = make_report(
+        recorded=RecordedData(commits=commits * 10, commits_in_window=commits),
+        deployment_sources={"checkout": "release_tags"} if releases else {},
         deployment_count=deployments,
         deployments_per_week=float(deployments),
         deployments_per_day=deployments / 7,
