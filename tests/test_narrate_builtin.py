@@ -267,7 +267,7 @@ def test_trend_claims_count_only_windows_with_data():
     narrative = narrate(facts)
     assert check(narrative, facts) == []
     line = next(h for h in narrative.highlights if h.startswith("Lead time"))
-    assert "over the 6 of 12 windows with data" in line
+    assert "over the 6 windows with data (of 12)" in line
 
 
 def test_long_lead_times_read_in_days_and_weeks_and_pass_the_checker():

@@ -181,7 +181,7 @@ def test_no_incident_advice_without_incidents(reports, window):
 @pytest.mark.parametrize("window", ["2025-W36", "2025-Q3", "2025"])
 def test_a_release_tagged_library_reads_releases_and_says_what_it_counts(reports, window):
     text = text_of(reports[window])
-    assert "What counts as a release here: each tag matching v*." in text
+    assert "What counts as a release here: each version tag (not pre-releases)." in text
     assert "every day" not in text and "deploy each merged change" not in text
     assert "Release frequency" in cards(reports[window])
 
@@ -191,17 +191,17 @@ def test_quarter_report_reads_true(reports):
     summary = text_of(page, "Summary").removeprefix("Summary ")
     # v1.12.0, its rollback v1.12.1 (re-tags v1.11.0's commit), v1.13.0, v1.14.0.
     assert summary.startswith("Service libpkg made 4 releases in 2025-Q3 (1.3 per month)")
-    assert "The median commit reached a release in " in summary
+    assert "Measured to each release, the median lead time was " in summary
     # The quiet quarter before is quoted in the same unit as this one.
     assert "improved from 0 releases per month to 1.3 releases per month" in summary
     # History: calendar quarters back to 2022-Q4; releases since 2024-Q1, none in 2025-Q2.
     assert "Trends over 12 quarters (releases in 6 of them)" in text_of(page)
-    assert "2022-Q4" in page and "2022-12-24" not in page
+    assert ">2023-Q2<" in page and ">2025-Q3<" in page and "2022-12-24" not in page
     # Trend claims count only windows with data: 2024-Q1 .. 2025-Q3 is 7 quarters at most.
-    claims = re.findall(r"over (?:the (\d+) of )?(\d+) windows", summary)
+    claims = re.findall(r"over (?:the )?(\d+) windows( with data \(of 12\))?", summary)
     assert claims
-    for with_data, total in claims:
-        assert with_data and int(with_data) <= 7 and total == "12"
+    for with_data, qualified in claims:
+        assert qualified and int(with_data) <= 7
     assert "Release frequency 4 releases medium ▲ +4 vs 2025-Q2 1.3 per month" in cards(page)
     # The rollback, with no incidents recorded, gets rollback advice.
     recs = text_of(page, "Recommend")
@@ -243,7 +243,7 @@ def test_year_report_makes_no_trend_claim_on_two_years_of_data(reports):
     assert "Trends over 12 years (releases in 2 of them)" in text
     # A trend needs at least 3 windows with data; only 2024 and 2025 have any.
     assert "improving over" not in summary and "worsening over" not in summary
-    assert "2014" in page  # history windows are calendar years
+    assert ">2016<" in page and ">2025<" in page  # calendar years, the newest labelled
 
 
 def test_week_report_of_a_quiet_week_points_at_the_waiting_work(reports):

@@ -23,9 +23,13 @@ def test_each_source_says_what_counts_as_a_deployment():
     tags = deployment_source(_service(kind="localgit", path=Path("/src/app"), tag_pattern="v*"))
     assert (tags.kind, tags.description, tags.noun) == (
         "release_tags",
-        "each tag matching v*",
+        "each tag matching v* (not pre-releases)",
         "release",
     )
+    default = deployment_source(
+        _service(kind="localgit", path=Path("/src/app"), tag_exclude=["*-lts"])
+    )
+    assert default.description == "each version tag, except *-lts (not pre-releases)"
     log = deployment_source(
         _service(kind="localgit", path=Path("/src/app"), deploy_log=Path("/x/deploys.ndjson"))
     )
@@ -93,3 +97,44 @@ def test_the_newest_window_is_always_labelled():
     labels = _x_labels(svg)
     assert labels[-1] == short_label(history[-1].window.label)
     assert len(labels) <= 4
+
+
+def _checked(text: str, facts: dict) -> list[str]:
+    from insights.narrate.schema import Narrative, Recommendation
+    from insights.narrate.verify import check
+
+    narrative = Narrative(
+        summary=text,
+        recommendations=[
+            Recommendation(
+                title="Keep going",
+                why="Because.",
+                metric="lead_time",
+                capability="working in small batches",
+                evidence=["lead time median: 20.5 hours"],
+            )
+        ],
+    )
+    return check(narrative, facts)
+
+
+def test_checker_reads_a_duration_in_days_next_to_a_stage_share_as_a_duration():
+    from insights.metrics.result import LeadTimeBreakdownHours
+
+    facts = build_facts(
+        make_report(
+            lead_time_breakdown_hours=LeadTimeBreakdownHours(
+                coding=140.0, pickup=10.0, review=5.0, deploy=4.0, samples=4
+            )
+        )
+    )
+    share = facts["lead_time_breakdown"]["current"]["share_pct"]["coding"]
+    text = f"Largest lead-time stage: coding, 5.8 days ({share:g}% of the median path)."
+    assert _checked(text, facts) == []
+
+
+def test_checker_reads_a_cadence_per_month_or_year():
+    facts = build_facts(make_report())  # 6 deployments in a week
+    per_year = facts["metrics"]["deployment_frequency"]["current"]["per_year"]
+    assert _checked(f"The team made {per_year:g} deployments per year at this pace.", facts) == []
+    assert _checked("The team made 999 deployments per year.", facts) != []

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from insights.config import ServiceConfig, TenantConfig
+from insights.config import ServiceConfig, SourceConfig, TenantConfig
 from insights.metrics.result import Window
 from insights.store.repository import DeliveryFrames
 
@@ -62,7 +62,7 @@ def deployment_source(service: ServiceConfig | None) -> DeploymentSource:
             return DeploymentSource(
                 "deploy_log", f"each successful entry of the deploy log {source.deploy_log.name}"
             )
-        return DeploymentSource("release_tags", f"each tag matching {source.tag_pattern}")
+        return DeploymentSource("release_tags", _release_tags(source))
     host = "GitHub" if source.kind == "github" else "GitLab"
     if source.kind == "github" and source.workflow:
         return DeploymentSource(
@@ -70,6 +70,18 @@ def deployment_source(service: ServiceConfig | None) -> DeploymentSource:
         )
     where = ", ".join(source.environments) if source.environments else "production environments"
     return DeploymentSource("deployments_api", f"each successful {host} deployment to {where}")
+
+
+def _release_tags(source: SourceConfig) -> str:
+    """Which tags are releases, in words: "each tag matching v*", "each version tag (v1.2.3,
+    1.2)", with the exclusions and the pre-release rule of localgit's tag selection."""
+    include = [*source.tag_include, *([source.tag_pattern] if source.tag_pattern else [])]
+    text = f"each tag matching {' or '.join(include)}" if include else "each version tag"
+    if source.tag_exclude:
+        text += f", except {' or '.join(source.tag_exclude)}"
+    if not source.tag_prereleases:
+        text += " (not pre-releases)"
+    return text
 
 
 def deployment_sources(tenant_config: TenantConfig, services: list[str]) -> dict[str, str]:

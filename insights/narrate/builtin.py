@@ -21,6 +21,10 @@ distinct ones are kept:
 - infrequent deploys → make deploying routine
 - a metric that worsened sharply → find what changed
 - gaps in the data (unlinked incidents, no lead-time samples) → fix the data first
+Every recommendation names the DORA capability it applies (`CAPABILITY_OF`, from the catalog in
+`narrate/capabilities.py`, fitting the rule's metric). When a metric's verdict (if the facts
+carry one) is "no clear change", its move is reported as within normal variation, never as
+improved or worsened.
 When fewer than three rules fire, advice for the metrics no rule spoke about fills the list
 (weakest tier first): how to improve a low/medium metric, how to keep a high/elite one.
 
@@ -46,7 +50,7 @@ from insights import humanize
 from insights.narrate.schema import Narrative, NarrativeResult, Recommendation
 from insights.narrate.verify import check
 
-VERSION = "builtin-1"
+VERSION = "builtin-2"
 
 LABELS = {
     "deployment_frequency": "deployment frequency",
@@ -79,6 +83,19 @@ RULES = {
     "lead_time_min_samples": 5,
 }
 FEW_DEPLOYS = {"low", "medium"}
+# The DORA capability each rule applies (narrate/capabilities.py; it must fit the rule's metric).
+CAPABILITY_OF = {
+    "review": "streamlining change approval",
+    "coding": "trunk-based development",
+    "deploy_wait": "continuous delivery",
+    "failures": "test automation",
+    "recovery": "deployment automation",
+    "rework": "learning culture",
+    "frequency": "deployment automation",
+    "regression": "visibility of work in the value stream",
+    "data_gaps": "visibility of work in the value stream",
+    "slowest": "visibility of work in the value stream",
+}
 
 
 def n(value: float | int) -> str:
@@ -118,6 +135,12 @@ class _Facts:
 
     def tier(self, name: str) -> str | None:
         return self.metric(name)["tier"]
+
+    def judged(self, name: str) -> bool:
+        """Whether the move since the previous window may be called improved or worsened: no
+        verdict in the facts, or a verdict that says so (not "no clear change")."""
+        verdict = (self.metric(name).get("verdict") or {}).get("previous")
+        return verdict is None or verdict in ("improved", "worsened")
 
     @property
     def label(self) -> str:
@@ -221,8 +244,11 @@ def _sentence_lead_time(f: _Facts) -> str | None:
             return None
         return "No shipped commit had a known commit time, so lead time has no data."
     p90 = f.cur("lead_time", "p90_hours")
-    where = "a release" if f.releases else "production"
-    text = f"The median commit reached {where} in {hours(median)}"
+    if f.releases:
+        # "lead time" last: the claim checker ties "up from …" to the nearest metric named.
+        text = f"Measured to each release, the median lead time was {hours(median)}"
+    else:
+        text = f"The median commit reached production in {hours(median)}"
     if p90 is not None:
         text += f" (p90 {hours(p90)})"
     tier = f.tier("lead_time")
@@ -272,10 +298,11 @@ def _sentence_stability(f: _Facts) -> str | None:
         else:
             text += f" and service was restored in a median of {hours(recovery)}"
     rework = f.cur("rework_rate", "rate_pct")
-    if rework:
-        text += f"; {n(rework)}% of {f.noun}s were unplanned fixes"
-    elif rework is not None:
+    # "none" is a count claim: it rests on the count, not on a rate that rounds to 0%.
+    if rework is not None and f.cur("rework_rate", "rework_deployments") == 0:
         text += "; none was an unplanned fix"
+    elif rework is not None:
+        text += f"; {n(rework)}% of {f.noun}s were unplanned fixes"
     return text + "."
 
 
@@ -325,14 +352,17 @@ def _sentence_move(f: _Facts) -> str | None:
         return None
     change = f.metric(metric)["change"]
     before, after = _value(f, metric, "previous"), _value(f, metric, "current")
+    moved = change["direction"] if f.judged(metric) else "moved"
     text = (
         f"The biggest other move since {f.previous_label}: {f.label_of(metric)} "
-        f"{change['direction']} from {before} to {after}"
+        f"{moved} from {before} to {after}"
     )
     if metric in ("change_failure_rate", "rework_rate"):
         key = "failed_deployments" if metric == "change_failure_rate" else "rework_deployments"
         noun = f"failed {f.noun}" if metric == "change_failure_rate" else "unplanned fix"
         text += f" ({plural(f.cur(metric, key) or 0, noun)} of {f.deployments})"
+    if not f.judged(metric):
+        text += ", within normal variation"
     return text + "."
 
 
@@ -367,7 +397,9 @@ def _over_windows(trend: dict[str, Any]) -> str:
     with_data, total = trend["windows_with_data"], trend["windows"]
     if with_data == total:
         return f"over {total} windows"
-    return f"over the {with_data} of {total} windows with data"
+    # "over the 5 windows with data (of 12)": the claim counts what it rests on, in the form
+    # the claim checker reads as a trend (narrate/claims.py).
+    return f"over the {with_data} windows with data (of {total})"
 
 
 def _highlights(f: _Facts) -> list[str]:
@@ -381,7 +413,8 @@ def _highlights(f: _Facts) -> list[str]:
         before = _value(f, metric, "previous")
         direction = f.metric(metric)["change"]["direction"]
         if before is not None and direction and direction != "unchanged":
-            text += f" ({direction}, was {before})"
+            judged = direction if f.judged(metric) else "within normal variation"
+            text += f" ({judged}, was {before})"
         elif direction == "unchanged":
             text += " (unchanged)"
         tier = f.tier(metric)
@@ -407,10 +440,23 @@ def _highlights(f: _Facts) -> list[str]:
 Rule = Callable[[_Facts], "_Candidate | None"]
 
 
-def _rec(key: str, score: float, title: str, why: str, metric: str, evidence: list[str]):
-    return _Candidate(
-        key, score, Recommendation(title=title, why=why, metric=metric, evidence=evidence)
+def _rec(
+    key: str,
+    score: float,
+    title: str,
+    why: str,
+    metric: str,
+    evidence: list[str],
+    capability: str | None = None,
+) -> _Candidate:
+    recommendation = Recommendation(
+        title=title,
+        why=why,
+        metric=metric,  # type: ignore[arg-type]
+        capability=capability or CAPABILITY_OF[key],  # type: ignore[arg-type]
+        evidence=evidence,
     )
+    return _Candidate(key, score, recommendation)
 
 
 def _lead_time_evidence(f: _Facts) -> list[str]:
@@ -436,7 +482,7 @@ def rule_review(f: _Facts) -> _Candidate | None:
         "Set a review SLA and keep pull requests small",
         "Waiting for a first review and reviewing take a large share of each change's lead "
         "time. Agree on a "
-        "first-review target (for example within one working day), make review part of the "
+        "first-review target (for example within a working day), make review part of the "
         "daily routine, and keep pull requests small so they are quick to review; DORA "
         "research links fast, lightweight review with shorter lead times.",
         "lead_time",
@@ -454,7 +500,8 @@ def rule_coding(f: _Facts) -> _Candidate | None:
         "coding",
         share + coding / 4,
         "Work in smaller batches and merge to trunk daily",
-        "Most of the lead time passes before a pull request is even opened: work stays on "
+        "A large share of the lead time passes before a pull request is even opened: work "
+        "stays on "
         "branches for long. Slice features into changes that can merge within a day, hide "
         "unfinished work behind flags, and integrate into trunk often; small batches are one "
         "of the strongest predictors of delivery performance in the DORA research.",
@@ -482,6 +529,7 @@ def rule_deploy_wait(f: _Facts) -> _Candidate | None:
                 f"merge to release: {hours(deploy)} ({n(share)}% of the path)",
                 *_lead_time_evidence(f),
             ],
+            "continuous delivery",
         )
     return _rec(
         "deploy_wait",
@@ -516,6 +564,7 @@ def rule_failures(f: _Facts) -> _Candidate | None:
             "automated tests that run on every commit.",
             "change_failure_rate",
             evidence,
+            "working in small batches",
         )
     return _rec(
         "failures",
@@ -547,12 +596,13 @@ def rule_recovery(f: _Facts) -> _Candidate | None:
             "minutes, and say in the changelog which release it replaces.",
             "recovery_time",
             evidence,
+            "deployment automation",
         )
     return _rec(
         "recovery",
         40 + median / 2,
         "Automate rollback and put risky changes behind feature flags",
-        "Failed deployments take more than a day to recover. Make rolling back one automated "
+        "Failed deployments take more than a day to recover. Make rolling back a single automated "
         "step, decouple release from deploy with feature flags so a bad change can be turned "
         "off without a new deployment, and alert on the symptoms users see.",
         "recovery_time",
@@ -578,6 +628,7 @@ def rule_rework(f: _Facts) -> _Candidate | None:
             "test or review step, and keep changes small so the faulty one is easy to find.",
             "rework_rate",
             evidence,
+            "test automation",
         )
     return _rec(
         "rework",
@@ -608,6 +659,7 @@ def _no_deployment(f: _Facts) -> _Candidate:
                 "and every fix reaching users sooner.",
                 "deployment_frequency",
                 [f"releases in {f.label}: 0", f"commits in {f.label}: {commits}"],
+                "working in small batches",
             )
         return _rec(
             "frequency",
@@ -618,6 +670,7 @@ def _no_deployment(f: _Facts) -> _Candidate:
             "quiet period, there is nothing to act on here.",
             "deployment_frequency",
             [f"releases in {f.label}: 0", f"commits in {f.label}: {commits}"],
+            "visibility of work in the value stream",
         )
     evidence = [f"deployments: {f.deployments}"]
     if commits:
@@ -633,6 +686,7 @@ def _no_deployment(f: _Facts) -> _Candidate:
         "automated deployment is the place to start.",
         "deployment_frequency",
         evidence,
+        "visibility of work in the value stream",
     )
 
 
@@ -658,6 +712,7 @@ def rule_frequency(f: _Facts) -> _Candidate | None:
             "build, publish) keeps each release small and easy to adopt.",
             "deployment_frequency",
             evidence,
+            "working in small batches",
         )
     evidence = [f"deployments: {f.deployments} in {f.label}"]
     if days is not None:
@@ -679,6 +734,8 @@ def rule_regression(f: _Facts) -> _Candidate | None:
     for metric in LABELS:
         change = f.metric(metric)["change"]
         if change["direction"] != "worsened" or change["relative_pct"] is None:
+            continue
+        if not f.judged(metric):
             continue
         size = abs(change["relative_pct"])
         if change["unit"] and abs(change["absolute"] or 0) < RULES["regression_min_pp"]:
@@ -745,8 +802,8 @@ def rule_slowest(f: _Facts) -> _Candidate | None:
         "slowest",
         10,
         "Walk through the slowest change with the team",
-        f"The slowest change of {f.label} spent most of its time in "
-        f"{STAGE_LABELS[stage]}. Going through it together usually shows one concrete "
+        f"The slowest change of {f.label} spent the longest part of its time in "
+        f"{STAGE_LABELS[stage]}. Going through it together usually shows a concrete "
         "obstacle (a missing reviewer, a manual step, an unclear requirement) worth removing.",
         "lead_time",
         [
@@ -774,26 +831,31 @@ _SUSTAIN = {
         "Keep deployments small and frequent",
         "Deployment frequency is healthy; protect it by keeping the pipeline fast and green "
         "and by deploying each change on its own rather than batching.",
+        "working in small batches",
     ),
     "lead_time": (
         "Watch the slow tail of lead time, not only the median",
         "The median is in good shape; the p90 shows the changes that still wait. Review the "
         "slowest changes in each report so the tail does not grow unnoticed.",
+        "visibility of work in the value stream",
     ),
     "change_failure_rate": (
         "Keep failures rare as deployment volume grows",
         "Few deployments fail. Keep every fix paired with a test so the rate stays low as the "
         "team ships more often.",
+        "test automation",
     ),
     "recovery_time": (
         "Rehearse recovery so it stays fast",
         "Recovery is quick today. Practise rollbacks and keep runbooks current so the next "
         "failure is handled just as fast.",
+        "documentation quality",
     ),
     "rework_rate": (
         "Keep unplanned work visible",
-        "Unplanned fixes are a small share of deployments; keep tracking them so a rise shows "
-        "up early.",
+        "Unplanned fixes are a small share of deployments; keep tracking them so a change is "
+        "noticed early.",
+        "visibility of work in the value stream",
     ),
 }
 _IMPROVE = {
@@ -802,37 +864,44 @@ _IMPROVE = {
         "Deployments are not yet routine. Automate build, test and deploy end to end so that "
         "shipping a change needs no manual step; DORA research ties deployment automation to "
         "higher deployment frequency.",
+        "deployment automation",
     ),
     "lead_time": (
         "Shorten the path from commit to production",
         "Lead time is long compared with high performers. Map where changes wait (review, "
         "release, manual approvals) and remove the longest wait first; small batches and "
         "continuous integration shorten every stage.",
+        "working in small batches",
     ),
     "change_failure_rate": (
         "Invest in automated testing on the deployment path",
         "Deployments fail more often than in high-performing teams. Automated tests that run "
         "on every change, and a production-like staging check, catch most failures earlier.",
+        "test automation",
     ),
     "recovery_time": (
-        "Make recovery a one-step operation",
+        "Make recovery a single-step operation",
         "Recovery is slower than in high-performing teams. Automate rollback, keep deployments "
         "small so the faulty change is easy to find, and alert on user-facing symptoms.",
+        "deployment automation",
     ),
     "rework_rate": _SUSTAIN["rework_rate"],
 }
-# Release-tagged services: the same advice in terms of releases (index 0: improve, 1: keep).
+# Release-tagged services: the same advice in terms of releases (index 0: improve, 1: keep),
+# each (title, why, DORA capability).
 _RELEASE = {
     "deployment_frequency": (
         (
             "Automate the release steps",
             "Releases are not yet routine. Automate changelog, build and publishing from the "
             "release tag so a release needs no manual step and can happen whenever it is due.",
+            "deployment automation",
         ),
         (
             "Keep releases small and regular",
             "The release cadence is healthy; keep each release small so it stays easy to "
             "adopt and to roll back.",
+            "working in small batches",
         ),
     ),
     "lead_time": (
@@ -841,6 +910,7 @@ _RELEASE = {
             "Commits wait long before a release ships them. Release when a batch of changes "
             "is ready rather than on a distant milestone, and automate the release steps so "
             "a release is cheap; small batches shorten every stage.",
+            "working in small batches",
         ),
         _SUSTAIN["lead_time"],
     ),
@@ -849,10 +919,12 @@ _RELEASE = {
             "Test releases before they are tagged",
             "Releases are undone more often than they should be. Run the full test matrix and "
             "a pre-release (release candidate) before tagging the final release.",
+            "test automation",
         ),
         (
             "Keep failed releases rare as the cadence grows",
             "Few releases are undone. Keep every fix paired with a test so that stays true.",
+            "test automation",
         ),
     ),
 }
@@ -865,13 +937,13 @@ def _filler(f: _Facts, metric: str) -> _Candidate | None:
     if value is None:
         return None
     tier = f.tier(metric)
-    title, why = (_IMPROVE if tier in FEW_DEPLOYS else _SUSTAIN)[metric]
+    title, why, capability = (_IMPROVE if tier in FEW_DEPLOYS else _SUSTAIN)[metric]
     if f.releases and metric in _RELEASE:
-        title, why = _RELEASE[metric][0 if tier in FEW_DEPLOYS else 1]
+        title, why, capability = _RELEASE[metric][0 if tier in FEW_DEPLOYS else 1]
     evidence = [f"{f.label_of(metric)}: {value}" + (f" ({tier})" if tier else "")]
     if metric == "lead_time" and f.cur("lead_time", "p90_hours") is not None:
         evidence.append(f"lead time p90: {hours(f.cur('lead_time', 'p90_hours'))}")
-    return _rec(f"filler_{metric}", 0, title, why, metric, evidence)
+    return _rec(f"filler_{metric}", 0, title, why, metric, evidence, capability)
 
 
 def _no_deployments(f: _Facts) -> list[Recommendation]:
@@ -888,6 +960,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
                 why=f"Lead time is measured from commit to production {noun}; with commits "
                 f"and pull requests recorded, the next {noun} will show where changes wait.",
                 metric="lead_time",
+                capability="visibility of work in the value stream",
                 evidence=[f"commits recorded: {f.data('commits_recorded')}"],
             )
         )
@@ -899,6 +972,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
                 "pull or merge requests (a GitHub or GitLab source) add the breakdown into "
                 "coding, pickup, review and deploy.",
                 metric="lead_time",
+                capability="visibility of work in the value stream",
                 evidence=[
                     f"commits recorded: {f.data('commits_recorded')}",
                     f"pull requests recorded: {f.data('changes_recorded')}",
@@ -914,6 +988,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
                 f"a {noun} gives the lead time to beat: ship the waiting work in small steps "
                 "rather than in one large batch.",
                 metric="lead_time",
+                capability="working in small batches",
                 evidence=[f"lead time median in {f.previous_label}: {hours(before)}"],
             )
         )
@@ -922,13 +997,13 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
         out.append(
             Recommendation(
                 title=(
-                    "Count regressions against the release that shipped them"
+                    "Record a broken release as an incident of that release"
                     if f.releases
                     else "Record incidents with the deployment that caused them"
                 ),
                 why=(
-                    "No incident or regression is recorded, so change failure rate can only "
-                    "count releases that were rolled back. Label regression issues as "
+                    "No incident is recorded, so change failure rate can only count releases "
+                    "that were rolled back. Label the issues that report a broken release as "
                     "incidents (a GitHub or GitLab source) so a bad release is counted."
                     if f.releases
                     else "Change failure rate and recovery time are computed from incidents "
@@ -936,6 +1011,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
                     "numbers trustworthy."
                 ),
                 metric="change_failure_rate",
+                capability="visibility of work in the value stream",
                 evidence=[f"incidents recorded: {f.data('incidents_recorded')}"],
             )
         )
@@ -946,6 +1022,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
                 why=f"Incidents were opened while no {noun} was recorded in the window; each "
                 f"one is blamed on the latest earlier {noun} unless its deployment id is given.",
                 metric="change_failure_rate",
+                capability="visibility of work in the value stream",
                 evidence=[f"incidents opened in {f.label}: {opened}"],
             )
         )
@@ -958,6 +1035,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
                 "freeze, a holiday), nothing needs to change; if not, find what held the "
                 f"{noun}s back.",
                 metric="deployment_frequency",
+                capability="visibility of work in the value stream",
                 evidence=[f"{noun}s in {f.previous_label}: {earlier}"],
             )
         )

@@ -155,6 +155,9 @@ def _df(q: _Quoter, m: WindowMetrics, unit: str | None = None) -> dict[str, Any]
         "deployments": q.count(m.deployment_count),
         "per_week": q.num(m.deployments_per_week),
         "per_day": q.num(m.deployments_per_day),
+        # the cadence's other units, so "8 releases per year" can be checked like per week
+        "per_month": q.num(m.deployment_count / days * humanize.DAYS_PER["month"]),
+        "per_year": q.num(m.deployment_count / days * humanize.DAYS_PER["year"]),
         "cadence": {"value": cadence.amount, "per": cadence.unit.removeprefix("per ")},
         "deployment_days_pct": q.pct(m.deployment_days_share),
     }
@@ -269,7 +272,7 @@ def trend_values(metric: str, history: list[WindowMetrics]) -> list[float | None
 def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) -> dict:
     """Direction over the history windows that have data (first third vs last third) and the
     best/worst; no direction with fewer than 3 such windows. `windows_with_data` is what a
-    trend claim may count ("over the 5 of 12 windows with data")."""
+    trend claim may count ("over the 5 windows with data (of 12)")."""
     values = trend_values(metric, history)
     known = [v * (100 if rate else 1) for v in values if v is not None]
     out: dict[str, Any] = {"windows": q.count(len(history)), "windows_with_data": len(known)}
