@@ -3,7 +3,8 @@
 # phone width, for a local git clone: runs `insights demo --repo` for each window, then
 # scripts/screenshot.sh on the service report at 1280 and 390 px.
 # Usage: scripts/screenshot_windows.sh REPO OUT_DIR [TAG_PATTERN] [WINDOW ...]
-#   TAG_PATTERN defaults to 'v*' (use '[0-9]*' for tags like 3.0.0); WINDOWS to 2025-Q3 2025.
+#   TAG_PATTERN: a glob for release tags, '' for the default (version tags such as v1.2.3 or
+#   1.2, never pre-releases); WINDOWS default to 2025-Q3 2025.
 # Writes OUT_DIR/<window>-desktop.png and OUT_DIR/<window>-phone.png and prints their paths.
 set -euo pipefail
 
@@ -13,7 +14,7 @@ if [[ $# -lt 2 ]]; then
 fi
 repo="$1"
 out="$2"
-tags="${3:-v*}"
+tags="${3:-}"
 shift $(( $# >= 3 ? 3 : 2 ))
 windows=("$@")
 if [[ ${#windows[@]} -eq 0 ]]; then
@@ -29,7 +30,11 @@ mkdir -p "$out"
 service="$(basename "$(cd "$repo" && pwd)")"
 for window in "${windows[@]}"; do
     reports="$out/reports-$window"
-    index="$("$insights" demo --repo "$repo" --tags "$tags" --window "$window" --out "$reports")"
+    tag_args=()
+    if [[ -n "$tags" ]]; then
+        tag_args=(--tags "$tags")
+    fi
+    index="$("$insights" demo --repo "$repo" "${tag_args[@]}" --window "$window" --out "$reports")"
     page="$(dirname "$index")/$window/service-$service.html"
     if [[ ! -f "$page" ]]; then
         echo "screenshot_windows: no report $page" >&2

@@ -157,6 +157,8 @@ def trend_chart(
         **_config(
             width=420,
             height=240,
+            # the newest window's label sits on the right edge: room for it to stay whole
+            margin_right=34,
             max_scale=5,
             min_scale=3,
             allow_interruptions=True,
