@@ -187,6 +187,7 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
     cards = []
     for key, name, value, unit, sub, suffix in specs:
         text, direction = delta(key, suffix)
+        text, direction = _judged(m[key], key, text, direction)
         cards.append(
             {
                 "key": key,
@@ -200,6 +201,44 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return cards
+
+
+# What a metric's verdict counts, for "too few … to judge".
+_SAMPLE_NOUNS = {
+    "deployment_frequency": "deployments",
+    "lead_time": "deployments",
+    "change_failure_rate": "deployments",
+    "recovery_time": "recoveries",
+    "rework_rate": "deployments",
+}
+
+
+def _judged(
+    metric: dict[str, Any], key: str, text: str, direction: str | None
+) -> tuple[str, str | None]:
+    """A card's change in the colour of its verdict: green or red only when the data says the
+    move is real, otherwise neutral with the reason ("within normal variation")."""
+    if direction not in ("improved", "worsened"):
+        return text, direction
+    verdict = (metric.get("verdict") or {}).get("previous") or "too little data"
+    if verdict == direction:
+        return text, direction
+    if verdict == "no clear change":
+        return f"{text} · within normal variation", "none"
+    return f"{text} · too few {_SAMPLE_NOUNS[key]} to judge", "none"
+
+
+def _trend_note(report: MetricReport, metric: str) -> str:
+    """Under a trend chart: the current window's verdicts against the previous window and the
+    baseline."""
+    verdicts = report.verdicts
+    found = getattr(verdicts, metric, None) if verdicts is not None else None
+    if found is None or found.previous is None:
+        return ""
+    text = f"{report.window.label}: {found.previous.verdict} vs the previous window"
+    if found.baseline is not None:
+        text += f", {found.baseline.verdict} vs the {found.baseline.windows} windows before"
+    return text
 
 
 def _narrator(result: NarrativeResult) -> dict[str, str]:
@@ -317,7 +356,9 @@ def render_report(
         title, svg = charts.trend_chart(
             metric, report.history, f"{prefix}-trend-{metric}", noun=noun
         )
-        trend_charts.append({"title": title, "svg": Markup(svg)})
+        trend_charts.append(
+            {"title": title, "svg": Markup(svg), "note": _trend_note(report, metric)}
+        )
     per_title, per_svg = charts.deployments_chart(
         report.deployments_by_day, f"{prefix}-per-day", noun=noun
     )

@@ -169,12 +169,31 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def storable_name(name: str) -> bool:
+    """Whether `name` can be a tenant name: 1-128 characters of valid Unicode, no NUL (a
+    command-line argument that is not UTF-8 arrives with lone surrogates, which the database
+    driver cannot encode)."""
+    if not 0 < len(name) <= 128 or "\x00" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def get_tenant(session: Session, name: str) -> Tenant | None:
+    if not storable_name(name):
+        return None  # no such tenant can exist
     return session.scalar(select(Tenant).where(Tenant.name == name))
 
 
 def ensure_tenant(session: Session, name: str, timezone: str = "UTC") -> tuple[Tenant, bool]:
     """The tenant named `name`, created if missing; returns (tenant, created)."""
+    if not storable_name(name):
+        raise UserError(
+            f"tenant {name!r}: must be 1-128 characters of valid Unicode (UTF-8), without NUL"
+        )
     tenant = get_tenant(session, name)
     if tenant is not None:
         return tenant, False
@@ -687,7 +706,15 @@ class TenantRepository:
                 )
             )
             removed += len(ids)
+        if removed:
+            self._data_changed()
         return removed
+
+    def _data_changed(self) -> None:
+        """Stored metric reads of this tenant are stale (insights/store/read_cache.py)."""
+        from insights.store import read_cache
+
+        read_cache.bump(self.session, self.tenant_id)
 
     def deployment_ids(self, service_id: int) -> set[str]:
         """External ids of every stored deployment of one service."""
@@ -711,6 +738,8 @@ class TenantRepository:
                 )
             )
             removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if removed:
+            self._data_changed()
         return removed
 
     def clear_service_records(self, service_id: int) -> dict[str, int]:
@@ -727,6 +756,8 @@ class TenantRepository:
                 )
             )
             removed[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if any(removed.values()):
+            self._data_changed()
         return removed
 
     def delete_cursors(self, source: str, repo: str) -> None:
