@@ -151,6 +151,7 @@ def _report(
         slowest_changes=metrics_compute.slowest_changes(prepared, window, services),
         deployments_by_day=metrics_compute.deployments_by_day(prepared, window, services),
         services=sorted(services),
+        recorded=metrics_compute.recorded(prepared, window, services),
     )
 
 
@@ -198,6 +199,15 @@ def compute_all(
     return reports
 
 
+def with_sources(report: MetricReport, tenant_config: TenantConfig) -> MetricReport:
+    """`report` with what counts as a deployment of each of its services (from the config):
+    the narrative and the report word a release-tagged library as "releases"."""
+    from insights.deliver.coverage import deployment_sources
+
+    sources = deployment_sources(tenant_config, report.services)
+    return report.model_copy(update={"deployment_sources": sources})
+
+
 @dataclass
 class BuiltReports:
     """What `build_reports` wrote: one file per scope, the tenant's index, who narrated, and
@@ -228,7 +238,10 @@ def build_reports(
 
     generated_at = generated_at or now()
     frames = TenantRepository.open(session, tenant_config.name).delivery_frames()
-    reports = compute_all(session, tenant_config.name, window, frames=frames)
+    reports = [
+        with_sources(r, tenant_config)
+        for r in compute_all(session, tenant_config.name, window, frames=frames)
+    ]
     covered = coverage(frames, tenant_config, window)
     paths, outcomes, narrated = [], Counter[str](), []
     for report in reports:

@@ -34,7 +34,7 @@ from insights.metrics.result import MetricReport, Window
 from insights.metrics.windows import parse_window
 from insights.narrate.schema import NarrativeResult
 from insights.narrate.service import narrate_report
-from insights.pipeline import build_reports, compute_all
+from insights.pipeline import build_reports, compute_all, with_sources
 from insights.store.db import unit_of_work
 from insights.timeutil import now as utcnow
 
@@ -94,7 +94,7 @@ def build_week(
             items = build_reports(session, tenant, window, out_dir, generated_at=at).narrated
         else:
             reports = compute_all(session, tenant.name, window)
-            items = [(r, narrate_report(session, tenant, r)) for r in reports]
+            items = [(r, narrate_report(session, tenant, with_sources(r, tenant))) for r in reports]
     paths = {(r.scope.kind, r.scope.name): report_path(out_dir, r) for r, _ in items}
     return WeeklyBuild(tenant.name, window.label, items, paths)
 

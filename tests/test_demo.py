@@ -194,7 +194,7 @@ def test_demo_with_a_local_repo_reports_the_week_of_its_newest_tag(tmp_path: Pat
     assert "Service shop-app — 2026-W03" in html
     assert "localgit" in html  # the coverage table names the source
     # v2 shipped the two commits after v1: lead times 54 h and 25 h, median 39.5 h.
-    assert '<div class="value">39.5 <span class="unit">h median</span></div>' in html
+    assert '<div class="value">39.5 <span class="unit">hours median</span></div>' in html
 
 
 def test_demo_with_a_missing_repo_is_a_one_line_error(tmp_path: Path):

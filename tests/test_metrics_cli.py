@@ -95,7 +95,7 @@ def test_metrics_table_is_the_default_format(loaded):
     result = invoke("metrics", "--from", "2026-01-05", "--to", "2026-01-07")
     assert result.exit_code == 0, result.output
     assert "2026-01-05..2026-01-07" in result.stdout
-    assert "Deployments per week" in result.stdout
+    assert "Deployment rate" in result.stdout
 
 
 def test_compute_stores_snapshots_for_every_scope(loaded):

@@ -46,6 +46,7 @@ def report(events=EVENTS) -> MetricReport:
 def test_json_output_of_an_empty_window_is_null_not_zero_or_nan():
     doc = json.loads(render_json(report([])))
     assert doc["deployment_count"] == 0
+    assert doc["deployment_days_share"] == 0  # days are its denominator: known, not null
     assert doc["change_failure_rate"] is None
     assert doc["lead_time_hours"] == {"median": None, "p75": None, "p90": None, "samples": 0}
     assert doc["tier"]["overall"] is None
@@ -102,7 +103,7 @@ def test_table_renders_every_headline_metric():
     out = io.StringIO()
     Console(file=out, width=120).print(render_table(report()))
     text = out.getvalue()
-    for label in ("Deployments per week", "Lead time, median", "Change failure rate", "Rework"):
+    for label in ("Deployment rate", "Lead time, median", "Change failure rate", "Rework"):
         assert label in text
 
 

@@ -133,7 +133,7 @@ def test_digest_has_header_numbers_with_tiers_and_deltas_movement_advice_and_lin
     )
     assert (
         fields[1]["text"]
-        == "*Lead time (median)*\n26.0 h · high\n−14.0 h vs previous :white_check_mark:"
+        == "*Lead time (median)*\n26 h · high\n−14 h vs previous :white_check_mark:"
     )
     assert (
         fields[2]["text"]
@@ -159,7 +159,7 @@ def test_digest_calls_noise_noise_and_says_when_samples_are_too_few():
 
 def test_a_move_the_verdict_backs_is_named_before_a_larger_one_that_is_noise():
     text = moved_most(report(verdicts=verdicts_of(lead_time="improved")))
-    assert text == "*Lead time (median)* improved 35% (40.0 h → 26.0 h)"
+    assert text == "*Lead time (median)* improved 35% (40 h → 26 h)"
 
 
 def test_collected_text_cannot_ping_or_link_in_slack():
@@ -258,8 +258,10 @@ def test_huge_texts_and_block_counts_are_cut_to_slack_limits():
     ("value", "unit", "text"),
     [
         (None, "hours", "no data"),
-        (26.04, "hours", "26.0 h"),
-        (50.0, "hours", "2.1 d"),
+        (26.04, "hours", "26 h"),
+        (50.0, "hours", "50 h"),
+        (84.0, "hours", "3.5 d"),
+        (4127.9, "hours", "24.6 wk"),
         (0.083, "rate", "8.3%"),
         (3.0, "count", "3"),
         (2.5, "count", "2.5"),

@@ -58,7 +58,8 @@ WindowOption = typer.Option(
     "--window",
     "-w",
     metavar="WINDOW",
-    help="ISO week (2026-W05), month (2026-01) or FROM..TO dates; default: the last full week.",
+    help="ISO week (2026-W05), month (2026-01), quarter (2026-Q1), year (2026) or FROM..TO "
+    "dates; default: the last full week.",
 )
 FromOption = typer.Option(
     None, "--from", metavar="TIME", help="Window start: a date or ISO time (UTC if no offset)."
@@ -144,7 +145,7 @@ def resolve_target(
 
 def resolve_window(window: str | None, start: str | None, end: str | None) -> Window:
     """The window from --window or --from/--to (not both); the default is last full week."""
-    from insights.metrics.windows import between, parse_time_bound, parse_window
+    from insights.metrics.windows import aligned, parse_time_bound, parse_window
     from insights.timeutil import now
 
     if start is None and end is None:
@@ -153,7 +154,7 @@ def resolve_window(window: str | None, start: str | None, end: str | None) -> Wi
         raise UserError("--window: give either --window or --from/--to, not both")
     if start is None or end is None:
         raise UserError("--from/--to: give both ends of the window")
-    return between(parse_time_bound(start, "--from"), parse_time_bound(end, "--to"))
+    return aligned(parse_time_bound(start, "--from"), parse_time_bound(end, "--to"))
 
 
 def open_tenant_for_write(session: Session, s: Settings, tenant: str) -> TenantRepository:

@@ -93,6 +93,7 @@ def narrate(
         tenant_config = tenant_config.model_copy(update={"llm": llm})
     with unit_of_work(engine) as session:
         report = pipeline.compute_report(session, name, chosen, span)
+        report = pipeline.with_sources(report, tenant_config)
         result = narrate_report(session, tenant_config, report)
     if fmt is NarrateFormat.json:
         console.print_json(result.model_dump_json())

@@ -116,8 +116,8 @@ def demo(
         "--window",
         "-w",
         metavar="WINDOW",
-        help="Week, month or FROM..TO; default: the last full week (with --repo: the week of "
-        "the newest deployment).",
+        help="Week, month, quarter (2026-Q1), year (2026) or FROM..TO; default: the last full "
+        "week (with --repo: the week of the newest deployment).",
     ),
     start: str | None = FromOption,
     end: str | None = ToOption,

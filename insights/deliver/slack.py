@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from insights import humanize
 from insights.config import TenantConfig, secret
 from insights.deliver.html import window_span
 from insights.errors import UserError
@@ -103,13 +104,14 @@ def clip(text: str, limit: int) -> str:
 
 
 def fmt_value(value: float | None, unit: str) -> str:
-    """`12`, `3.5`, `26.5 h`, `3.2 d` (from 48 h), `5.6%`, `0%`; None is `no data`."""
+    """`12`, `3.5`, `26.5 h`, `3.5 d` (from 72 h), `24.6 wk` (from 14 days), `5.6%`, `0%`;
+    None is `no data`. Durations follow `insights.humanize`, like the report and narrative."""
     if value is None:
         return "no data"
     if unit == "rate":
         return f"{value * 100:.1f}".removesuffix(".0") + "%"
     if unit == "hours":
-        return f"{value / 24:.1f} d" if value >= 48 else f"{value:.1f} h"
+        return humanize.duration(value, short=True)
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
@@ -121,7 +123,7 @@ def fmt_delta(current: float | None, previous: float | None, unit: str) -> str |
     if unit == "rate":
         text = f"{abs(diff) * 100:.1f}".removesuffix(".0") + " pp"
     elif unit == "hours":
-        text = f"{abs(diff):.1f} h"
+        text = humanize.duration(abs(diff), short=True)
     else:
         text = f"{abs(diff):.1f}".removesuffix(".0")
     if float(text.split()[0]) == 0:  # rounds to nothing: no "−0.0 h"
