@@ -5,7 +5,8 @@ The demo facts are computed here, through the same event import and metric code 
 `insights demo`, at a fixed "now" so the corpus is the same on every run. The flask facts were
 built once from a clone of https://github.com/pallets/flask read by the local-git collector
 (`insights demo --repo flask --tags '*'`; every release tag is a production deployment), for
-five windows (the week of the newest release, two months, two release weeks), and are kept as
+five windows (the week of the newest release, two months, two release weeks), with the
+verdicts of issue 19, and are kept as
 data in `flask_facts.json`.
 """
 
