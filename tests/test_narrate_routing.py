@@ -312,6 +312,7 @@ def test_budget_running_out_mid_run_still_writes_every_report(
                 "title": "Keep deploying in small batches",
                 "why": "A steady cadence over the 7 days keeps changes small.",
                 "metric": "deployment_frequency",
+                "capability": "working in small batches",
                 "evidence": ["window days: 7"],
             }
         ],
