@@ -38,7 +38,7 @@ class RebuildReport:
     removed: dict[str, int] = field(default_factory=dict)
     derived: dict[str, int] = field(default_factory=dict)
     deliveries: int = 0  # kept webhook deliveries replayed
-    skipped: int = 0  # kept deliveries the current mapping rejects
+    skipped: int = 0  # kept payloads and deliveries the current mapping rejects
     warnings: list[str] = field(default_factory=list)
 
 
@@ -63,6 +63,9 @@ def rebuild_service(engine: Engine, tenant: TenantConfig, service: ServiceConfig
         return report
     ctx = SyncContext(engine, tenant, service, kind, collector.repo_key())
     derived = collector.raw_events(ctx)  # type: ignore[attr-defined]
+    # kept payloads the event model refuses are skipped there, each named in a warning
+    report.skipped += sum(ctx.report.skipped.values())
+    report.warnings += ctx.report.warnings
     with unit_of_work(engine) as session:
         from insights.pipeline import store_events
 
