@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -78,7 +79,11 @@ class Team(Base):
 
 class Service(Base):
     __tablename__ = "services"
-    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        # the target of the commits' (tenant_id, service_id) foreign key
+        Index("ux_services_tenant_id", "tenant_id", "id", unique=True),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
@@ -91,10 +96,22 @@ class Service(Base):
 
 class Commit(Base):
     __tablename__ = "commits"
-    __table_args__ = (UniqueConstraint("tenant_id", "service_id", "sha"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "service_id", "sha"),
+        # One composite key, not one per column: PostgreSQL checks a foreign key row by row,
+        # and the bulk tables (commits, shipped-commit links) pay that check per row; one
+        # check also makes a row's tenant equal its service's tenant. Tenant deletion still
+        # cascades: tenant → services → commits.
+        ForeignKeyConstraint(
+            ["tenant_id", "service_id"],
+            ["services.tenant_id", "services.id"],
+            name="commits_service_fkey",
+            ondelete="CASCADE",
+        ),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    service_id: Mapped[int] = mapped_column(BigId)
     sha: Mapped[str] = mapped_column(String(64))
     authored_at: Mapped[datetime | None]
     committed_at: Mapped[datetime]
@@ -125,6 +142,8 @@ class Deployment(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "service_id", "external_id"),
         Index("ix_deployments_service_finished", "tenant_id", "service_id", "finished_at"),
+        # the target of the shipped-commit links' (tenant_id, deployment_id) foreign key
+        Index("ux_deployments_tenant_id", "tenant_id", "id", unique=True),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -143,10 +162,17 @@ class DeploymentCommit(Base):
     """A commit a deployment shipped, as listed by its source (event, tag range, compare API)."""
 
     __tablename__ = "deployment_commits"
-    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    deployment_id: Mapped[int] = mapped_column(
-        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        # one composite key, checked once per row (see `Commit`)
+        ForeignKeyConstraint(
+            ["tenant_id", "deployment_id"],
+            ["deployments.tenant_id", "deployments.id"],
+            name="deployment_commits_deployment_fkey",
+            ondelete="CASCADE",
+        ),
     )
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    deployment_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     sha: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
