@@ -10,7 +10,7 @@
 - PostgreSQL only: the work queue's tables (procrastinate's own schema, `procrastinate_*`), so
   the queue's schema changes with ours and no worker races another on DDL.
 
-Revision ID: 0007
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-01 19:40:00
 """
@@ -22,7 +22,7 @@ from alembic import op
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-revision: str = "0007"
+revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -14,8 +14,8 @@ Measured with psql on this machine (same load, alternated): 85,000 commits 3.28 
 SQLite gets the unique (tenant_id, id) indexes only: changing a foreign key there means
 rebuilding the table, and its foreign-key checks are cheap next to PostgreSQL's triggers.
 
-Revision ID: 0018b
-Revises: 0007
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 21:05:00
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0018b"
-down_revision: str | None = "0007"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
