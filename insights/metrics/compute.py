@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from insights.metrics import failures, frequency, lead_time, recovery, rework, shipped, tiers
+from insights.metrics import (
+    failures,
+    frequency,
+    lead_time,
+    recovery,
+    reverts,
+    rework,
+    shipped,
+    tiers,
+)
 from insights.metrics.keys import intern_shas
 from insights.metrics.production import production_deployments
 from insights.metrics.result import SlowChange, Window, WindowMetrics
@@ -102,7 +111,8 @@ def _ns(values: pd.Series) -> np.ndarray:
 class Prepared:
     """A tenant's delivery data with every whole-history rule applied.
 
-    deployments: production deployments with `failed`, `rolled_back`, `is_rollback`, `rework`,
+    deployments: production deployments with `failed`, `rolled_back`, `reverted`, `is_rollback`,
+    `rework`,
     `recovery_hours`, `finished_ns`. lead_times: first shipment per commit (`hours`,
     `finished_ns`). changes: merged + deployed changes with stages (`deployed_ns`).
     incidents: incidents with their blamed deployment (`opened_ns`).
@@ -178,17 +188,27 @@ def prepare(frames: DeliveryFrames) -> Prepared:
 
     backs = failures.rollbacks(prod)
     rolled = backs["rolled_back"].to_numpy(dtype=bool)
+    undone = reverts.revert_failures(prod, ships, commits, changes, shas)
+    reverted = undone["reverted"].to_numpy(dtype=bool)
     blamed = failures.attribute_incidents(incidents, prod)
-    failed = failures.failed_mask(prod, rolled, blamed)
+    # one failed deployment counts once, whichever signals it has
+    failed = failures.failed_mask(prod, rolled | reverted, blamed)
+    # service is restored by whichever comes first: the rollback or the revert in production
+    restored_at = pd.concat(
+        [backs["next_finished_at"].where(rolled), undone["revert_restored_at"]], axis=1
+    ).min(axis=1)
+    is_rollback = backs["is_rollback"].to_numpy(dtype=bool)
     prod = prod.assign(
         failed=failed,
         rolled_back=rolled,
-        is_rollback=backs["is_rollback"].to_numpy(dtype=bool),
+        reverted=reverted,
+        is_rollback=is_rollback,
         rework=rework.rework_mask(
-            backs["is_rollback"].to_numpy(dtype=bool), rework.during_incidents(prod, blamed)
+            is_rollback | undone["ships_revert"].to_numpy(dtype=bool),
+            rework.during_incidents(prod, blamed),
         ),
         recovery_hours=recovery.recovery_hours(
-            prod, failed, rolled, backs["next_finished_at"], blamed
+            prod, failed, rolled | reverted, restored_at, blamed
         ),
         finished_ns=_ns(prod["finished_at"]),
     )
