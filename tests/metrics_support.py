@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from insights.config import DEFAULT_PRODUCTION_PATTERN
-from insights.metrics.reverts import reverted_sha
+from insights.metrics.revert_markers import reverted_sha
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent, parse_event
 from insights.store.repository import DeliveryFrames
 

@@ -17,7 +17,7 @@ from metrics_support import change, commit, dep, frames, incident
 from insights import pipeline
 from insights.collect.localgit import sync_local_repo
 from insights.metrics.compute import compute, prepare
-from insights.metrics.reverts import reverted_change_ref, reverted_sha, reverted_title
+from insights.metrics.revert_markers import reverted_change_ref, reverted_sha, reverted_title
 from insights.metrics.scope import parse_scope
 from insights.metrics.windows import parse_window
 from insights.store.db import unit_of_work
@@ -201,3 +201,29 @@ def test_revert_markers_are_read_from_messages_titles_and_branches():
     assert reverted_change_ref("revert-42-feature/cache") == "42"
     assert reverted_change_ref("feature/revert-42", None) is None
     assert reverted_change_ref(None, "This reverts merge request !7\n\nWhy: leaks") == "7"
+
+
+def test_github_revert_branch_and_gitlab_description_name_the_reverted_change():
+    from insights.collect.github_map import map_pull
+    from insights.collect.gitlab_map import map_merge_request
+
+    # GitHub's "Revert" button opens a pull request from `revert-<n>-<branch>`
+    pull = {
+        "number": 11,
+        "title": 'Revert "Add cache"',
+        "created_at": "2026-01-05T12:00:00Z",
+        "merged_at": "2026-01-05T13:00:00Z",
+        "merge_commit_sha": SHA["c"],
+        "head": {"ref": "revert-10-add-cache"},
+    }
+    assert map_pull("checkout", pull, [], []).reverts == "10"
+    # GitLab's "Revert" button writes "This reverts merge request !n" into the description
+    mr = {
+        "iid": 8,
+        "title": 'Revert "Add cache"',
+        "created_at": "2026-01-05T12:00:00Z",
+        "merged_at": "2026-01-05T13:00:00Z",
+        "merge_commit_sha": SHA["c"],
+        "description": "This reverts merge request !7",
+    }
+    assert map_merge_request("checkout", mr, [], []).reverts == "7"

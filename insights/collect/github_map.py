@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from insights.collect.hostcommon import deployment_reference, severity_label
+from insights.metrics.revert_markers import reverted_change_ref
 from insights.model import (
     ChangeEvent,
     CommitEvent,
@@ -167,6 +168,7 @@ def map_pull(
         merged_at=pull.get("merged_at"),
         merge_sha=pull.get("merge_commit_sha"),
         commits=tuple(c["sha"] for c in commits),
+        reverts=reverted_change_ref(head_branch=(pull.get("head") or {}).get("ref")),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from insights.collect.github_map import environment_name
 from insights.collect.hostcommon import deployment_reference, severity_label
+from insights.metrics.revert_markers import reverted_change_ref
 from insights.model import (
     ChangeEvent,
     CommitEvent,
@@ -122,6 +123,7 @@ def map_merge_request(
             or merge_request.get("sha")
         ),
         commits=tuple(c["id"] for c in commits),
+        reverts=reverted_change_ref(description=merge_request.get("description")),
     )
 
 

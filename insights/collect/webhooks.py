@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from insights.metrics.revert_markers import reverted_change_ref
+
 _HEX = re.compile(r"^[0-9a-fA-F]{4,64}$")
 _BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._/-]+")
 _SEVERITY = re.compile(r"^(sev|severity)[\s:_-]*\d+$", re.IGNORECASE)
@@ -155,6 +157,9 @@ def github_event(event: str, payload: dict[str, Any], incident_label: str = "inc
                     "merge_sha": _text(payload, "pull_request.merge_commit_sha", required=False)
                     if merged_at
                     else None,
+                    "reverts": reverted_change_ref(
+                        head_branch=_text(payload, "pull_request.head.ref", required=False)
+                    ),
                 }
             ]
         )
@@ -247,6 +252,9 @@ def gitlab_event(payload: dict[str, Any], incident_label: str = "incident") -> M
                     "merge_sha": _text(payload, "object_attributes.merge_commit_sha", False)
                     if merged
                     else None,
+                    "reverts": reverted_change_ref(
+                        description=_text(payload, "object_attributes.description", False)
+                    ),
                 }
             ]
         )

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from insights.config import DEFAULT_PRODUCTION_PATTERN
 from insights.errors import NotFound, UserError
-from insights.metrics.reverts import reverted_sha
+from insights.metrics.revert_markers import reverted_sha
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.store.models import (
     Base,
