@@ -192,7 +192,8 @@ def run_sync(
     """Run the collector of every configured service (optionally one tenant / one service).
 
     Services whose source is `events` (pushed by import/record/API) have nothing to fetch and
-    are skipped. Every selected collector is built (and its settings checked) before any runs.
+    are skipped; a service's incident tools (`incidents`) run after its source. Every selected
+    collector is built (and its settings checked) before any runs.
     Returns one `SyncReport` per service run: counts per kind and seconds taken.
     """
     tenants = [org.tenant(tenant)] if tenant else org.tenants
@@ -200,7 +201,7 @@ def run_sync(
     if service and not selected:
         where = f" of tenant {tenant!r}" if tenant else ""
         raise UserError(f"--service {service}: not configured in insights.toml{where}")
-    runs = [(t, s, make_collector(t, s)) for t, s in selected if s.source.kind != "events"]
+    runs = [(t, view, make_collector(t, view)) for t, s in selected for view in s.sources()]
     reports: list[SyncReport] = []
     for tenant_config, service_config, collector in runs:
         if on_start:
