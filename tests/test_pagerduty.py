@@ -96,12 +96,12 @@ def test_full_sync_pages_incidents_of_the_configured_services_only(
 
 
 def test_resync_reads_from_the_oldest_open_incident_and_sees_its_resolution(
-    db: Database, pagerduty: FakePagerDuty
+    sqlite_db: Database, pagerduty: FakePagerDuty
 ) -> None:
     pagerduty.add(1, SERVICE, opened=0, resolved=10)
     still_open = pagerduty.add(2, SERVICE, opened=60 * 24 * 20)  # triggered, 20 days later
-    sync(db, org(pagerduty, overlap_days=0))
-    assert incidents(db)["PINC002"].resolved_at is None
+    sync(sqlite_db, org(pagerduty, overlap_days=0))
+    assert incidents(sqlite_db)["PINC002"].resolved_at is None
 
     still_open.update(
         status="resolved",
@@ -109,9 +109,9 @@ def test_resync_reads_from_the_oldest_open_incident_and_sees_its_resolution(
         last_status_change_at="2026-01-26T10:00:00Z",
     )
     pagerduty.seen.clear()
-    report = sync(db, org(pagerduty, overlap_days=0))
+    report = sync(sqlite_db, org(pagerduty, overlap_days=0))
 
-    assert incidents(db)["PINC002"].resolved_at == parse_time("2026-01-26T10:00:00Z")
+    assert incidents(sqlite_db)["PINC002"].resolved_at == parse_time("2026-01-26T10:00:00Z")
     assert report.counts["incident"].updated == 1
     first_since = parse_time(list_requests(pagerduty)[0]["since"][0])
     assert first_since == parse_time(still_open["created_at"])  # not the lookback start
@@ -130,24 +130,24 @@ def test_reopened_incident_is_unresolved_again(db: Database, pagerduty: FakePage
 
 
 def test_deployment_named_in_a_note_links_the_incident(
-    db: Database, pagerduty: FakePagerDuty
+    sqlite_db: Database, pagerduty: FakePagerDuty
 ) -> None:
     pagerduty.add(1, SERVICE, opened=0, resolved=30, note="Rolled back.\nDeployment: d-42")
     pagerduty.add(2, SERVICE, opened=5, priority=None, urgency="low")
-    sync(db, org(pagerduty))
-    stored = incidents(db)
+    sync(sqlite_db, org(pagerduty))
+    stored = incidents(sqlite_db)
     assert stored["PINC001"].deployment_external_id == "d-42"
     assert stored["PINC002"].deployment_external_id is None
     assert stored["PINC002"].severity == "low"  # no priority: the urgency
 
 
-def test_429_with_retry_after_is_waited_out(db: Database, pagerduty: FakePagerDuty) -> None:
+def test_429_with_retry_after_is_waited_out(sqlite_db: Database, pagerduty: FakePagerDuty) -> None:
     pagerduty.add(1, SERVICE, opened=0, resolved=30)
     pagerduty.fail(r"^/incidents$", 429, {"Retry-After": "0"}, {"error": {"code": 2020}})
-    report = sync(db, org(pagerduty))
+    report = sync(sqlite_db, org(pagerduty))
     assert report.stopped_early is None
     assert pagerduty.statuses()[:2] == [429, 200]
-    assert len(incidents(db)) == 1
+    assert len(incidents(sqlite_db)) == 1
 
 
 def test_429_beyond_the_wait_budget_stops_then_resumes_without_duplicates(
@@ -169,25 +169,25 @@ def test_429_beyond_the_wait_budget_stops_then_resumes_without_duplicates(
     assert second.counts["incident"].new == 50
 
 
-def test_server_errors_are_retried(db: Database, pagerduty: FakePagerDuty) -> None:
+def test_server_errors_are_retried(sqlite_db: Database, pagerduty: FakePagerDuty) -> None:
     pagerduty.add(1, SERVICE, opened=0, resolved=30)
     pagerduty.fail(r"^/incidents$", 503, body={"error": {"message": "unavailable"}}, times=2)
-    sync(db, org(pagerduty))
+    sync(sqlite_db, org(pagerduty))
     assert pagerduty.statuses()[:3] == [503, 503, 200]
-    assert len(incidents(db)) == 1
+    assert len(incidents(sqlite_db)) == 1
 
 
 def test_persistent_server_error_is_a_one_line_error(
-    db: Database, pagerduty: FakePagerDuty
+    sqlite_db: Database, pagerduty: FakePagerDuty
 ) -> None:
     pagerduty.fail(r"^/incidents$", 500, times=10)
     with pytest.raises(UserError) as caught:
-        sync(db, org(pagerduty))
+        sync(sqlite_db, org(pagerduty))
     assert str(caught.value) == "pagerduty checkout: PagerDuty answered 500"
 
 
 def test_bad_token_is_one_line_error_naming_the_variable_not_the_token(
-    db: Database,
+    sqlite_db: Database,
     pagerduty: FakePagerDuty,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -197,37 +197,37 @@ def test_bad_token_is_one_line_error_naming_the_variable_not_the_token(
     monkeypatch.setenv(TOKEN_ENV, wrong)
     pagerduty.add(1, SERVICE, opened=0)
     with caplog.at_level(logging.DEBUG), pytest.raises(UserError) as caught:
-        sync(db, org(pagerduty))
+        sync(sqlite_db, org(pagerduty))
     message = str(caught.value)
     assert message.startswith("pagerduty checkout: the token in TEST_PAGERDUTY_TOKEN was rejected")
     assert "\n" not in message
     out = capsys.readouterr()
     for text in (message, caplog.text, out.out, out.err):
         assert wrong not in text
-    assert incidents(db) == {}
+    assert incidents(sqlite_db) == {}
 
 
 def test_source_without_service_ids_is_rejected_before_any_request(
-    db: Database, pagerduty: FakePagerDuty
+    sqlite_db: Database, pagerduty: FakePagerDuty
 ) -> None:
     with pytest.raises(UserError, match="needs service_ids"):
-        sync(db, org(pagerduty, service_ids=[]))
+        sync(sqlite_db, org(pagerduty, service_ids=[]))
     assert pagerduty.seen == []
 
 
 def test_remap_rederives_incidents_from_raw_payloads_without_requests(
-    db: Database, pagerduty: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, pagerduty: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pagerduty.add(1, SERVICE, opened=0, resolved=30, note="Deployment: d-7")
     pagerduty.add(2, SERVICE, opened=10)
     config = org(pagerduty)
-    sync(db, config)
+    sync(sqlite_db, config)
     pagerduty.seen.clear()
     monkeypatch.delenv(TOKEN_ENV)
     tenant = config.tenants[0]
     [view] = tenant.services[0].sources()
     collector = PagerDutyCollector(view, tenant)
-    ctx = SyncContext(db.engine, tenant, view, "pagerduty", collector.repo_key())
+    ctx = SyncContext(sqlite_db.engine, tenant, view, "pagerduty", collector.repo_key())
 
     collector.remap(ctx)
 
@@ -247,11 +247,11 @@ def test_mapping_follows_the_published_incident_example() -> None:
 
 
 def test_incident_sources_run_after_the_services_own_source(
-    db: Database, pagerduty: FakePagerDuty
+    sqlite_db: Database, pagerduty: FakePagerDuty
 ) -> None:
     pagerduty.add(1, SERVICE, opened=0, resolved=30)
     config = org(pagerduty)
-    with unit_of_work(db.engine) as session:
+    with unit_of_work(sqlite_db.engine) as session:
         TenantRepository.open(session, "acme", create=True)
-    reports = run_sync(db.engine, config)
+    reports = run_sync(sqlite_db.engine, config)
     assert [(r.service, r.source) for r in reports] == [("checkout", "pagerduty")]

@@ -24,8 +24,8 @@ new or changed incident (its notes).
 from __future__ import annotations
 
 import hashlib
-import ssl
 import logging
+import ssl
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
