@@ -68,6 +68,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     times: int = 1
+    query: str | None = None  # a regex the query string must match too
 
 
 class _Fake:
@@ -88,8 +89,9 @@ class _Fake:
         headers: dict[str, str] | None = None,
         body: Any = None,
         times: int = 1,
+        query: str | None = None,
     ) -> None:
-        self.faults.append(Fault(path, status, headers or {}, body, times))
+        self.faults.append(Fault(path, status, headers or {}, body, times, query))
 
     def statuses(self) -> list[int]:
         return [status for _, _, status in self.seen]
@@ -97,7 +99,12 @@ class _Fake:
     def _handle(self, request: Request) -> Response:
         query = {k: request.args.getlist(k) for k in request.args}
         for fault in self.faults:
-            if fault.times > 0 and re.search(fault.path, request.path):
+            asked = request.query_string.decode()
+            if (
+                fault.times > 0
+                and re.search(fault.path, request.path)
+                and (fault.query is None or re.search(fault.query, asked))
+            ):
                 fault.times -= 1
                 self.seen.append((request.path, query, fault.status))
                 return Response(
