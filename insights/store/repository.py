@@ -646,6 +646,20 @@ class TenantRepository:
 
     # -- sync state --------------------------------------------------------------------------
 
+    def delete_incidents(self, service_id: int, external_ids: Sequence[str]) -> int:
+        """Forget incidents that stopped being incidents of the service (a Jira issue deleted,
+        moved to another project or retyped); returns how many were stored."""
+        if not external_ids:
+            return 0
+        result = self.session.execute(
+            delete(Incident).where(
+                Incident.tenant_id == self.tenant_id,
+                Incident.service_id == service_id,
+                self._in(Incident.external_id, list(external_ids), String),
+            )
+        )
+        return int(result.rowcount or 0)
+
     def get_cursor(self, source: str, repo: str, kind: str) -> dict[str, Any] | None:
         row = self.session.scalar(
             self.scoped(SyncCursor).where(
