@@ -88,6 +88,16 @@ def _signed(value: float | None, suffix: str) -> str:
     return f"{sign}{fmt(abs(value))}{suffix}"
 
 
+def _signals(cfr: dict[str, Any]) -> str:
+    """` (2 incident · 1 revert)`: what marked the failed deployments, when any did."""
+    parts = [
+        f"{cfr.get(f'failed_by_{signal}')} {signal}"
+        for signal in ("incident", "rollback", "revert")
+        if cfr.get(f"failed_by_{signal}")
+    ]
+    return f" ({' · '.join(parts)})" if parts else ""
+
+
 def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
     m = facts["metrics"]
     prev = facts["previous_window"]
@@ -127,7 +137,8 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             "Change failure rate",
             fmt(cfr["rate_pct"]),
             "%" if cfr["rate_pct"] is not None else "",
-            f"{cfr['failed_deployments']} of {cfr['deployments']} deployments failed",
+            f"{cfr['failed_deployments']} of {cfr['deployments']} deployments failed"
+            + _signals(cfr),
             " pp",
         ),
         (

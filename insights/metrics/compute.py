@@ -26,7 +26,7 @@ from insights.metrics import (
 )
 from insights.metrics.keys import intern_shas
 from insights.metrics.production import production_deployments
-from insights.metrics.result import SlowChange, Window, WindowMetrics
+from insights.metrics.result import FailureSignals, SlowChange, Window, WindowMetrics
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -200,6 +200,7 @@ def prepare(frames: DeliveryFrames) -> Prepared:
     is_rollback = backs["is_rollback"].to_numpy(dtype=bool)
     prod = prod.assign(
         failed=failed,
+        by_incident=failures.failed_mask(prod, np.zeros(len(prod), bool), blamed),
         rolled_back=rolled,
         reverted=reverted,
         is_rollback=is_rollback,
@@ -269,6 +270,11 @@ def window_metrics(
         lead_time_hours=lead,
         change_failure_rate=cfr,
         failed_deployments=failed,
+        failed_by=FailureSignals(
+            incident=int(deps["by_incident"].sum()),
+            rollback=int(deps["rolled_back"].sum()),
+            revert=int(deps["reverted"].sum()),
+        ),
         recovery_time_hours=rec,
         rework_rate=round(reworked / count, 4) if count else None,
         rework_deployments=reworked,

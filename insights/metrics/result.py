@@ -81,6 +81,15 @@ class SlowChange(_Result):
     deploy: float | None = None
 
 
+class FailureSignals(_Result):
+    """Failed deployments of the window with each signal. A deployment with several (an
+    incident and a revert) is in several counts but is one failed deployment."""
+
+    incident: int = 0
+    rollback: int = 0
+    revert: int = 0
+
+
 class WindowMetrics(_Result):
     """The DORA metrics of one scope over one window."""
 
@@ -93,6 +102,7 @@ class WindowMetrics(_Result):
     lead_time_hours: LeadTimeHours = Field(default_factory=LeadTimeHours)
     change_failure_rate: float | None = None
     failed_deployments: int = 0
+    failed_by: FailureSignals = Field(default_factory=FailureSignals)
     recovery_time_hours: RecoveryTimeHours = Field(default_factory=RecoveryTimeHours)
     rework_rate: float | None = None
     rework_deployments: int = 0

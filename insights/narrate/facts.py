@@ -145,6 +145,10 @@ def _cfr(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
         "rate_pct": q.pct(m.change_failure_rate),
         "failed_deployments": q.count(m.failed_deployments),
         "deployments": q.count(m.deployment_count),
+        # which signals marked them (one deployment may have several)
+        "failed_by_incident": q.count(m.failed_by.incident),
+        "failed_by_rollback": q.count(m.failed_by.rollback),
+        "failed_by_revert": q.count(m.failed_by.revert),
     }
 
 
