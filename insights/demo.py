@@ -400,8 +400,7 @@ def _service_events(
             )
         )
         pending = []
-        if svc.name == REVERT_SERVICE and revert_target is None and when >= last_week_start:
-            revert_target = merging[0] if merging else None  # reverted by the next deployment
+        shipped_now = merging
         shipped += [(pr, when) for pr in merging]
         merging = []
         previous_sha = deployed[-1] if deployed else None
@@ -458,6 +457,10 @@ def _service_events(
                     )
                 )
                 deployed.append(previous_sha)
+        elif svc.name == REVERT_SERVICE and revert_target is None and when >= last_week_start:
+            # a quiet deployment whose change the next deployment reverts: a failure that only
+            # the history shows
+            revert_target = shipped_now[0] if shipped_now else None
     for pr in queue:  # merged after the last deployment: on main, not yet in production
         _merge(svc, pr)
     if rollback:
