@@ -103,6 +103,14 @@ def _same_services(*frames: pd.DataFrame) -> list[pd.DataFrame]:
     return out
 
 
+def _earliest(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Per row, the earlier of two UTC times (a missing one loses)."""
+    x, y = _ns(a), _ns(b)
+    nat = np.iinfo(np.int64).min
+    both = np.where(x == nat, y, np.where(y == nat, x, np.minimum(x, y)))
+    return pd.Series(both.view("datetime64[ns]"), index=a.index).dt.tz_localize("UTC")
+
+
 def _ns(values: pd.Series) -> np.ndarray:
     return values.to_numpy("datetime64[ns]").astype(np.int64)
 
@@ -194,9 +202,7 @@ def prepare(frames: DeliveryFrames) -> Prepared:
     # one failed deployment counts once, whichever signals it has
     failed = failures.failed_mask(prod, rolled | reverted, blamed)
     # service is restored by whichever comes first: the rollback or the revert in production
-    restored_at = pd.concat(
-        [backs["next_finished_at"].where(rolled), undone["revert_restored_at"]], axis=1
-    ).min(axis=1)
+    restored_at = _earliest(backs["next_finished_at"].where(rolled), undone["revert_restored_at"])
     is_rollback = backs["is_rollback"].to_numpy(dtype=bool)
     prod = prod.assign(
         failed=failed,

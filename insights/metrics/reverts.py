@@ -30,6 +30,11 @@ from insights.metrics.keys import MISSING, ShaTable, codes_of, first_rows
 from insights.metrics.revert_markers import reverted_title
 
 
+def looks_like_revert(titles: np.ndarray) -> np.ndarray:
+    """Mask of titles starting with `Revert "` (cheap pre-filter before the regex)."""
+    return pd.Series(titles, dtype=object).astype(str).str.startswith('Revert "').to_numpy()
+
+
 def _change_targets(changes: pd.DataFrame) -> list[tuple[int, int]]:
     """(reverting change position, reverted change position) pairs in `changes`."""
     if changes.empty:
@@ -39,15 +44,19 @@ def _change_targets(changes: pd.DataFrame) -> list[tuple[int, int]]:
     titles = changes["title"].to_numpy(object)
     merged = changes["merged_at"]
     refs = changes["reverts"].to_numpy(object) if "reverts" in changes.columns else None
+    # only changes that look like reverts are examined one by one (few, even in big histories)
+    by_title_looks = looks_like_revert(titles)
+    looks = by_title_looks | (changes["reverts"].notna().to_numpy() if refs is not None else False)
+    if not looks.any():
+        return []
     by_id = {(s, i): n for n, (s, i) in enumerate(zip(service, ids, strict=True))}
     by_title: dict[tuple[str, str], list[int]] = {}
+    wanted = {t for t in (reverted_title(x) for x in titles[by_title_looks]) if t}
     for n, title in enumerate(titles):
-        if isinstance(title, str) and not pd.isna(merged.iloc[n]):
+        if title in wanted and not pd.isna(merged.iloc[n]):
             by_title.setdefault((service[n], title), []).append(n)
     pairs = []
-    for n in range(len(changes)):
-        if pd.isna(merged.iloc[n]):
-            continue
+    for n in np.flatnonzero(looks & merged.notna().to_numpy()).tolist():
         ref = refs[n] if refs is not None else None
         target = by_id.get((service[n], str(ref))) if isinstance(ref, str) and ref else None
         title = reverted_title(titles[n]) if isinstance(titles[n], str) else None
@@ -81,8 +90,12 @@ def revert_failures(
     restored = np.full(n, np.iinfo(np.int64).max, np.int64)
     out_columns = {"reverted": reverted, "ships_revert": ships_revert}
     rows, sha_codes = ships
-    if n == 0 or len(rows) == 0:
-        return _frame(prod, out_columns, restored)
+    marked = commits.iloc[:0]
+    if "reverts" in commits.columns:
+        marked = commits[commits["reverts"].notna()]
+    change_pairs = _change_targets(changes)
+    if n == 0 or len(rows) == 0 or (marked.empty and not change_pairs):
+        return _frame(prod, out_columns, restored)  # the usual case costs next to nothing
     service_codes = prod["service"].cat.codes.to_numpy().astype(np.int64)
     first_row, first_sha = first_rows(rows, service_codes[rows], sha_codes, len(shas))
     table = ShaTable(service_codes[first_row], first_sha, len(shas))
@@ -94,19 +107,17 @@ def revert_failures(
 
     # (service code, reverting rows, reverted rows) from commits, then from changes
     pairs: list[tuple[int, int]] = []
-    if "reverts" in commits.columns:
-        marked = commits[commits["reverts"].notna()]
-        if not marked.empty:
-            services = marked["service"].cat.codes.to_numpy().astype(np.int64)
-            target = codes_of(marked["reverts"], shas)
-            own = marked["sha"].to_numpy().astype(np.int64)
-            # a revert of a revert re-applies the change: the reverted revert was no fault
-            reapply = np.isin(target, own)
-            fix = shipped_at(services, own)
-            bad = shipped_at(services, target)
-            keep = ~reapply & (target != MISSING)
-            pairs += list(zip(fix[keep].tolist(), bad[keep].tolist(), strict=True))
-    for fixing, target in _change_targets(changes):
+    if not marked.empty:
+        services = marked["service"].cat.codes.to_numpy().astype(np.int64)
+        target = codes_of(marked["reverts"], shas)
+        own = marked["sha"].to_numpy().astype(np.int64)
+        # a revert of a revert re-applies the change: the reverted revert was no fault
+        reapply = np.isin(target, own)
+        fix = shipped_at(services, own)
+        bad = shipped_at(services, target)
+        keep = ~reapply & (target != MISSING)
+        pairs += list(zip(fix[keep].tolist(), bad[keep].tolist(), strict=True))
+    for fixing, target in change_pairs:
         fix_rows = _change_rows(changes, fixing, shipped_at, shas)
         bad_rows = _change_rows(changes, target, shipped_at, shas)
         if reverted_title(changes["title"].iloc[target]) is not None:
