@@ -255,3 +255,79 @@ def test_incident_sources_run_after_the_services_own_source(
         TenantRepository.open(session, "acme", create=True)
     reports = run_sync(sqlite_db.engine, config)
     assert [(r.service, r.source) for r in reports] == [("checkout", "pagerduty")]
+
+
+def test_insights_sync_reads_a_clone_and_its_pagerduty_incidents_then_metrics_count_them(
+    sqlite_db: Database, pagerduty: FakePagerDuty, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The way a user runs it: a local clone (with a revert) plus PagerDuty, via the CLI."""
+    import json
+
+    from git_support import GitRepo
+    from typer.testing import CliRunner
+
+    from insights.cli import app
+
+    repo = GitRepo(tmp_path / "shop")
+
+    def change(name: str, message: str, date: str) -> None:
+        (repo.path / name).write_text(message)
+        repo.git("add", name)
+        repo.commit(message, date)
+
+    change("base.txt", "base", "2026-01-05T08:00:00Z")
+    repo.tag("v1", date="2026-01-05T08:30:00Z")
+    change("cache.txt", "Add cache", "2026-01-05T09:00:00Z")
+    repo.tag("v2", date="2026-01-05T09:30:00Z")
+    change("other.txt", "Unrelated", "2026-01-05T11:00:00Z")
+    repo.tag("v3", date="2026-01-05T11:30:00Z")
+    repo.git("revert", "--no-edit", "v2^{commit}", date="2026-01-05T12:00:00Z")
+    repo.tag("v4", date="2026-01-05T12:30:00Z")
+    # paged 20 minutes after v3 with no link: attributed to v3 by time
+    pagerduty.add(1, SERVICE, opened=170, resolved=200)
+    config = tmp_path / "insights.toml"
+    config.write_text(
+        f"""
+[[tenants]]
+name = "acme"
+[[tenants.services]]
+name = "shop"
+  [tenants.services.source]
+  kind = "localgit"
+  path = "{repo.path}"
+  [[tenants.services.incidents]]
+  kind = "pagerduty"
+  service_ids = ["{SERVICE}"]
+  base_url = "{pagerduty.url}"
+  token_env = "{TOKEN_ENV}"
+  ca_bundle = "{pagerduty.bundle}"
+  lookback_days = 400
+""",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("INSIGHTS_DATABASE_URL", sqlite_db.url)
+    monkeypatch.setenv("INSIGHTS_CONFIG", str(config))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    synced = runner.invoke(app, ["sync", "--tenant", "acme"])
+    assert synced.exit_code == 0, synced.output
+    assert "incident" in synced.output and "deployment" in synced.output
+    shown = runner.invoke(
+        app,
+        [
+            "metrics",
+            "--tenant",
+            "acme",
+            "--scope",
+            "service:shop",
+            "--window",
+            "2026-W02",
+            "--format",
+            "json",
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.output)
+    assert doc["deployment_count"] == 4
+    assert doc["failed_deployments"] == 2  # v2 (reverted by v4) and v3 (the PagerDuty incident)
