@@ -225,3 +225,25 @@ def test_configured_jql_loses_its_order_by_and_a_source_needs_a_selection() -> N
     tenant = TenantConfig(name="acme", services=[service])
     with pytest.raises(UserError, match="needs project or jql"):
         run_sync(None, OrgConfig(tenants=[tenant]))  # type: ignore[arg-type]
+
+
+def test_issue_the_jql_no_longer_selects_stops_being_an_incident(
+    db: Database, jira: FakeJira
+) -> None:
+    jira.add(1, opened=0, resolved=30)
+    moved = jira.add(2, opened=10, resolved=40)
+    sync(db, org(jira))
+    assert set(incidents(db)) == {"OPS-1", "OPS-2"}
+    moved["fields"]["project"]["key"] = "WEB"  # moved to another project (a new key, in Jira)
+
+    sync(db, org(jira))
+
+    assert set(incidents(db)) == {"OPS-1"}
+    # and remap cannot bring it back: its kept payload went with it
+    config = org(jira)
+    tenant = config.tenants[0]
+    [view] = tenant.services[0].sources()
+    collector = JiraCollector(view, tenant)
+    ctx = SyncContext(db.engine, tenant, view, "jira", collector.repo_key())
+    collector.remap(ctx)
+    assert set(incidents(db)) == {"OPS-1"}

@@ -46,6 +46,8 @@ from insights.collect.ratelimit import SERVER_ERROR_ATTEMPTS, rate_limit_wait
 from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig, secret
 from insights.errors import UserError
+from insights.store.db import unit_of_work
+from insights.store.repository import TenantRepository
 from insights.timeutil import now, parse_time
 
 log = logging.getLogger(__name__)
@@ -203,7 +205,10 @@ class JiraCollector:
             user = (self.config.user_env, email)
         bundle = str(self.config.ca_bundle) if self.config.ca_bundle else None
         api = JiraApi(self.base_url, access, user, f"jira {self.service.name}", bundle)
-        run_until_rate_limited(ctx, api, [lambda: self._sync_issues(ctx, api)])
+        steps = [lambda: self._sync_issues(ctx, api)]
+        if ctx.cursor(KIND) is not None:  # a first sync stored only what the JQL selects
+            steps.append(lambda: self._drop_unselected(ctx, api))
+        run_until_rate_limited(ctx, api, steps)
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every incident from the stored issues: no request, no token needed."""
@@ -213,6 +218,27 @@ class JiraCollector:
                 for _, raw in payloads
             ]
             ctx.commit(kind, events)
+
+    def _drop_unselected(self, ctx: SyncContext, api: JiraApi) -> None:
+        """Incidents follow their source: an issue read before that the JQL no longer selects
+        (deleted, moved to another project, retyped, label removed) stops being an incident.
+        Jira cannot say what left a query, so the keys it still selects are listed (one
+        request per 100) and compared with the issues kept from earlier syncs."""
+        stored = _stored_keys(ctx)
+        if not stored:
+            return
+        selected: set[str] = set()
+        for issues in api.pages(f"({self.jql}) ORDER BY key ASC", ["updated"]):
+            selected.update(str(issue["key"]) for issue in issues)
+        gone = sorted(stored - selected)
+        if not gone:
+            return
+        with unit_of_work(ctx.engine) as session:
+            repo = TenantRepository.open(session, ctx.tenant.name, create=True)
+            service = repo.service(self.service.name)
+            removed = repo.delete_incidents(service.id, gone) if service else 0
+            repo.delete_raw(ctx.source, ctx.repo_key, KIND, gone)
+        log.info("jira %s: %d issue(s) no longer selected, removed", self.service.name, removed)
 
     def _sync_issues(self, ctx: SyncContext, api: JiraApi) -> None:
         cursor = UpdatedCursor(ctx.cursor(KIND))
@@ -239,6 +265,12 @@ class JiraCollector:
                 events.append(map_issue(self.service.name, issue, self.config.deployment_field))
                 raw.append((key, issue))
             ctx.commit(KIND, events, cursor=cursor.dump(), raw=raw)
+
+
+def _stored_keys(ctx: SyncContext) -> set[str]:
+    with unit_of_work(ctx.engine) as session:
+        repo = TenantRepository.open(session, ctx.tenant.name, create=True)
+        return {p.external_id for p in repo.raw_payloads(ctx.source, ctx.repo_key, KIND)}
 
 
 def base_jql(jql: str | None, project: str | None, issue_types: list[str]) -> str:

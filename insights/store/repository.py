@@ -721,6 +721,20 @@ class TenantRepository:
         for chunk in _chunks(rows):
             self.session.execute(stmt, list(chunk))
 
+    def delete_raw(self, source: str, repo: str, kind: str, external_ids: Sequence[str]) -> None:
+        """Drop kept payloads of records the source no longer has (so `remap` cannot bring
+        them back)."""
+        if external_ids:
+            self.session.execute(
+                delete(RawPayload).where(
+                    RawPayload.tenant_id == self.tenant_id,
+                    RawPayload.source == source,
+                    RawPayload.repo == repo,
+                    RawPayload.kind == kind,
+                    self._in(RawPayload.external_id, list(external_ids), String),
+                )
+            )
+
     def raw_payloads(self, source: str, repo: str, kind: str) -> list[RawPayload]:
         return list(
             self.session.scalars(
