@@ -12,7 +12,8 @@ Incremental: the JQL is `(<configured JQL>) AND updated >= "<cursor − overlap>
 ASC, key ASC`. JQL dates have minute precision in the Jira user's time zone, so the query
 reaches back at least a day and the cursor (the newest `fields.updated` and the keys done at
 it) drops what was already read. Each page of 100 is committed with its cursor, so a stopped
-or killed sync resumes there.
+or killed sync resumes there. Every later sync also lists the keys the JQL still selects and
+removes the incidents of issues it no longer does (DESIGN.md: incidents follow their source).
 
 Rate limits: the client's own retry (which sleeps whatever it likes) is off; a 429 waits its
 `Retry-After` out of the sync's wait budget, then the sync stops with the cursor saved; 5xx are
