@@ -105,7 +105,9 @@ def jira_signature(secret: str, body: bytes) -> str:
     return f"sha256={_hmac(secret, body)}"
 
 
-def _verified(sources: list[_Source], body: bytes, offered: list[str], sign: Callable) -> list:
+def _verified(
+    sources: list[_Source], body: bytes, offered: list[str], sign: Callable[[str, bytes], str]
+) -> list[_Source]:
     """The sources whose secret produced one of the `offered` signatures."""
     matching = []
     for source in sources:
@@ -167,7 +169,9 @@ def _known_service(repo: TenantRepository, name: str) -> None:
 Outcome = tuple[int, dict[str, Any]]
 
 
-def _pagerduty(session: Session, tenant: str, sources: list[_Source], payload: dict) -> Outcome:
+def _pagerduty(
+    session: Session, tenant: str, sources: list[_Source], payload: dict[str, Any]
+) -> Outcome:
     try:
         event_type, occurred_at, data = webhook_incident(payload)
     except (KeyError, TypeError) as exc:
@@ -187,8 +191,8 @@ def _pagerduty(session: Session, tenant: str, sources: list[_Source], payload: d
     if not _first_time(repo, "pagerduty", delivery_id):
         return 200, {"status": "duplicate", "delivery": delivery_id}
     events: list[IncidentEvent] = []
-    for target in targets or [s for s in sources if s.source.service_ids]:
-        name = target.service.name
+    names = list(dict.fromkeys(t.service.name for t in targets or sources))
+    for name in names:
         stored = _stored(repo, name, str(incident.get("id")))
         if is_note:
             linked = deployment_reference([], str(data.get("content") or ""))
@@ -240,7 +244,11 @@ def _stored_event(service: str, row: Incident) -> IncidentEvent:
 
 
 def _jira(
-    session: Session, tenant: str, sources: list[_Source], payload: dict, delivery_id: str | None
+    session: Session,
+    tenant: str,
+    sources: list[_Source],
+    payload: dict[str, Any],
+    delivery_id: str | None,
 ) -> Outcome:
     event = str(payload.get("webhookEvent") or "")
     if event not in ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted"):

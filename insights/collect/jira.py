@@ -90,6 +90,8 @@ class JiraApi:
                 get_server_info=True,
                 **auth,
             )
+            # every HTTP request counts for the sync report, also the client's own lookups
+            # (serverInfo, the field names); the session is the client's requests.Session
             client._session.hooks["response"].append(lambda *a, **k: access.count())
             return client
 
