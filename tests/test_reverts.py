@@ -227,3 +227,21 @@ def test_github_revert_branch_and_gitlab_description_name_the_reverted_change():
         "description": "This reverts merge request !7",
     }
     assert map_merge_request("checkout", mr, [], []).reverts == "7"
+
+
+def test_revert_committed_after_a_sync_is_found_by_the_next_one(sqlite_db, tmp_path):
+    repo = GitRepo(tmp_path / "later")
+    _write(repo, "a.txt", "base")
+    repo.commit("base", "2026-01-05T08:00:00Z")
+    repo.tag("v1", date="2026-01-05T08:30:00Z")
+    _write(repo, "b.txt", "feature")
+    bad = repo.commit("Feature", "2026-01-05T09:00:00Z")
+    repo.tag("v2", date="2026-01-05T10:00:00Z")
+    assert service_metrics(sqlite_db, repo.path, "later").failed_deployments == 0
+
+    revert(repo, bad, "2026-01-06T09:00:00Z")
+    repo.tag("v3", date="2026-01-06T10:00:00Z")
+    report = service_metrics(sqlite_db, repo.path, "later")  # an incremental resync
+
+    assert report.failed_deployments == 1
+    assert report.recovery_time_hours.median == 24.0
