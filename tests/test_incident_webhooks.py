@@ -58,6 +58,19 @@ name = "billing"
 
 @pytest.fixture
 def client(db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The app on SQLite and on PostgreSQL (for tests of what is stored)."""
+    yield from _client(db, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_client(
+    sqlite_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    """The app on SQLite only (for tests of request handling)."""
+    yield from _client(sqlite_db, tmp_path, monkeypatch)
+
+
+def _client(db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     config = tmp_path / "insights.toml"
     config.write_text(ORG)
     monkeypatch.setenv("TEST_PD_HOOK_SECRET", PD_SECRET)
@@ -148,9 +161,9 @@ def test_pagerduty_lifecycle_triggered_resolved_reopened_resolved(client: TestCl
     assert incidents(client)["PGR0VU2"].resolved_at == parse_time("2026-01-05T13:00:00Z")
 
 
-def test_pagerduty_note_naming_a_deployment_links_the_incident(client: TestClient) -> None:
+def test_pagerduty_note_naming_a_deployment_links_the_incident(sqlite_client: TestClient) -> None:
     post_pd(
-        client,
+        sqlite_client,
         pd_event(
             "incident.triggered", "E1", "2026-01-05T10:00:00Z", created_at="2026-01-05T10:00:00Z"
         ),
@@ -166,11 +179,11 @@ def test_pagerduty_note_naming_a_deployment_links_the_incident(client: TestClien
         "content": "Started with the release.\nDeployment: d-88",
         "type": "incident_note",
     }
-    assert post_pd(client, note).status_code == 200
-    assert incidents(client)["PGR0VU2"].deployment_external_id == "d-88"
+    assert post_pd(sqlite_client, note).status_code == 200
+    assert incidents(sqlite_client)["PGR0VU2"].deployment_external_id == "d-88"
     # later lifecycle events, which carry no notes, keep the link
     post_pd(
-        client,
+        sqlite_client,
         pd_event(
             "incident.resolved",
             "E3",
@@ -179,16 +192,16 @@ def test_pagerduty_note_naming_a_deployment_links_the_incident(client: TestClien
             created_at="2026-01-05T10:00:00Z",
         ),
     )
-    assert incidents(client)["PGR0VU2"].deployment_external_id == "d-88"
+    assert incidents(sqlite_client)["PGR0VU2"].deployment_external_id == "d-88"
 
 
-def test_pagerduty_routes_by_its_service_id(client: TestClient) -> None:
+def test_pagerduty_routes_by_its_service_id(sqlite_client: TestClient) -> None:
     payload = pd_event("incident.triggered", "E1", "2026-01-05T10:00:00Z")
     payload["event"]["data"]["service"]["id"] = "PSEARCH"
-    assert post_pd(client, payload).json()["services"] == ["search"]
+    assert post_pd(sqlite_client, payload).json()["services"] == ["search"]
     payload = pd_event("incident.triggered", "E2", "2026-01-05T10:00:00Z")
     payload["event"]["data"]["service"]["id"] = "PUNKNOWN"
-    response = post_pd(client, payload)
+    response = post_pd(sqlite_client, payload)
     assert response.status_code == 422
     assert "PUNKNOWN" in response.text
 
@@ -201,32 +214,32 @@ def test_pagerduty_replay_is_acknowledged_once(client: TestClient) -> None:
         assert len(session.scalars(select(WebhookDelivery)).all()) == 1
 
 
-def test_pagerduty_wrong_or_missing_signature_is_401_and_stores_nothing(client) -> None:
+def test_pagerduty_wrong_or_missing_signature_is_401_and_stores_nothing(sqlite_client) -> None:
     payload = pd_event("incident.triggered", "E1", "2026-01-05T10:00:00Z")
-    assert post_pd(client, payload, secret="not-the-secret").status_code == 401
-    response = client.post("/webhooks/pagerduty/acme", content=json.dumps(payload))
+    assert post_pd(sqlite_client, payload, secret="not-the-secret").status_code == 401
+    response = sqlite_client.post("/webhooks/pagerduty/acme", content=json.dumps(payload))
     assert response.status_code == 401
-    assert incidents(client) == {}
+    assert incidents(sqlite_client) == {}
 
 
-def test_tenant_without_incident_sources_is_404(client: TestClient) -> None:
+def test_tenant_without_incident_sources_is_404(sqlite_client: TestClient) -> None:
     payload = pd_event("incident.triggered", "E1", "2026-01-05T10:00:00Z")
-    assert post_pd(client, payload, tenant="globex").status_code == 404
-    assert post_pd(client, payload, tenant="nobody").status_code == 404
+    assert post_pd(sqlite_client, payload, tenant="globex").status_code == 404
+    assert post_pd(sqlite_client, payload, tenant="nobody").status_code == 404
 
 
-def test_untracked_pagerduty_events_are_acknowledged(client: TestClient) -> None:
+def test_untracked_pagerduty_events_are_acknowledged(sqlite_client: TestClient) -> None:
     payload = pd_event("service.updated", "E1", "2026-01-05T10:00:00Z")
-    response = post_pd(client, payload)
+    response = post_pd(sqlite_client, payload)
     assert response.status_code == 202 and response.json()["status"] == "ignored"
 
 
-def test_pagerduty_bad_time_is_422_naming_the_field(client: TestClient) -> None:
+def test_pagerduty_bad_time_is_422_naming_the_field(sqlite_client: TestClient) -> None:
     payload = pd_event("incident.triggered", "E1", "2026-01-05T10:00:00Z", created_at="soon")
-    response = post_pd(client, payload)
+    response = post_pd(sqlite_client, payload)
     assert response.status_code == 422
     assert "opened_at" in response.text
-    assert incidents(client) == {}
+    assert incidents(sqlite_client) == {}
 
 
 def jira_body(event: str, **fields: Any) -> dict[str, Any]:
@@ -238,9 +251,9 @@ def jira_body(event: str, **fields: Any) -> dict[str, Any]:
     return payload
 
 
-def post_jira(client: TestClient, payload: dict, delivery: str, secret: str = JIRA_SECRET):
+def post_jira(sqlite_client: TestClient, payload: dict, delivery: str, secret: str = JIRA_SECRET):
     body = json.dumps(payload).encode()
-    return client.post(
+    return sqlite_client.post(
         "/webhooks/jira/acme",
         content=body,
         headers={
@@ -271,18 +284,18 @@ def test_jira_created_updated_reopened_and_deleted(client: TestClient) -> None:
     assert incidents(client) == {}
 
 
-def test_jira_issue_retyped_away_from_incident_stops_being_one(client: TestClient) -> None:
-    post_jira(client, jira_body("jira:issue_created"), "w1")
+def test_jira_issue_retyped_away_from_incident_stops_being_one(sqlite_client: TestClient) -> None:
+    post_jira(sqlite_client, jira_body("jira:issue_created"), "w1")
     retyped = jira_body("jira:issue_updated")
     retyped["issue"]["fields"]["issuetype"]["name"] = "Task"
-    assert post_jira(client, retyped, "w2").json()["status"] == "removed"
-    assert incidents(client) == {}
+    assert post_jira(sqlite_client, retyped, "w2").json()["status"] == "removed"
+    assert incidents(sqlite_client) == {}
     again = jira_body("jira:issue_updated")
     again["issue"]["fields"]["issuetype"]["name"] = "Task"
-    assert post_jira(client, again, "w3").status_code == 202
+    assert post_jira(sqlite_client, again, "w3").status_code == 202
 
 
-def test_jira_wrong_signature_is_401(client: TestClient) -> None:
-    response = post_jira(client, jira_body("jira:issue_created"), "w1", secret="guess")
+def test_jira_wrong_signature_is_401(sqlite_client: TestClient) -> None:
+    response = post_jira(sqlite_client, jira_body("jira:issue_created"), "w1", secret="guess")
     assert response.status_code == 401
-    assert incidents(client) == {}
+    assert incidents(sqlite_client) == {}

@@ -70,15 +70,15 @@ def list_requests(fake: FakePagerDuty) -> list[dict[str, list[str]]]:
 def test_full_sync_pages_incidents_of_the_configured_services_only(
     db: Database, pagerduty: FakePagerDuty
 ) -> None:
-    for n in range(1, 131):
+    for n in range(1, 111):
         pagerduty.add(n, SERVICE, opened=n, resolved=n + 30)
     pagerduty.add(500, "POTHER9", opened=5, resolved=6)
 
     report = sync(db, org(pagerduty))
 
     stored = incidents(db)
-    assert len(stored) == 130 and "PINC500" not in stored
-    assert report.counts["incident"].new == 130
+    assert len(stored) == 110 and "PINC500" not in stored
+    assert report.counts["incident"].new == 110
     pages = list_requests(pagerduty)
     offsets = [q["offset"][0] for q in pages]  # limit 100, offset pagination
     assert offsets.count("100") == 1 and set(offsets) == {"0", "100"}
@@ -153,7 +153,7 @@ def test_429_with_retry_after_is_waited_out(sqlite_db: Database, pagerduty: Fake
 def test_429_beyond_the_wait_budget_stops_then_resumes_without_duplicates(
     db: Database, pagerduty: FakePagerDuty, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for n in range(1, 151):
+    for n in range(1, 111):
         pagerduty.add(n, SERVICE, opened=n, resolved=n + 5)
     # the first page is stored, the second page is rate limited for an hour
     pagerduty.fail(r"/incidents/PINC101/notes", 429, {"ratelimit-reset": "3600"})
@@ -165,8 +165,8 @@ def test_429_beyond_the_wait_budget_stops_then_resumes_without_duplicates(
     second = sync(db, org(pagerduty))
 
     assert second.stopped_early is None
-    assert len(incidents(db)) == 150
-    assert second.counts["incident"].new == 50
+    assert len(incidents(db)) == 110
+    assert second.counts["incident"].new == 10
 
 
 def test_server_errors_are_retried(sqlite_db: Database, pagerduty: FakePagerDuty) -> None:
