@@ -1,7 +1,17 @@
 """The canonical event format (DESIGN.md): one pydantic model per record type, UTC everywhere.
 
-The same models validate `insights import`, `insights record` and `POST /api/v1/events`, so a
-malformed event gets the same one-line error wherever it comes from.
+The same models validate `insights import`, `insights record`, `POST /api/v1/events`, the
+single-event endpoints and both webhooks, so a malformed event gets the same one-line error
+wherever it comes from. This is the input boundary; what passes it the store and the metrics
+engine can hold:
+- times carry an offset and lie in 1970-01-01..2100-01-01 UTC after it is applied
+  (`insights.timeutil.bounded`);
+- durations inside one record are never negative: an incident is resolved at or after it
+  opened, a deployment finishes at or after it started, a change merges at or after it opened.
+  Such a record is a data error at its source (a swapped field, a clock off by hours); storing
+  it clipped to 0 would report an elite recovery time that never happened;
+- text is valid Unicode (no lone surrogates, which no database encoding can store) without NUL;
+- ids are at most 200 characters, integer ids at most 200 digits.
 """
 
 from __future__ import annotations
@@ -22,28 +32,42 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from insights.timeutil import parse_time, utc
+from insights.timeutil import TimeRangeError, bounded, parse_time
 
 TITLE_MAX = 300
 MESSAGE_MAX = 2000
 _SHA = re.compile(r"^[0-9a-f]{4,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+ID_INT_BITS = 664  # 2**664 has 200 decimal digits: an integer id longer than an id may be
 
 
 def _to_utc(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        try:
-            return utc(value)
-        except ValueError as exc:
-            raise PydanticCustomError("naive_time", str(exc)) from None
-    if not isinstance(value, str):
-        raise PydanticCustomError("iso_time", "not an ISO-8601 time")
     try:
-        return parse_time(value)
+        if isinstance(value, datetime):
+            return bounded(value)
+        if not isinstance(value, str):
+            raise PydanticCustomError("iso_time", "not an ISO-8601 time")
+        return bounded(parse_time(value))
+    except TimeRangeError as exc:
+        raise PydanticCustomError("time_range", str(exc)) from None
     except ValueError as exc:
         if "time zone" in str(exc):
             raise PydanticCustomError("naive_time", str(exc)) from None
         raise PydanticCustomError("iso_time", "not an ISO-8601 time") from None
+
+
+def _unicode(text: str) -> str:
+    """`text` if it is valid Unicode; a lone surrogate (from a JSON `\\ud800` escape or a
+    command-line argument that was not UTF-8) cannot be encoded for any database."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError(
+            "unicode",
+            "not valid Unicode (lone surrogate at character {position})",
+            {"position": exc.start + 1},
+        ) from None
+    return text
 
 
 def _to_sha(value: Any) -> str:
@@ -63,7 +87,9 @@ def _to_name(value: Any) -> str:
 def _to_id(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PydanticCustomError("id", "must be a string or an integer")
-    text = str(value).strip()
+    if isinstance(value, int) and value.bit_length() > ID_INT_BITS:
+        raise PydanticCustomError("id", "must be 1-200 characters")
+    text = _unicode(str(value).strip())
     if not text or len(text) > 200:
         raise PydanticCustomError("id", "must be 1-200 characters")
     if "\x00" in text:  # PostgreSQL text cannot hold NUL
@@ -74,7 +100,7 @@ def _to_id(value: Any) -> str:
 def _cut(limit: int) -> Any:
     def cut(value: Any) -> Any:
         if isinstance(value, str):
-            value = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+            value = _unicode(value).replace("\x00", "")  # PostgreSQL text cannot hold NUL
             if len(value) > limit:
                 return value[: limit - 1] + "…"
         return value
@@ -95,6 +121,16 @@ class DeploymentStatus(StrEnum):
     FAILURE = "failure"
     IN_PROGRESS = "in_progress"
     CANCELLED = "cancelled"
+
+
+def _not_before(later: datetime | None, earlier: datetime | None, field: str, other: str) -> None:
+    """A negative duration inside one record is rejected, naming the later field."""
+    if later is not None and earlier is not None and later < earlier:
+        raise PydanticCustomError(
+            "negative_duration",
+            "before {other} (a duration cannot be negative; check the source's clock or fields)",
+            {"field": field, "other": other},
+        )
 
 
 class _Event(BaseModel):
@@ -130,6 +166,11 @@ class ChangeEvent(_Event):
     # the id of the change this one reverts (GitHub `revert-<n>-` branch, GitLab "!n")
     reverts: ExternalId | None = None
 
+    @model_validator(mode="after")
+    def _merged_after_opened(self) -> ChangeEvent:
+        _not_before(self.merged_at, self.opened_at, "merged_at", "opened_at")
+        return self
+
 
 class DeploymentEvent(_Event):
     """A deployment of one sha to one environment.
@@ -151,6 +192,7 @@ class DeploymentEvent(_Event):
     def _finished_when_successful(self) -> DeploymentEvent:
         if self.status is DeploymentStatus.SUCCESS and self.finished_at is None:
             raise PydanticCustomError("finished_required", "required for a successful deployment")
+        _not_before(self.finished_at, self.started_at, "finished_at", "started_at")
         return self
 
 
@@ -164,6 +206,11 @@ class IncidentEvent(_Event):
     severity: Title | None = None
     deployment_id: ExternalId | None = None
     title: Title | None = None
+
+    @model_validator(mode="after")
+    def _resolved_after_opened(self) -> IncidentEvent:
+        _not_before(self.resolved_at, self.opened_at, "resolved_at", "opened_at")
+        return self
 
 
 Event = Annotated[
@@ -206,6 +253,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     path = ".".join(str(part) for part in err["loc"] if not str(part).startswith("function-"))
     if err["type"] == "finished_required":
         path += ".finished_at"
+    elif err["type"] == "negative_duration":
+        path += "." + str(err.get("ctx", {}).get("field", ""))
     problem = {
         "missing": "required",
         "string_type": "must be a string",

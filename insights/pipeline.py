@@ -73,7 +73,7 @@ def store_events(
         )
         known[name] = service.id
         result.new_services.append(name)
-    for name, batch in by_service.items():
+    for name, batch in sorted(by_service.items()):  # one lock order across batches
         service_id = known[name]
         for start in range(0, len(batch), PROGRESS_STEP):
             typed: dict[type, list] = defaultdict(list)

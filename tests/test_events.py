@@ -91,7 +91,7 @@ def test_bad_lines_are_numbered_and_good_lines_kept():
     parsed = parse_lines(lines)
     assert len(parsed.events) == 1
     assert [str(e) for e in parsed.errors] == [
-        "line 3: not valid JSON (Expecting property name enclosed in double quotes at column 2)",
+        "line 3: not valid JSON (unexpected character, expected a string key at column 2)",
         "line 4: deployment.finished_at: not an ISO-8601 time",
     ]
 

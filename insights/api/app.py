@@ -11,9 +11,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from insights.api import events, health, incident_webhooks, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
@@ -22,6 +23,7 @@ from insights.config import Settings
 from insights.deliver import links
 from insights.errors import NotFound, UserError
 from insights.store.db import engine_for
+from insights.store.retry import DatabaseBusy
 
 log = logging.getLogger("insights.api")
 
@@ -68,13 +70,34 @@ def create_app(
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(psycopg.OperationalError)  # from the COPY paths, unwrapped
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         # the driver's message can name hosts and users: log it, answer without it
-        log.error("database unavailable: %s", str(exc.orig or exc).strip().splitlines()[0])
+        cause = getattr(exc, "orig", None) or exc
+        log.error("database unavailable: %s", (str(cause).strip().splitlines() or ["?"])[0])
         return JSONResponse(
             {"detail": "database unavailable, retry later"},
             status_code=503,
             headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # a value the database refuses (the input boundary should have named it first):
+        # the request's fault, so a 422, and its transaction was rolled back whole
+        log.warning("request refused by the database: %s", type(exc.orig or exc).__name__)
+        return JSONResponse(
+            {"detail": "request holds a value the database cannot store"}, status_code=422
+        )
+
+    @app.exception_handler(DatabaseBusy)
+    async def _database_busy(_: Request, exc: DatabaseBusy) -> JSONResponse:
+        # conflicts outlasted every retry: not the client's fault, and not an outage either
+        log.error("database busy: %s", exc)
+        return JSONResponse(
+            {"detail": "database busy with conflicting concurrent writes, retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     for module in (events, metrics, reports, webhooks, incident_webhooks, health):

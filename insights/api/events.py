@@ -9,7 +9,6 @@ rejected (the API never creates services); all of a request's writes are one tra
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from insights import pipeline
 from insights.api.auth import Caller, CallerDep
 from insights.api.idempotency import REPLAYED_HEADER, request_hash, run_idempotent
+from insights.boundedjson import JsonInputError, loads
 from insights.collect.events import AnyEvent, iter_lines
 from insights.model import (
     DeploymentEvent,
@@ -30,7 +30,7 @@ from insights.model import (
     IncidentEvent,
     parse_event,
 )
-from insights.store.partial import fill_from_stored
+from insights.store.partial import fill_from_stored, lookup_key
 from insights.store.repository import TenantRepository
 from insights.timeutil import iso, now
 
@@ -127,16 +127,23 @@ def _decode(body: bytes) -> str:
         raise HTTPException(400, f"body: not UTF-8 (byte {exc.start})") from None
 
 
+def json_body(body: bytes) -> Any:
+    """The request body as bounded JSON (`insights.boundedjson`), or a 400 naming the problem.
+
+    Every JSON body of the API and of both webhooks is decoded here.
+    """
+    _decode(body)  # invalid UTF-8 gets its own message, with the byte offset
+    try:
+        return loads(body)
+    except JsonInputError as exc:
+        raise HTTPException(400, f"body: not valid JSON ({exc})") from None
+
+
 def parse_body(body: bytes) -> list[tuple[int, AnyEvent | EventError]]:
     """Numbered events or errors from NDJSON, or from a JSON array when the body starts `[`."""
     text = _decode(body)
     if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise HTTPException(
-                400, f"body: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-            ) from None
+        items = json_body(body)
         parsed: list[tuple[int, AnyEvent | EventError]] = []
         for number, item in enumerate(items, start=1):
             try:
@@ -248,21 +255,28 @@ async def post_events(
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(_decode(body))
-    except json.JSONDecodeError as exc:
-        raise HTTPException(
-            400, f"body: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        ) from None
+    data = json_body(body)
     if not isinstance(data, dict):
         raise HTTPException(422, "body: must be a JSON object")
     return data
+
+
+def _unknown_service(caller: Caller, kind: object, service: str) -> dict[str, str]:
+    return {
+        "field": f"{kind}.service",
+        "error": f"service {service!r}: not found in tenant {caller.tenant!r} "
+        f"({UNKNOWN_SERVICE_HINT})",
+    }
 
 
 def _store_one(
     session: Session, caller: Caller, data: dict[str, Any], merge_stored: bool
 ) -> tuple[int, dict[str, Any]]:
     repo = TenantRepository.open(session, caller.tenant)
+    name = data.get("service")
+    if isinstance(name, str) and lookup_key(name) and repo.service(name.strip()) is None:
+        # said first: an unknown service explains every other field better than they do
+        raise HTTPException(422, _unknown_service(caller, data.get("type"), name.strip()))
     if merge_stored:
         data = fill_from_stored(repo, data)
     if data.get("type") == "incident" and data.get("opened_at") is None:
@@ -272,14 +286,7 @@ def _store_one(
     except EventError as exc:
         raise HTTPException(422, {"field": _field(exc.message), "error": exc.message}) from None
     if repo.service(event.service) is None:
-        raise HTTPException(
-            422,
-            {
-                "field": f"{event.type}.service",
-                "error": f"service {event.service!r}: not found in tenant {caller.tenant!r} "
-                f"({UNKNOWN_SERVICE_HINT})",
-            },
-        )
+        raise HTTPException(422, _unknown_service(caller, event.type, event.service))
     counts = pipeline.store_events(repo, [event], create_services=False).counts[event.type]
     status = "new" if counts.new else "updated" if counts.updated else "unchanged"
     body = {

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from insights.api.auth import Caller
 from insights.store.db import unit_of_work
 from insights.store.models import IdempotencyKey
+from insights.store.retry import run_in_transaction
 from insights.timeutil import now
 
 KEY_MAX = 200
@@ -62,29 +63,34 @@ def run_idempotent(
     engine: Engine, caller: Caller, key: str | None, digest: str, work: Work
 ) -> JSONResponse:
     """Run `work` in one transaction, honouring `key`; returns the response to send."""
-    if key is not None and not 1 <= len(key) <= KEY_MAX:
+    if key is not None and (not 1 <= len(key) <= KEY_MAX or "\x00" in key):
         raise HTTPException(
-            status_code=422, detail=f"Idempotency-Key: must be 1-{KEY_MAX} characters"
+            status_code=422, detail=f"Idempotency-Key: must be 1-{KEY_MAX} characters, no NUL"
         )
-    try:
-        with unit_of_work(engine) as session:
-            if key is not None:
-                row = _stored(session, caller, key)
-                if row is not None:
-                    return _replay(row, digest, key)
-            status, body = work(session)
-            if key is not None and 200 <= status < 300:
-                session.add(
-                    IdempotencyKey(
-                        tenant_id=caller.tenant_id,
-                        key=key,
-                        request_hash=digest,
-                        status_code=status,
-                        response=body,
-                        created_at=now(),
-                    )
+
+    def attempt(session: Session) -> JSONResponse:
+        if key is not None:
+            row = _stored(session, caller, key)
+            if row is not None:
+                return _replay(row, digest, key)
+        status, body = work(session)
+        if key is not None and 200 <= status < 300:
+            session.add(
+                IdempotencyKey(
+                    tenant_id=caller.tenant_id,
+                    key=key,
+                    request_hash=digest,
+                    status_code=status,
+                    response=body,
+                    created_at=now(),
                 )
-                session.flush()
+            )
+            session.flush()
+        return JSONResponse(body, status_code=status)
+
+    try:
+        # a deadlock with a concurrent batch re-runs the whole transaction (store/retry.py)
+        return run_in_transaction(engine, attempt)
     except IntegrityError:
         if key is None:
             raise
@@ -94,4 +100,3 @@ def run_idempotent(
             if row is None:
                 raise
             return _replay(row, digest, key)
-    return JSONResponse(body, status_code=status)

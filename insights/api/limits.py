@@ -1,7 +1,10 @@
-"""Request body size limit: a body larger than `INSIGHTS_MAX_BODY_BYTES` is refused with 413.
+"""Request limits: a body larger than `INSIGHTS_MAX_BODY_BYTES` is refused with 413, a path
+or query string carrying a NUL character with 400.
 
-Checked twice: up front from `Content-Length`, and while the body streams in (chunked uploads
-carry no length), so an oversized body is never buffered whole.
+The size is checked twice: up front from `Content-Length`, and while the body streams in
+(chunked uploads carry no length), so an oversized body is never buffered whole. NUL (`%00`)
+is refused at the door because no name, id or window contains one and PostgreSQL refuses it
+in any text parameter: a tenant, scope or report path with one was a 500.
 """
 
 from __future__ import annotations
@@ -30,6 +33,21 @@ def _too_large_body(limit: int) -> bytes:
     return json.dumps({"detail": f"request body larger than {limit} bytes"}).encode()
 
 
+async def _send_json(send: Send, status: int, document: dict[str, str]) -> None:
+    body = json.dumps(document).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class BodySizeLimit:
     """ASGI middleware answering 413 when a request body exceeds `limit` bytes."""
 
@@ -55,6 +73,9 @@ class BodySizeLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await _send_json(send, 400, {"detail": "request path or query: NUL characters"})
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":

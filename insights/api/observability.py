@@ -1,8 +1,9 @@
 """Prometheus metrics of the API process: requests, latency, events ingested, webhooks.
 
-Each app gets its own registry, so several apps in one process (tests) never clash; the
-route label is the route template (`/reports/{path:path}`), never the raw path, to keep the
-number of series bounded.
+Each app gets its own registry, so several apps in one process (tests) never clash. Every
+label takes a bounded set of values, whatever clients send: the route label is the route
+template (`/reports/{path:path}`, or `unmatched`), never the raw path; the method label is one of
+the standard HTTP methods or `other` (a client can send any token as a method).
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+
+
+def method_label(method: str) -> str:
+    """The request method as a label value: a standard method, or `other`."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 class ApiMetrics:
@@ -75,6 +85,6 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
+            method = method_label(scope.get("method", ""))
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -30,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from insights import pipeline
+from insights.boundedjson import JsonInputError, loads
 from insights.collect.webhooks import (
     Mapped,
     PayloadError,
@@ -45,6 +45,7 @@ from insights.store.db import unit_of_work
 from insights.store.models import WebhookDelivery
 from insights.store.partial import fill_from_stored
 from insights.store.repository import TenantRepository, get_tenant
+from insights.store.retry import run_in_transaction
 from insights.timeutil import now
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -105,9 +106,11 @@ def _payload(body: bytes, content_type: str) -> dict[str, Any]:
             text = parse_qs(body.decode("utf-8")).get("payload", [""])[0]
         else:
             text = body.decode("utf-8")
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise HTTPException(400, "body: not a JSON payload") from None
+        data = loads(text)  # bounded: depth, numbers, Unicode (as every API body)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body: not a JSON payload (not UTF-8)") from None
+    except JsonInputError as exc:
+        raise HTTPException(400, f"body: not a JSON payload ({exc})") from None
     if not isinstance(data, dict):
         raise HTTPException(422, "body: must be a JSON object")
     return data
@@ -200,8 +203,10 @@ def _store(session: Session, delivery: Delivery) -> tuple[int, dict[str, Any], d
 def _handle(request: Request, delivery: Delivery) -> JSONResponse:
     metrics = request.app.state.metrics
     try:
-        with unit_of_work(request.app.state.engine) as session:
-            status, body, per_type = _store(session, delivery)
+        # a deadlock with a concurrent delivery re-runs the transaction (store/retry.py)
+        status, body, per_type = run_in_transaction(
+            request.app.state.engine, lambda session: _store(session, delivery)
+        )
     except IntegrityError:
         if delivery.delivery_id is None:
             raise

@@ -73,7 +73,7 @@ def import_(
     Example: insights import events.ndjson --tenant acme
     """
     if file == "-":
-        parsed = parse_lines(sys.stdin)
+        parsed = parse_lines(sys.stdin.buffer)  # bytes: a bad UTF-8 line is a line error
         name = "stdin"
     else:
         path = Path(file)

@@ -1,14 +1,16 @@
 """The canonical NDJSON event source: decode lines, validate them, report bad lines by number.
 
-Used by `insights import`, `insights record` and `POST /api/v1/events` alike.
+Used by `insights import`, `insights record` and `POST /api/v1/events` alike. Each line is
+decoded by the bounded parser (`insights.boundedjson`: depth, numbers, UTF-8) and validated by
+the event model, so a hostile line is one numbered error and the other lines are kept.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from insights.boundedjson import JsonInputError, loads
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, EventError, IncidentEvent
 from insights.model import parse_event as _parse_event
 
@@ -27,14 +29,15 @@ class ParsedEvents:
 def iter_lines(lines: Iterable[str | bytes]) -> Iterator[tuple[int, AnyEvent | EventError]]:
     """Yield (line number, event or error) for each non-blank line; numbering starts at 1."""
     for number, raw in enumerate(lines, start=1):
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-        text = text.strip()
+        text = raw.strip()
         if not text:
             continue
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            yield number, EventError(f"not valid JSON ({exc.msg} at column {exc.colno})", number)
+            data = loads(text)
+        except JsonInputError as exc:
+            # one line: "at line 1 column 5" is the column within it
+            reason = str(exc).replace(" at line 1 column ", " at column ")
+            yield number, EventError(f"not valid JSON ({reason})", number)
             continue
         try:
             yield number, _parse_event(data)

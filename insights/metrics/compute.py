@@ -9,6 +9,7 @@ every scope of `compute_all` reuse one preparation. No I/O, no clock: all times 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,7 @@ from insights.metrics import (
 from insights.metrics.keys import intern_shas
 from insights.metrics.production import production_deployments
 from insights.metrics.result import FailureSignals, SlowChange, Window, WindowMetrics
+from insights.metrics.screen import screen
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -147,11 +149,16 @@ class _Inputs:
 
 
 def _inputs(frames: DeliveryFrames) -> _Inputs:
-    deployments = _keys(_utc_ns(frames.deployments, TIME_COLUMNS["deployments"]))
-    commits = _keys(_utc_ns(frames.commits, TIME_COLUMNS["commits"]))
-    changes = _keys(_utc_ns(frames.changes, TIME_COLUMNS["changes"]))
-    incidents = _keys(_utc_ns(frames.incidents, TIME_COLUMNS["incidents"]))
+    # rows the input boundary would refuse (stored by an older version) are skipped, with a
+    # warning, before pandas converts anything: one of them must not fail a whole tenant
+    screened = {name: screen(getattr(frames, name), name) for name in TIME_COLUMNS}
+    deployments = _keys(_utc_ns(screened["deployments"], TIME_COLUMNS["deployments"]))
+    commits = _keys(_utc_ns(screened["commits"], TIME_COLUMNS["commits"]))
+    changes = _keys(_utc_ns(screened["changes"], TIME_COLUMNS["changes"]))
+    incidents = _keys(_utc_ns(screened["incidents"], TIME_COLUMNS["incidents"]))
     links = _keys(frames.deployment_commits)
+    if len(deployments) < len(frames.deployments):  # links of a skipped deployment go too
+        links = links[links["deployment_id"].isin(deployments["deployment_id"])]
     deployments, commits, changes, incidents, services = _same_services(
         deployments, commits, changes, incidents, frames.services
     )
@@ -225,10 +232,21 @@ def prepare(frames: DeliveryFrames) -> Prepared:
     return Prepared(prod, first, stages, blamed)
 
 
+_NS_LOWEST = pd.Timestamp("1678-01-01", tz="UTC")  # within int64 nanoseconds (1677..2262)
+_NS_HIGHEST = pd.Timestamp("2262-01-01", tz="UTC")
+
+
+def _epoch_ns(value: datetime) -> int:
+    """`value` as epoch nanoseconds, clamped to what int64 nanoseconds hold: the history of a
+    long window reaches back centuries, where no stored time can lie anyway."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return min(max(stamp, _NS_LOWEST), _NS_HIGHEST).as_unit("ns").value
+
+
 def _bounds(window: Window) -> tuple[int, int]:
-    start = pd.Timestamp(window.start).as_unit("ns").value
-    end = pd.Timestamp(window.end).as_unit("ns").value
-    return start, end
+    return _epoch_ns(window.start), _epoch_ns(window.end)
 
 
 def _select(

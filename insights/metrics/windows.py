@@ -3,6 +3,11 @@
 A window is a half-open UTC interval `[start, end)`. Its label says what kind it is, so the
 previous window and a history of windows can be derived from the window alone:
 `2026-W05` (ISO week), `2026-01` (month), `2026-01-05..2026-01-19` (explicit range).
+
+A window the user names (`parse_window`, `--from/--to` through `parse_time_bound`) must lie in
+the range every stored time lies in (`insights.timeutil`: 1970-01-01..2100-01-01 UTC); outside
+it is a `UserError` naming the window (exit 2, HTTP 422), never an overflow. The previous
+windows of a report's history may reach back before 1970: they simply hold no data.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from insights.errors import UserError
 from insights.metrics.result import Window
-from insights.timeutil import parse_time, utc
+from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, TimeRangeError, bounded, parse_time, utc
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -42,6 +47,13 @@ def month(year: int, number: int) -> Window:
     return Window(start=start, end=end, label=f"{year}-{number:02d}")
 
 
+def _in_range(label: str, year: int) -> None:
+    """Refuse a named week or month outside the accepted years before building it (a week of
+    year 9999 ends past `datetime.max`)."""
+    if not EARLIEST.year <= year < LATEST.year:
+        raise UserError(f"window {label}: outside the accepted range {RANGE_TEXT}")
+
+
 def _label_time(value: datetime) -> str:
     if value.time() == time():
         return value.date().isoformat()
@@ -66,8 +78,10 @@ def parse_time_bound(text: str, what: str) -> datetime:
     value = text.strip()
     try:
         if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), time(), UTC)
-        return parse_time(value)
+            return bounded(datetime.combine(date.fromisoformat(value), time(), UTC))
+        return bounded(parse_time(value))
+    except TimeRangeError as exc:
+        raise UserError(f"{what} {text!r}: {exc}") from None
     except ValueError as exc:
         if "time zone" in str(exc):
             raise UserError(f"{what} {text!r}: {exc}") from None
@@ -101,8 +115,10 @@ def parse_window(text: str | None, now: datetime) -> Window:
         return default_window(now)
     value = text.strip()
     if m := _WEEK.match(value.upper()):
+        _in_range(value, int(m[1]))
         return week(int(m[1]), int(m[2]))
     if m := _MONTH.match(value):
+        _in_range(value, int(m[1]))
         return month(int(m[1]), int(m[2]))
     if _RANGE_SEP in value:
         left, right = value.split(_RANGE_SEP, 1)

@@ -45,6 +45,21 @@ _FIELDS: dict[str, tuple[type, dict[str, str]]] = {
 }
 
 
+def lookup_key(value: Any) -> bool:
+    """Whether `value` can be looked up as a name or id: a short string or integer without NUL
+    (PostgreSQL refuses NUL in a query parameter: that was a 500 instead of the model's 422)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
+    text = str(value) if isinstance(value, str) or value.bit_length() <= 664 else ""
+    if not 0 < len(text) <= 200 or "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")  # a lone surrogate cannot be sent to the database either
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, Any]:
     """`data` (a canonical event dict) with its missing or null fields taken from storage.
 
@@ -53,8 +68,9 @@ def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, 
     """
     spec = _FIELDS.get(str(data.get("type")))
     service_name = data.get("service")
-    if spec is None or not isinstance(service_name, str) or data.get("id") is None:
-        return data
+    external_id = data.get("id")
+    if spec is None or not lookup_key(service_name) or not lookup_key(external_id):
+        return data  # nothing stored can match; the event model rejects what is malformed
     model, fields = spec
     service = repo.service(service_name)
     if service is None:
@@ -62,7 +78,7 @@ def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, 
     stored = repo.session.scalar(
         repo.scoped(model).where(
             model.service_id == service.id,  # type: ignore[attr-defined]
-            model.external_id == str(data["id"]).strip(),  # type: ignore[attr-defined]
+            model.external_id == str(external_id).strip(),  # type: ignore[attr-defined]
         )
     )
     if stored is None:

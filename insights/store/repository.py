@@ -8,11 +8,13 @@ did (new / updated / unchanged), the same way on SQLite and PostgreSQL.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from pandas.errors import OutOfBoundsDatetime
 from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
@@ -297,6 +299,9 @@ class TenantRepository:
         latest: dict[tuple[int, str], dict[str, Any]] = {}
         for row in rows:  # the last of duplicate events in one batch wins
             latest[(row["service_id"], row[key])] = row
+        # Rows are written (and so locked) in natural-key order: two concurrent batches that
+        # share keys then wait on each other in the same order instead of deadlocking.
+        latest = dict(sorted(latest.items(), key=lambda item: item[0]))
         written: dict[tuple[int, str], dict[str, Any]] = {}
         if not latest:
             return counts, written
@@ -476,7 +481,7 @@ class TenantRepository:
         if dialect.name == "postgresql" and len(values) >= COPY_MIN_ROWS:
             if fresh:
                 return self._copy_into(table, names, values)
-            return self._copy_upsert(table, names, values, on_conflict)
+            return self._copy_upsert(table, names, values, on_conflict, conflict)
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         sql = f"INSERT INTO {target} VALUES ({', '.join(mark for _ in names)}) {on_conflict}"
         return connection.exec_driver_sql(sql, values).rowcount
@@ -495,7 +500,12 @@ class TenantRepository:
         return len(values)
 
     def _copy_upsert(
-        self, table: Table, names: list[str], values: list[tuple[Any, ...]], on_conflict: str
+        self,
+        table: Table,
+        names: list[str],
+        values: list[tuple[Any, ...]],
+        on_conflict: str,
+        key: list[str],
     ) -> int:
         """PostgreSQL: COPY the rows into a temporary stage table, then one
         `INSERT … SELECT … ON CONFLICT` moves them in. Row-by-row INSERTs cost the server a
@@ -512,9 +522,11 @@ class TenantRepository:
             with cursor.copy(f"COPY {stage} ({column_list}) FROM STDIN") as copy:
                 for row in values:
                     copy.write_row(row)
+            # ORDER BY the key: rows are locked in one order whatever order they came in
             cursor.execute(
                 f"INSERT INTO {quote(table.name)} ({column_list}) "
-                f"SELECT {column_list} FROM {stage} {on_conflict}"
+                f"SELECT {column_list} FROM {stage} "
+                f"ORDER BY {', '.join(quote(c) for c in key)} {on_conflict}"
             )
             moved = cursor.rowcount
             cursor.execute(f"TRUNCATE {stage}")
@@ -586,7 +598,7 @@ class TenantRepository:
     ) -> set[str]:
         """Make each deployment's links equal to its listed commits; returns those changed."""
         changed: set[str] = set()
-        for chunk in _chunks(list(listed)):
+        for chunk in _chunks(sorted(listed)):  # sorted: one lock order (see `_upsert`)
             ids = dict(
                 self.session.execute(
                     select(Deployment.external_id, Deployment.id).where(
@@ -813,7 +825,11 @@ class TenantRepository:
         result = self.session.execute(stmt)
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
         for column in time_columns:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
+            # a row stored before the time range was enforced can be beyond what pandas
+            # converts; the metrics engine screens such rows out (insights.metrics.screen),
+            # so the column then keeps its values as they are
+            with suppress(OutOfBoundsDatetime, OverflowError):
+                frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
 
     def delivery_frames(self, services: Sequence[str] | None = None) -> DeliveryFrames:

@@ -1,0 +1,113 @@
+"""Screening of stored rows before the metrics engine: what the input boundary would refuse is
+skipped, with a warning naming the row, instead of failing the whole tenant.
+
+Every entry point validates times (1970-01-01..2100-01-01 UTC) and durations (resolved ≥ opened,
+finished ≥ started, merged ≥ opened) before storing, but a database written by an older version
+may still hold a row that is out of range (pandas cannot hold year 1600 or 9999 in nanoseconds:
+every metric of the tenant was a 500) or negative (an incident resolved before it opened would
+count as a 0-hour recovery). Such a row is left out of the metrics and logged once per
+computation:
+
+    skipped stored incident 'INC-9' of service 'checkout': opened_at 1600-01-01T00:00:00+00:00
+    is outside 1970-01-01T00:00:00Z..2100-01-01T00:00:00Z
+
+Pure: DataFrames in, DataFrames out (and log records).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, bounded, parse_time
+
+log = logging.getLogger("insights.metrics")
+
+WARNINGS_PER_KIND = 20  # a poisoned import of 10⁵ rows must not flood the log
+
+# frame name -> (record kind, time columns, (later, earlier) pairs that must not be negative)
+RULES: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = {
+    "deployments": ("deployment", ("started_at", "finished_at"), (("finished_at", "started_at"),)),
+    "commits": ("commit", ("committed_at", "authored_at"), ()),
+    "changes": (
+        "change",
+        ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
+        (("merged_at", "opened_at"),),
+    ),
+    "incidents": ("incident", ("opened_at", "resolved_at"), (("resolved_at", "opened_at"),)),
+}
+
+
+def _outside_one(value: object) -> bool:
+    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+        return False
+    try:
+        bounded(value if isinstance(value, datetime) else parse_time(str(value)))
+    except (ValueError, TypeError):
+        return True
+    return False
+
+
+def outside_range(values: pd.Series) -> np.ndarray:
+    """Which values are times outside `EARLIEST..LATEST` (missing values are not)."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return ((values < EARLIEST) | (values > LATEST)).to_numpy(dtype=bool)
+    if np.issubdtype(values.dtype, np.datetime64):  # naive: stored times are UTC
+        aware = values.dt.tz_localize("UTC")
+        return ((aware < EARLIEST) | (aware > LATEST)).to_numpy(dtype=bool)
+    if values.dtype == object:  # the store could not convert the column: check one by one
+        return np.fromiter((_outside_one(v) for v in values), bool, len(values))
+    return values.notna().to_numpy(dtype=bool)  # numbers are not times
+
+
+def _times(values: pd.Series) -> pd.Series:
+    """In-range times (or missing) as one comparable UTC series."""
+    converted = pd.to_datetime(values, utc=True)
+    return converted
+
+
+def _name(frame: pd.DataFrame, row: int, kind: str) -> str:
+    key = "sha" if kind == "commit" else "external_id"
+    ident = frame[key].iloc[row] if key in frame.columns else "?"
+    service = frame["service"].iloc[row] if "service" in frame.columns else "?"
+    return f"{kind} {str(ident)!r} of service {str(service)!r}"
+
+
+def screen(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`frame` (one of `RULES`' frames) without the rows the input boundary would refuse."""
+    kind, columns, pairs = RULES[name]
+    present = [c for c in columns if c in frame.columns]
+    if frame.empty or not present:
+        return frame
+    bad = np.zeros(len(frame), bool)
+    reasons: dict[int, str] = {}
+    for column in present:
+        outside = outside_range(frame[column]) & ~bad
+        for row in np.flatnonzero(outside)[:WARNINGS_PER_KIND]:
+            reasons[int(row)] = f"{column} {frame[column].iloc[row]} is outside {RANGE_TEXT}"
+        bad |= outside
+    if pairs:
+        kept = frame[~bad]
+        for later, earlier in pairs:
+            if later not in kept.columns or earlier not in kept.columns:
+                continue
+            negative = np.zeros(len(frame), bool)
+            negative[np.flatnonzero(~bad)] = (_times(kept[later]) < _times(kept[earlier])).to_numpy(
+                dtype=bool
+            )
+            for row in np.flatnonzero(negative & ~bad)[:WARNINGS_PER_KIND]:
+                reasons[int(row)] = f"{later} is before {earlier} (a negative duration)"
+            bad |= negative
+    if not bad.any():
+        return frame
+    shown = sorted(reasons)[:WARNINGS_PER_KIND]
+    for row in shown:
+        log.warning("skipped stored %s: %s", _name(frame, row, kind), reasons[row])
+    if int(bad.sum()) > len(shown):
+        log.warning(
+            "skipped %d more stored %s rows that fail validation", bad.sum() - len(shown), kind
+        )
+    return frame[~bad]
