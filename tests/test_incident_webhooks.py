@@ -299,3 +299,17 @@ def test_jira_wrong_signature_is_401(sqlite_client: TestClient) -> None:
     response = post_jira(sqlite_client, jira_body("jira:issue_created"), "w1", secret="guess")
     assert response.status_code == 401
     assert incidents(sqlite_client) == {}
+
+
+def test_body_that_is_not_bounded_json_is_400_after_the_signature(
+    sqlite_client: TestClient,
+) -> None:
+    for body in (b"{not json", b"[" * 5000 + b"]" * 5000, b"\xff\xfe"):
+        response = sqlite_client.post(
+            "/webhooks/pagerduty/acme",
+            content=body,
+            headers={"X-PagerDuty-Signature": pagerduty_signature(PD_SECRET, body)},
+        )
+        assert response.status_code == 400, body[:10]
+        assert response.json()["detail"].startswith("body: not a JSON payload")
+    assert incidents(sqlite_client) == {}

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from insights import pipeline
+from insights.boundedjson import JsonInputError, loads
 from insights.collect.hostcommon import deployment_reference
 from insights.collect.jira_map import is_incident, map_issue
 from insights.collect.pagerduty_map import LIFECYCLE_EVENTS, map_incident, webhook_incident
@@ -49,6 +49,7 @@ from insights.model import IncidentEvent, describe_validation_error
 from insights.store.db import unit_of_work
 from insights.store.models import Incident, WebhookDelivery
 from insights.store.repository import TenantRepository, get_tenant
+from insights.store.retry import run_in_transaction
 from insights.timeutil import iso, now
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -119,9 +120,11 @@ def _verified(
 
 def _json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise HTTPException(400, "body: not a JSON payload") from None
+        data = loads(body.decode("utf-8"))  # bounded: depth, numbers, Unicode (every API body)
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body: not a JSON payload (not UTF-8)") from None
+    except JsonInputError as exc:
+        raise HTTPException(400, f"body: not a JSON payload ({exc})") from None
     if not isinstance(data, dict):
         raise HTTPException(422, "body: must be a JSON object")
     return data
@@ -296,8 +299,8 @@ def _jira(
 def _run(request: Request, source: str, work: Callable[[Session], Outcome]) -> JSONResponse:
     metrics = request.app.state.metrics
     try:
-        with unit_of_work(request.app.state.engine) as session:
-            status, body = work(session)
+        # a deadlock or serialization failure re-runs the whole delivery (store/retry.py)
+        status, body = run_in_transaction(request.app.state.engine, work)
     except IntegrityError:
         status, body = 200, {"status": "duplicate"}
     except HTTPException:
