@@ -331,3 +331,17 @@ name = "shop"
     doc = json.loads(shown.output)
     assert doc["deployment_count"] == 4
     assert doc["failed_deployments"] == 2  # v2 (reverted by v4) and v3 (the PagerDuty incident)
+
+
+def test_incident_the_boundary_refuses_is_skipped_with_a_warning_and_the_rest_kept(
+    sqlite_db: Database, pagerduty: FakePagerDuty, caplog: pytest.LogCaptureFixture
+) -> None:
+    pagerduty.add(1, SERVICE, opened=0, resolved=30)
+    broken = pagerduty.add(2, SERVICE, opened=60, resolved=90)
+    broken["resolved_at"] = "2026-01-05T08:00:00Z"  # resolved before it was created
+    with caplog.at_level(logging.WARNING):
+        report = sync(sqlite_db, org(pagerduty))
+    assert set(incidents(sqlite_db)) == {"PINC001"}
+    assert report.counts["incident"].new == 1
+    assert "pagerduty incident PINC002 skipped: " in caplog.text
+    assert "resolved_at" in caplog.text

@@ -34,6 +34,7 @@ from urllib.parse import urlparse
 
 import requests
 from jira import JIRA, JIRAError
+from pydantic import ValidationError
 
 from insights.collect.events import AnyEvent
 from insights.collect.hostcommon import (
@@ -47,6 +48,7 @@ from insights.collect.ratelimit import SERVER_ERROR_ATTEMPTS, rate_limit_wait
 from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig, secret
 from insights.errors import UserError
+from insights.model import IncidentEvent, describe_validation_error
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
 from insights.timeutil import now, parse_time
@@ -217,8 +219,14 @@ class JiraCollector:
         """Re-derive every incident from the stored issues: no request, no token needed."""
         for kind, payloads in stored_payloads(ctx, [KIND]).items():
             events: list[AnyEvent] = [
-                map_issue(self.service.name, raw, self.config.deployment_field)
-                for _, raw in payloads
+                event
+                for key, raw in payloads
+                for event in _valid(
+                    f"jira issue {key}",
+                    functools.partial(
+                        map_issue, self.service.name, raw, self.config.deployment_field
+                    ),
+                )
             ]
             ctx.commit(kind, events)
 
@@ -265,7 +273,12 @@ class JiraCollector:
                 if not cursor.is_new(updated, key):
                     continue
                 cursor.advance(updated, key)
-                events.append(map_issue(self.service.name, issue, self.config.deployment_field))
+                events += _valid(
+                    f"jira issue {key}",
+                    functools.partial(
+                        map_issue, self.service.name, issue, self.config.deployment_field
+                    ),
+                )
                 raw.append((key, issue))
             ctx.commit(KIND, events, cursor=cursor.dump(), raw=raw)
 
@@ -288,3 +301,14 @@ def base_jql(jql: str | None, project: str | None, issue_types: list[str]) -> st
     if issue_types:
         clause += " AND issuetype in (" + ", ".join(f'"{t}"' for t in issue_types) + ")"
     return clause
+
+
+def _valid(where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
+    """The mapped incident, or none (with a warning naming it) when the boundary refuses it
+    (a resolution before the opening, a time out of range): one bad record of the source does
+    not stop the sync or lose what it read."""
+    try:
+        return [build()]
+    except ValidationError as exc:
+        log.warning("%s skipped: %s", where, describe_validation_error(exc))
+        return []

@@ -23,10 +23,11 @@ new or changed incident (its notes).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -34,6 +35,7 @@ from urllib.parse import urlparse
 import httpx2
 from pagerduty import Error as PagerDutyError
 from pagerduty import HttpError, RestApiV2Client, UrlError
+from pydantic import ValidationError
 
 from insights.collect.events import AnyEvent
 from insights.collect.hostcommon import HostAccess, run_until_rate_limited, stored_payloads
@@ -47,6 +49,7 @@ from insights.collect.ratelimit import (
 from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig
 from insights.errors import UserError
+from insights.model import IncidentEvent, describe_validation_error
 from insights.timeutil import iso, now, parse_time
 
 log = logging.getLogger(__name__)
@@ -208,8 +211,14 @@ class PagerDutyCollector:
         """Re-derive every incident from the stored payloads: no request, no token needed."""
         for kind, payloads in stored_payloads(ctx, [KIND]).items():
             events: list[AnyEvent] = [
-                map_incident(self.service.name, raw["incident"], raw.get("notes") or [])
-                for _, raw in payloads
+                event
+                for key, raw in payloads
+                for event in _valid(
+                    f"pagerduty incident {key}",
+                    functools.partial(
+                        map_incident, self.service.name, raw["incident"], raw.get("notes") or []
+                    ),
+                )
             ]
             ctx.commit(kind, events)
 
@@ -267,7 +276,10 @@ class PagerDutyCollector:
                 if seen.get(incident_id) == version:
                     continue
                 notes = api.notes(incident_id)
-                events.append(map_incident(self.service.name, incident, notes))
+                events += _valid(
+                    f"pagerduty incident {incident_id}",
+                    functools.partial(map_incident, self.service.name, incident, notes),
+                )
                 raw.append((incident_id, {"incident": incident, "notes": notes}))
                 seen[incident_id] = version
                 if len(events) >= PAGE:
@@ -294,3 +306,14 @@ def _version(incident: dict[str, Any]) -> str:
             priority,
         )
     )
+
+
+def _valid(where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
+    """The mapped incident, or none (with a warning naming it) when the boundary refuses it
+    (a resolution before the opening, a time out of range): one bad record of the source does
+    not stop the sync or lose what it read."""
+    try:
+        return [build()]
+    except ValidationError as exc:
+        log.warning("%s skipped: %s", where, describe_validation_error(exc))
+        return []
