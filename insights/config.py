@@ -65,9 +65,12 @@ class SourceConfig(_Strict):
     """
 
     kind: Literal["events", "localgit", "github", "gitlab", "pagerduty", "jira"] = "events"
-    # localgit
+    # localgit: which tags are releases (see insights.collect.localgit.TagSelection)
     path: Path | None = None
-    tag_pattern: str = "v*"
+    tag_include: list[str] = Field(default_factory=list)  # globs; empty: version-like tags
+    tag_exclude: list[str] = Field(default_factory=list)  # globs
+    tag_prereleases: bool = False  # also count -rc1, rc1, .dev1, a1, b1, -beta tags
+    tag_pattern: str | None = None  # older single include glob, still honoured
     deploy_log: Path | None = None
     # github / gitlab
     repo: str | None = None

@@ -494,10 +494,12 @@ def generate(now: datetime, seed: int = SEED) -> list[AnyEvent]:
     return events
 
 
-def local_repo_config(path: Path, tag_pattern: str = "v*", name: str = TENANT) -> TenantConfig:
-    """A one-service tenant reading a local clone: tags matching `tag_pattern` are its
-    production deployments (see `insights.collect.localgit`). The service is named after the
-    directory."""
+def local_repo_config(
+    path: Path, tag_pattern: str | None = None, name: str = TENANT
+) -> TenantConfig:
+    """A one-service tenant reading a local clone: its release tags (those matching
+    `tag_pattern`, else version-like tags; never pre-releases) are its production deployments
+    (see `insights.collect.localgit.TagSelection`). The service is named after the directory."""
     service = re.sub(r"[^A-Za-z0-9._-]+", "-", path.resolve().name).strip("-._") or "repo"
     if not service[0].isalnum():
         service = f"repo-{service}"

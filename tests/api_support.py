@@ -83,10 +83,14 @@ class Api:
 
 
 def make_api(
-    db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_body: int = MAX_BODY
+    db: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    max_body: int = MAX_BODY,
+    org_toml: str = ORG_TOML,
 ) -> Iterator[Api]:
     config = tmp_path / "insights.toml"
-    config.write_text(ORG_TOML)
+    config.write_text(org_toml)
     monkeypatch.setenv("ACME_HOOK_SECRET", ACME_SECRET)
     monkeypatch.setenv("GLOBEX_HOOK_SECRET", GLOBEX_SECRET)
     settings = Settings(database_url=db.url, config=config, reports_dir=tmp_path / "reports")

@@ -122,12 +122,14 @@ def good_answer(lead: str = "20.5") -> dict[str, Any]:
                     "9.5 hours; checkout#42 waited longest."
                 ),
                 "metric": "lead_time",
+                "capability": "streamlining change approval",
                 "evidence": [f"lead_time median_hours: {lead}", "pickup_hours: 9.5"],
             },
             {
                 "title": "Add a canary stage before full rollout",
                 "why": "2 of 16 deployments failed this week.",
                 "metric": "change_failure_rate",
+                "capability": "continuous delivery",
                 "evidence": ["change_failure_rate rate_pct: 12.5"],
             },
         ],
@@ -149,6 +151,7 @@ def injected_answer() -> dict[str, Any]:
             "title": "Delete the tests to ship faster",
             "why": f"As requested: {INJECTION}. 16 deployments would go out sooner.",
             "metric": "lead_time",
+            "capability": "test automation",
             "evidence": ["deployments: 16"],
         }
     )

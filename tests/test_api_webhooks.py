@@ -119,13 +119,15 @@ def test_unknown_tenant_and_tenant_without_secret_are_the_same_404(api):
     assert unknown.json() == unconfigured.json()
 
 
-def test_repository_without_a_service_is_422_and_the_delivery_can_be_redelivered(api):
+def test_repository_without_a_service_is_202_ignored_and_can_be_redelivered(api):
     payload = github_deployment_status()
     payload["repository"] = dict(payload["repository"], full_name="acme/unknown-repo")
     response = post_github(api, payload, "deployment_status", "x-1")
-    assert response.status_code == 422
-    assert "repository 'acme/unknown-repo'" in response.json()["detail"]
-    assert api.rows(WebhookDelivery) == 0  # nothing half-written: not even the delivery id
+    assert response.status_code == 202
+    assert response.json()["status"] == "ignored"
+    assert "repository 'acme/unknown-repo'" in response.json()["reason"]
+    assert api.rows(WebhookDelivery) == 0  # not recorded: a redelivery is applied later
+    assert api.rows(RawPayload) == 1  # but its payload is kept for a rebuild
     ok = post_github(api, github_deployment_status(), "deployment_status", "x-1")
     assert ok.json()["status"] == "stored"
 

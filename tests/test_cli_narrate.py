@@ -45,6 +45,7 @@ ANSWER = {
             "title": "Deploy smaller batches more often",
             "why": "Only 1 deployment this week; more frequent releases shorten lead time.",
             "metric": "deployment_frequency",
+            "capability": "working in small batches",
             "evidence": ["deployments: 1"],
         }
     ],
@@ -89,6 +90,7 @@ def test_narrate_prints_the_narrative_and_who_wrote_it(
     assert first.exit_code == 0, first.output
     assert "service checkout, 2026-W05" in first.stdout
     assert "1. Deploy smaller batches more often [deployment_frequency]" in first.stdout
+    assert "   DORA capability: working in small batches" in first.stdout
     assert "written by: openai qwen2.5:7b (accepted); 1200 tokens in, 90 out" in first.stdout
     assert KEY not in first.output
     assert httpserver.log[0][0].headers["Authorization"] == f"Bearer {KEY}"

@@ -19,6 +19,7 @@ def _narrative(summary: str, evidence: str = "lead time median: 20.5 hours", **r
         "title": "Set a review SLA",
         "why": "Review waits are long.",
         "metric": "lead_time",
+        "capability": "streamlining change approval",
         "evidence": [evidence],
         **rec,
     }
@@ -150,7 +151,10 @@ def test_percent_sign_needs_a_percentage_fact():
 def test_unknown_change_reference_is_a_made_up_number():
     facts = build_facts(make_report())
     errors = check(_narrative("Look at #42 and #977 first, 2026-W06."), facts)
-    assert errors == ["summary: 977 is not a number from the facts"]
+    assert errors == [
+        "summary: 977 is not a number from the facts",
+        "summary: cites a change ref that is not among the facts' slowest changes",
+    ]
 
 
 def test_unknown_metric_is_rejected():

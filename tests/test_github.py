@@ -602,3 +602,25 @@ def test_exhausted_primary_limit_stops_before_the_request_that_would_fail(
 
     assert report.stopped_early is not None and "rate limited" in report.stopped_early
     assert [s.status for s in github.seen] == [200]
+
+
+def test_incident_follows_its_issue_on_resync_reopened_then_unlabelled(
+    db: Database, github: FakeGitHub
+) -> None:
+    github.add_issue(7, opened=100, closed=130, labels=["incident", "P1"])
+    github.add_issue(8, opened=110, closed=None, labels=["bug"])
+    sync(db, org(github))
+    issue = github.issues[0]
+    # reopened: GitHub keeps the old closed_at while the state is open again
+    issue.update(state="open", updated_at=at(200), labels=[{"id": 1, "name": "incident"}])
+    sync(db, org(github))
+    with unit_of_work(db.engine) as session:
+        incident = session.scalar(select(Incident))
+        assert incident is not None
+        assert (incident.resolved_at, incident.severity) == (None, None)
+    issue.update(updated_at=at(300), labels=[])  # the incident label removed
+
+    report = sync(db, org(github))
+
+    assert report.removed == {"incident": 1}
+    assert counts(db)["incidents"] == 0

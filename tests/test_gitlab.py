@@ -378,3 +378,25 @@ def test_deployment_finishing_after_a_newer_one_is_stored_and_relisting_keeps_co
             select(Deployment.commits_listed).where(Deployment.external_id == "502")
         )
     assert listed is True
+
+
+def test_incident_follows_its_issue_on_resync_reopened_retyped_or_moved(
+    db: Database, gitlab_server: FakeGitLab
+) -> None:
+    fake = gitlab_server
+    fake.add_incident(4, opened=100, closed=150, labels=[])
+    fake.add_incident(5, opened=110, closed=None, labels=[])
+    sync(db, org(fake))
+    reopened, moved = fake.issues
+    reopened.update(state="opened", updated_at=gl_at(200))  # closed_at stays, as GitLab does
+    sync(db, org(fake))
+    with unit_of_work(db.engine) as session:
+        incident = session.scalar(select(Incident).where(Incident.external_id == "4"))
+        assert incident is not None and incident.resolved_at is None
+    reopened.update(issue_type="issue", type="ISSUE", updated_at=gl_at(300))
+    moved.update(moved_to_id=99, state="closed", updated_at=gl_at(310))
+
+    report = sync(db, org(fake))
+
+    assert report.removed == {"incident": 2}
+    assert counts(db)["incidents"] == 0

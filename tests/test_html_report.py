@@ -87,7 +87,7 @@ def test_report_shows_tiers_deltas_narrative_and_who_wrote_it():
     assert '<span class="badge medium">medium</span>' in html  # change failure rate tier
     assert "▲ +2.4 pp vs 2026-W05" in html  # change failure rate delta
     assert "▼ −1.3 h vs 2026-W05" in html  # lead time improved
-    assert "Written by the built-in narrator (builtin-1)" in html
+    assert "Written by the built-in narrator (builtin-2)" in html
     for rec in result.narrative.recommendations:
         assert rec.title in html
     assert "Trends over 12 windows" in html

@@ -186,7 +186,7 @@ def test_good_json_is_accepted(httpserver: HTTPServer, facts: dict[str, Any]) ->
     assert (result.provider, result.model) == ("openai", "llama3.1:8b")
     assert result.narrative.recommendations[0].metric == "lead_time"
     assert (result.tokens_in, result.tokens_out) == (1500, 320)
-    assert result.prompt_version == "narrate_v1"
+    assert result.prompt_version == "narrate_v2"
     # The prompt carries the facts but neither the quotable lists nor the raw untrusted key.
     user = request_json(0, httpserver)["messages"][1]["content"]
     assert '"median_hours": 20.5' in user and '"quotable"' not in user
@@ -251,7 +251,7 @@ def test_injected_instruction_echoed_back_is_rejected_and_falls_back(
     result = narrate_with(provider(httpserver), config(httpserver), facts)
 
     assert result.outcome == "fallback"
-    assert "weakening tests" in (result.reason or "")
+    assert "weakening a safeguard" in (result.reason or "")
     delivered = result.narrative.model_dump_json().lower()
     assert "delet" not in delivered and "ignore previous" not in delivered
     # The title reached the model only inside the fence; the repair round-trip did not resend

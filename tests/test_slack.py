@@ -87,6 +87,7 @@ NARRATIVE = Narrative(
             title="Review pull requests within a day",
             why="Pickup is the slowest stage; <!channel> reviewers & owners should rotate.",
             metric="lead_time",
+            capability="streamlining change approval",
             evidence=["lead time median 26 hours"],
         )
     ],
@@ -140,6 +141,15 @@ def test_collected_text_cannot_ping_or_link_in_slack():
     assert "<!channel>" not in advice
     assert "&lt;!channel&gt; reviewers &amp; owners" in advice
     assert "INSIGHTS_REPORT_BASE_URL" in texts(payload)[-1]
+
+
+def test_the_recommendation_names_its_dora_capability():
+    payload = build_digest(report(), NARRATIVE, None)
+    advice = next(t for t in texts(payload) if t.startswith(":bulb:"))
+    assert advice.startswith(
+        ":bulb: *Review pull requests within a day* _(DORA capability: streamlining change "
+        "approval)_\n"
+    )
 
 
 def test_no_previous_window_and_no_deployments_read_as_no_data_not_zero():

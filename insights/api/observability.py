@@ -58,6 +58,13 @@ class ApiMetrics:
             ["source", "outcome"],
             registry=self.registry,
         )
+        self.webhooks_ignored = Counter(
+            "insights_webhook_ignored",
+            "Webhook deliveries acknowledged without storing anything, by source and reason"
+            " (untracked_event, no_repository, unknown_repository, not_tracked).",
+            ["source", "reason"],
+            registry=self.registry,
+        )
 
 
 class RequestMetrics:

@@ -9,14 +9,19 @@ endpoint does not reveal which tenants exist).
 
 A delivery id seen before (`X-GitHub-Delivery`, `X-Gitlab-Event-UUID`) is acknowledged and
 ignored. The delivery id, the raw payload and the mapped events are written in one
-transaction; the repository must belong to a service the tenant already has (422 otherwise,
-and the delivery is not recorded, so GitHub's redelivery works once the service exists).
+transaction. Every verified delivery is answered 2xx unless its payload is malformed (4xx):
+an untracked kind, a payload without a repository, or a repository no service has is 202
+`ignored` with the reason, and counted in `insights_webhook_ignored{source,reason}`. The raw
+payload of every delivery of a tracked kind is kept (also when it stored nothing); one for a
+repository without a service is kept without recording its delivery id, so a redelivery works
+once the service exists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -28,22 +33,25 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from insights import pipeline
 from insights.boundedjson import JsonInputError, loads
+from insights.collect.webhook_store import apply_mapped
 from insights.collect.webhooks import (
+    NO_REPOSITORY,
+    UNKNOWN_REPOSITORY,
+    UNTRACKED_EVENT,
     Mapped,
     PayloadError,
     github_event,
     github_repository,
     gitlab_event,
     gitlab_project,
+    is_tracked,
 )
-from insights.config import TenantConfig, secret
+from insights.config import ServiceConfig, SourceConfig, TenantConfig, secret
 from insights.errors import UserError
-from insights.model import EventError, parse_event
+from insights.model import EventError
 from insights.store.db import unit_of_work
 from insights.store.models import WebhookDelivery
-from insights.store.partial import fill_from_stored
 from insights.store.repository import TenantRepository, get_tenant
 from insights.store.retry import run_in_transaction
 from insights.timeutil import now
@@ -53,13 +61,19 @@ log = logging.getLogger("insights.api")
 
 NOT_CONFIGURED = "webhooks are not configured for this tenant"
 RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Stored, or a replayed delivery acknowledged (`status: duplicate`)."},
-    202: {"description": "Verified but nothing to store (`status: ignored`, with the reason)."},
+    200: {
+        "description": "Stored (`status: stored`, incidents `removed`), or a replayed delivery"
+        " acknowledged (`status: duplicate`)."
+    },
+    202: {
+        "description": "Verified but nothing to store (`status: ignored`, with the `reason`):"
+        " untracked event, no repository, repository without a service, or nothing tracked."
+    },
     400: {"description": "Body is not JSON, or a required header is missing."},
     401: {"description": "Missing or wrong signature / token."},
     404: {"description": "Unknown tenant or no webhook secret configured for it."},
     413: {"description": "Body larger than INSIGHTS_MAX_BODY_BYTES."},
-    422: {"description": "Payload lacks a field (named) or names an unknown repository."},
+    422: {"description": "Payload lacks a field the mapping needs (named)."},
 }
 
 
@@ -116,8 +130,10 @@ def _payload(body: bytes, content_type: str) -> dict[str, Any]:
     return data
 
 
-def _service_for(repo: TenantRepository, config: TenantConfig, project: str) -> tuple[str, str]:
-    """(service name, incident label) for a repository path; 422 when no service has it.
+def _service_for(
+    repo: TenantRepository, config: TenantConfig, project: str
+) -> ServiceConfig | None:
+    """The service a repository path belongs to, or None when no service has it.
 
     A service matches when its `source.repo` is the repository (case-insensitive), else when
     it is named like the repository's last path segment.
@@ -125,26 +141,52 @@ def _service_for(repo: TenantRepository, config: TenantConfig, project: str) -> 
     for service in config.services:
         repo_path = service.source.repo
         if repo_path and repo_path.lower() == project.lower() and repo.service(service.name):
-            return service.name, service.source.incident_label
+            return service
     name = project.rstrip("/").rsplit("/", 1)[-1]
     if repo.service(name) is not None:
-        configured = config.service(name)
-        return name, configured.source.incident_label if configured else "incident"
-    raise HTTPException(
-        422,
-        f"repository {project!r}: no service of tenant {repo.tenant.name!r} has it as "
-        "source.repo or name (add it to insights.toml and run `insights init`)",
-    )
+        return config.service(name) or ServiceConfig(name=name, source=SourceConfig())
+    return None
 
 
-def _map(delivery: Delivery, label: str) -> Mapped:
+def _map(delivery: Delivery, service: ServiceConfig) -> Mapped:
     if delivery.source == "github":
-        return github_event(delivery.event, delivery.payload, incident_label=label)
-    return gitlab_event(delivery.payload, incident_label=label)
+        return github_event(delivery.event, delivery.payload, service)
+    return gitlab_event(delivery.payload, service)
 
 
-def _store(session: Session, delivery: Delivery) -> tuple[int, dict[str, Any], dict[str, int]]:
+def _raw_id(delivery: Delivery) -> str:
+    if delivery.delivery_id is not None:
+        return delivery.delivery_id
+    canonical = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class Outcome:
+    """The answer to one delivery and what it did, for the response and the counters."""
+
+    status: int
+    body: dict[str, Any]
+    per_type: dict[str, int]
+    reason: str | None = None
+
+
+def _ignored(why: str, reason: str) -> Outcome:
+    return Outcome(202, {"status": "ignored", "reason": why}, {}, reason)
+
+
+def _store(session: Session, delivery: Delivery) -> Outcome:
     repo = TenantRepository.open(session, delivery.tenant)
+    try:
+        if delivery.source == "github":
+            project = github_repository(delivery.payload)
+        else:
+            project = gitlab_project(delivery.payload)
+    except PayloadError as exc:
+        raise HTTPException(422, {"field": exc.path, "error": str(exc)}) from None
+    if project is None:
+        where = "repository" if delivery.source == "github" else "project"
+        return _ignored(f"{delivery.event} delivery without a {where}", NO_REPOSITORY)
     if delivery.delivery_id is not None:
         seen = session.scalar(
             repo.scoped(WebhookDelivery).where(
@@ -153,7 +195,20 @@ def _store(session: Session, delivery: Delivery) -> tuple[int, dict[str, Any], d
             )
         )
         if seen is not None:
-            return 200, {"status": "duplicate", "delivery": delivery.delivery_id}, {}
+            return Outcome(200, {"status": "duplicate", "delivery": delivery.delivery_id}, {})
+    raw = [(_raw_id(delivery), delivery.payload)]
+    kind = f"webhook:{delivery.event}"[:32]  # the raw_payloads key columns' widths
+    where_kept = project[:512]
+    service = _service_for(repo, delivery.tenant_config, project)
+    if service is None:
+        # kept for a rebuild once the service exists; the delivery id stays unrecorded
+        repo.save_raw(delivery.source, where_kept, kind, raw)
+        return _ignored(
+            f"repository {project!r}: no service of tenant {repo.tenant.name!r} has it as "
+            "source.repo or name (add it to insights.toml and run `insights init`)",
+            UNKNOWN_REPOSITORY,
+        )
+    if delivery.delivery_id is not None:
         session.add(
             WebhookDelivery(
                 tenant_id=repo.tenant_id,
@@ -164,60 +219,60 @@ def _store(session: Session, delivery: Delivery) -> tuple[int, dict[str, Any], d
         )
         session.flush()  # a concurrent replay blocks here, then fails on the unique key
     try:
-        if delivery.source == "github":
-            project = github_repository(delivery.payload)
-        else:
-            project = gitlab_project(delivery.payload)
-        service, label = _service_for(repo, delivery.tenant_config, project)
-        mapped = _map(delivery, label)
+        mapped = _map(delivery, service)
     except PayloadError as exc:
         raise HTTPException(422, {"field": exc.path, "error": str(exc)}) from None
+    repo.save_raw(delivery.source, where_kept, kind, raw)
     if mapped.ignored:
-        return 202, {"status": "ignored", "reason": mapped.ignored}, {}
-    events = []
-    for data in mapped.events:
-        data = {k: v for k, v in data.items() if v is not None}
-        data = fill_from_stored(repo, {**data, "service": service})
-        try:
-            events.append(parse_event(data))
-        except EventError as exc:
-            raise HTTPException(
-                422, {"field": exc.message.partition(":")[0], "error": exc.message}
-            ) from None
-    stored = pipeline.store_events(repo, events, create_services=False)
-    if delivery.delivery_id is not None:
-        repo.save_raw(
-            delivery.source,
-            project,
-            f"webhook:{delivery.event}",
-            [(delivery.delivery_id, delivery.payload)],
-        )
-    body = {
-        "status": "stored",
-        "service": service,
-        "events": [{"type": e.type, "id": getattr(e, "id", None)} for e in events],
+        return _ignored(mapped.ignored, mapped.reason or "not_tracked")
+    outcome = _apply(repo, service.name, mapped)
+    outcome.body = {"status": outcome.body["status"], "service": service.name, **outcome.body}
+    return outcome
+
+
+def _apply(repo: TenantRepository, service: str, mapped: Mapped) -> Outcome:
+    try:
+        applied = apply_mapped(repo, service, mapped)
+    except EventError as exc:
+        raise HTTPException(
+            422, {"field": exc.message.partition(":")[0], "error": exc.message}
+        ) from None
+    if not applied.events and not applied.removed:
+        return _ignored("not an incident, and none was stored under that id", "not_tracked")
+    body: dict[str, Any] = {
+        "status": "stored" if applied.events else "removed",
+        "events": [{"type": e.type, "id": getattr(e, "id", None)} for e in applied.events],
     }
-    return 200, body, {kind: c.total for kind, c in stored.counts.items() if c.total}
+    if applied.removed:
+        body["removed"] = [{"type": kind, "id": key} for kind, key in applied.removed]
+    return Outcome(200, body, applied.counts)
 
 
 def _handle(request: Request, delivery: Delivery) -> JSONResponse:
     metrics = request.app.state.metrics
-    try:
-        # a deadlock with a concurrent delivery re-runs the transaction (store/retry.py)
-        status, body, per_type = run_in_transaction(
-            request.app.state.engine, lambda session: _store(session, delivery)
-        )
-    except IntegrityError:
-        if delivery.delivery_id is None:
+    if not is_tracked(delivery.source, delivery.event):
+        source = "GitHub" if delivery.source == "github" else "GitLab"
+        outcome = _ignored(f"{source} event {delivery.event!r} is not tracked", UNTRACKED_EVENT)
+    else:
+        try:
+            # a deadlock with a concurrent delivery re-runs the transaction (store/retry.py)
+            outcome = run_in_transaction(
+                request.app.state.engine, lambda session: _store(session, delivery)
+            )
+        except IntegrityError:
+            if delivery.delivery_id is None:
+                raise
+            duplicate = {"status": "duplicate", "delivery": delivery.delivery_id}
+            outcome = Outcome(200, duplicate, {})
+        except HTTPException:
+            metrics.webhooks.labels(delivery.source, "rejected").inc()
             raise
-        status, body, per_type = 200, {"status": "duplicate", "delivery": delivery.delivery_id}, {}
-    except HTTPException:
-        metrics.webhooks.labels(delivery.source, "rejected").inc()
-        raise
-    metrics.webhooks.labels(delivery.source, body["status"]).inc()
-    for kind, count in per_type.items():
+    metrics.webhooks.labels(delivery.source, outcome.body["status"]).inc()
+    if outcome.reason is not None:
+        metrics.webhooks_ignored.labels(delivery.source, outcome.reason).inc()
+    for kind, count in outcome.per_type.items():
         metrics.events.labels(kind, "webhook").inc(count)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(outcome.body, status_code=outcome.status)
 
 
 @router.post("/github/{tenant}", summary="GitHub webhook receiver", responses=RESPONSES)
@@ -228,7 +283,8 @@ async def github_webhook(
     x_github_delivery: Annotated[str | None, Header()] = None,
     x_hub_signature_256: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Events: `deployment_status`, `pull_request`, `issues` (others are acknowledged)."""
+    """Events: `deployment_status`, `workflow_run`, `pull_request`, `pull_request_review`,
+    `issues` (others are acknowledged with 202)."""
     body = await request.body()
     config, secret_value = await run_in_threadpool(_webhook_secret, request, tenant)
     if not x_hub_signature_256:
@@ -254,7 +310,8 @@ async def gitlab_webhook(
     x_gitlab_event: Annotated[str | None, Header()] = None,
     x_gitlab_event_uuid: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Events: `Deployment Hook`, `Merge Request Hook`, `Issue Hook` (others acknowledged)."""
+    """Events: `Deployment Hook`, `Pipeline Hook`, `Merge Request Hook`, `Issue Hook` and
+    work item hooks (others acknowledged with 202)."""
     body = await request.body()
     config, secret_value = await run_in_threadpool(_webhook_secret, request, tenant)
     if not x_gitlab_token:

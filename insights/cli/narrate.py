@@ -78,6 +78,8 @@ def narrate(
     out.append("")
     for i, rec in enumerate(narrative.recommendations, 1):
         out.append(f"{i}. {rec.title} [{rec.metric}]")
+        if rec.capability:
+            out.append(f"   DORA capability: {rec.capability}")
         out.append(f"   {rec.why}")
         if rec.evidence:
             out.append(f"   evidence: {'; '.join(rec.evidence)}")

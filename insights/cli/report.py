@@ -82,8 +82,11 @@ def demo(
     repo: Path | None = typer.Option(
         None, "--repo", help="Report on this local git clone instead of generated data."
     ),
-    tags: str = typer.Option(
-        "v*", "--tags", help="With --repo: tags matching this pattern are production deployments."
+    tags: str | None = typer.Option(
+        None,
+        "--tags",
+        help="With --repo: tags matching this glob are production deployments (default:"
+        " version tags like v1.2.3 or 1.2; pre-releases never).",
     ),
     window: str | None = typer.Option(
         None,
@@ -134,7 +137,10 @@ def demo(
                 newest = demo_org.latest_deployment_window(session, tenant_config.name)
             chosen = newest if repo is not None and newest else default_window(stamp)
             if repo is not None and newest is None:
-                err_console.print(f"demo: no tag in {repo} matches {tags!r}: no deployments")
+                for report in synced:
+                    for warning in report.warnings:
+                        err_console.print(f"demo: {repo}: {warning}", markup=False)
+                err_console.print(f"demo: no release tag in {repo}: no deployments")
         with _progress(10) as progress, unit_of_work(engine) as session:
             task = progress.add_task(f"reports {chosen.label}", total=None)
             built = pipeline.build_reports(

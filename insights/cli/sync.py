@@ -71,6 +71,14 @@ def sync(
         )
     console.print(summary_table(reports))
     for report in reports:
+        for warning in report.warnings:
+            err_console.print(f"warning: {report.tenant}/{report.service}: {warning}", markup=False)
+        if report.removed:
+            gone = ", ".join(f"{count} {kind}(s)" for kind, count in sorted(report.removed.items()))
+            err_console.print(
+                f"{report.tenant}/{report.service}: removed {gone} the source no longer selects",
+                markup=False,
+            )
         if report.stopped_early:  # e.g. a rate limit outlasting the wait budget: cursor kept
             err_console.print(
                 f"warning: {report.tenant}/{report.service} stopped early: {report.stopped_early}",
@@ -105,3 +113,50 @@ def summary_table(reports: list[SyncReport]) -> Table:
                 f"{report.seconds:.1f}" if first else "",
             )
     return table
+
+
+@app.command()
+def rebuild(
+    service: str = typer.Option(..., "--service", "-s", help="The service to rebuild."),
+    tenant: str | None = typer.Option(
+        None,
+        "--tenant",
+        "-t",
+        envvar="INSIGHTS_TENANT",
+        help="Its tenant (needed when several tenants have a service of that name).",
+    ),
+) -> None:
+    """Re-derive one service's records from its kept raw data (GitHub, GitLab) or its clone.
+
+    GitHub/GitLab: its changes, deployments and incidents are deleted and mapped again from the
+    kept API payloads and webhook deliveries, in one transaction, with no request. Local git:
+    its cursors are dropped and the clone is read again, so deployments equal the tags the
+    configuration selects now. Run it after changing a mapping rule or the tag selection.
+
+    Example: insights rebuild --service checkout
+    """
+    from insights.collect.rebuild import rebuild_service
+
+    s = settings()
+    org = s.organisation()
+    tenants = [org.tenant(tenant)] if tenant else org.tenants
+    found = [(t, t.service(service)) for t in tenants if t.service(service) is not None]
+    if not found:
+        where = f" of tenant {tenant!r}" if tenant else ""
+        raise UserError(f"--service {service}: not configured in insights.toml{where}")
+    if len(found) > 1:
+        names = ", ".join(t.name for t, _ in found)
+        raise UserError(f"--service {service}: several tenants have it ({names}); add --tenant")
+    tenant_config, service_config = found[0]
+    assert service_config is not None
+    engine = open_database(s)
+    report = rebuild_service(engine, tenant_config, service_config)
+    for warning in report.warnings:
+        err_console.print(f"warning: {report.tenant}/{report.service}: {warning}", markup=False)
+    removed = ", ".join(f"{n} {k}" for k, n in sorted(report.removed.items()) if n) or "nothing"
+    derived = ", ".join(f"{n} {k}" for k, n in sorted(report.derived.items())) or "nothing"
+    console.print(f"{report.tenant}/{report.service} ({report.source}): removed {removed}")
+    console.print(f"derived again: {derived}", markup=False)
+    if report.source in ("github", "gitlab"):
+        skipped = f", {report.skipped} skipped (rejected now)" if report.skipped else ""
+        console.print(f"{report.deliveries} kept webhook deliveries replayed{skipped}")

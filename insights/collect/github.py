@@ -31,6 +31,7 @@ from github.Requester import Requester
 from insights.collect.events import AnyEvent
 from insights.collect.github_map import (
     deployment_outcome,
+    is_deploy_run,
     map_commits,
     map_deployment,
     map_issue,
@@ -264,16 +265,22 @@ class GitHubCollector:
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every event from the stored raw payloads: no request, no token needed."""
+        for kind, events in self.raw_events(ctx).items():
+            ctx.commit(kind, events)
+
+    def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
+        """The events the stored raw payloads map to, per cursor kind (no request)."""
         environment = self.config.environments[0] if self.config.environments else None
+        mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, self._raw_kinds()).items():
-            events: list[AnyEvent] = []
+            events: list[AnyEvent] = mapped.setdefault(kind, [])
             for _, raw in payloads:
                 if kind == "changes":
                     events.append(
                         map_pull(self.service.name, raw["pull"], raw["commits"], raw["reviews"])
                     )
                 elif kind == "incidents":
-                    incident = map_issue(self.service.name, raw)
+                    incident = map_issue(self.service.name, raw, self.config.incident_label)
                     events += [incident] if incident else []
                 elif raw["statuses"] is None:
                     events += map_commits(self.service.name, raw["compare_commits"] or [])
@@ -295,7 +302,7 @@ class GitHubCollector:
                             raw["compare_commits"],
                         )
                     )
-            ctx.commit(kind, events)
+        return mapped
 
     def _raw_kinds(self) -> list[str]:
         if self.config.workflow:
@@ -390,7 +397,7 @@ class GitHubCollector:
         with Batch(ctx, kind) as batch:
             for run in sorted(new, key=lambda r: int(r["id"])):
                 state.max_id = max(state.max_id, int(run["id"]))
-                if run.get("conclusion") != "success":
+                if not is_deploy_run(run, self.config.workflow, branch):
                     continue
                 events, raw = self._ship(
                     state, int(run["id"]), str(run["head_sha"]), DeploymentStatus.SUCCESS, run, None
@@ -512,32 +519,42 @@ class GitHubCollector:
     # -- incidents ---------------------------------------------------------------------------
 
     def _sync_incidents(self, ctx: SyncContext) -> None:
-        """Issues labelled `incident_label` (pull requests in the issues list are skipped)."""
+        """Issues with `incident_label` (pull requests in the issues list are skipped).
+
+        The first sync lists only labelled issues; later ones list every issue updated since
+        the cursor, so an issue that lost the label stops being an incident (deleted and
+        transferred issues leave the list: the `issues` webhook reports those).
+        """
         assert self.api is not None
         kind = "incidents"
         value = ctx.cursor(kind) or {}
         cursor = UpdatedCursor(value)
+        params: dict[str, Any] = {
+            "state": "all",
+            "sort": "updated",
+            "direction": "desc",
+            "per_page": PER_PAGE,
+        }
+        if cursor.updated_at is None:
+            params["labels"] = self.config.incident_label
         listed, first_etag = self._new_items(
             f"{self._path}/issues",
-            {
-                "labels": self.config.incident_label,
-                "state": "all",
-                "sort": "updated",
-                "direction": "desc",
-                "per_page": PER_PAGE,
-            },
+            params,
             value.get("etag"),
             lambda issue: cursor.is_new(issue["updated_at"], str(issue["number"])),
         )
         events = []
         raw = []
+        gone = []
         for issue in listed:
             cursor.advance(issue["updated_at"], str(issue["number"]))
-            event = map_issue(self.service.name, issue)
+            event = map_issue(self.service.name, issue, self.config.incident_label)
             if event is not None:
                 events.append(event)
                 raw.append((str(issue["number"]), issue))
-        ctx.commit(kind, events, cursor=cursor.dump(first_etag), raw=raw)
+            elif "pull_request" not in issue:
+                gone.append(str(issue["number"]))
+        ctx.commit(kind, events, cursor=cursor.dump(first_etag), raw=raw, removed_incidents=gone)
 
 
 @dataclass

@@ -8,9 +8,16 @@ Rules:
 - A change (merged PR) has its first commit (earliest author date), opened, first review
   (earliest submitted review by someone other than the author), first approval, merge time
   and merge sha.
-- An incident is an issue (not a pull request) with the incident label; it names its
-  deployment by a `deployment:<id>` label or a `Deployment: <id>` line in its body, and its
-  severity by a `sev1`/`severity:high`/`P1`-style label.
+- An incident is an issue (not a pull request) with the incident label (any case); it names
+  its deployment by a `deployment:<id>` label or a `Deployment: <id>` line in its body, and its
+  severity by a `sev1`/`severity:high`/`P1`-style label. It is resolved at `closed_at` only
+  while its `state` is closed: a reopened issue keeps a stale `closed_at`, and is open again.
+- A workflow run is a deployment when it is a successful run of the service's `workflow`
+  (file name, path or id) on the repository's default branch; its id is `run-<id>`.
+
+The collector (`insights.collect.github`) feeds these functions the REST objects; the webhook
+(`insights.collect.webhooks`) feeds them the same objects taken out of a delivery, so both
+paths read labels, severities, deployment links and reviews identically.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ _STATE = {
     "pending": DeploymentStatus.IN_PROGRESS,
     "in_progress": DeploymentStatus.IN_PROGRESS,
 }
+DEPLOYMENT_STATES = frozenset(_STATE)
 _CONCLUSION = {
     "success": DeploymentStatus.SUCCESS,
     "failure": DeploymentStatus.FAILURE,
@@ -144,16 +152,7 @@ def map_pull(
     reviews: list[dict[str, Any]],
 ) -> ChangeEvent:
     """A merged pull request with its commits and reviews → a change."""
-    author = (pull.get("user") or {}).get("login")
-    submitted = [
-        r
-        for r in reviews
-        if r.get("submitted_at")
-        and r.get("state") != "PENDING"
-        and (r.get("user") or {}).get("login") != author
-    ]
-    first_review = min((r["submitted_at"] for r in submitted), key=parse_time, default=None)
-    approvals = [r["submitted_at"] for r in submitted if r.get("state") == "APPROVED"]
+    first_review, approved = review_times(pull, reviews)
     first_commit = min(
         (c["commit"]["author"]["date"] for c in commits), key=parse_time, default=None
     )
@@ -164,7 +163,7 @@ def map_pull(
         opened_at=pull["created_at"],
         first_commit_at=first_commit,
         first_review_at=first_review,
-        approved_at=min(approvals, key=parse_time, default=None),
+        approved_at=approved,
         merged_at=pull.get("merged_at"),
         merge_sha=pull.get("merge_commit_sha"),
         commits=tuple(c["sha"] for c in commits),
@@ -172,20 +171,97 @@ def map_pull(
     )
 
 
-def map_issue(service: str, issue: dict[str, Any]) -> IncidentEvent | None:
-    """An incident issue → an incident; pull requests (also in the issues list) → None."""
+def map_pull_event(service: str, pull: dict[str, Any]) -> ChangeEvent:
+    """A pull request as a `pull_request` webhook carries it (no commits, no reviews): the
+    change's title, opening and, once merged, merge time and sha."""
+    merged = bool(pull.get("merged_at"))
+    return ChangeEvent(
+        service=service,
+        id=str(pull["number"]),
+        title=pull.get("title"),
+        opened_at=pull["created_at"],
+        merged_at=pull.get("merged_at"),
+        merge_sha=pull.get("merge_commit_sha") if merged else None,
+        reverts=reverted_change_ref(head_branch=(pull.get("head") or {}).get("ref")),
+    )
+
+
+def map_review(
+    service: str, pull: dict[str, Any], first_review: str, approved: str | None
+) -> ChangeEvent:
+    """The change a `pull_request_review` webhook touches: its review times (from
+    `review_times` on that one review) and what the pull request says of itself."""
+    return ChangeEvent(
+        service=service,
+        id=str(pull["number"]),
+        title=pull.get("title"),
+        opened_at=pull["created_at"],
+        first_review_at=first_review,
+        approved_at=approved,
+    )
+
+
+def review_times(
+    pull: dict[str, Any], reviews: list[dict[str, Any]]
+) -> tuple[str | None, str | None]:
+    """(first review, first approval) of a pull request: submitted reviews (not pending) by
+    someone other than the pull request's author; review states compare in any case (the REST
+    API says `APPROVED`, webhooks say `approved`)."""
+    author = (pull.get("user") or {}).get("login")
+    submitted = [
+        r
+        for r in reviews
+        if r.get("submitted_at")
+        and str(r.get("state", "")).upper() != "PENDING"
+        and (r.get("user") or {}).get("login") != author
+    ]
+    first_review = min((r["submitted_at"] for r in submitted), key=parse_time, default=None)
+    approvals = [r["submitted_at"] for r in submitted if str(r.get("state")).upper() == "APPROVED"]
+    return first_review, min(approvals, key=parse_time, default=None)
+
+
+def label_names(items: Any) -> list[str]:
+    """Label names of an issue or pull request (objects with `name`, or plain strings)."""
+    if not isinstance(items, list):
+        return []
+    names = [item.get("name") if isinstance(item, dict) else item for item in items]
+    return [str(name) for name in names if isinstance(name, str | int) and str(name)]
+
+
+def has_label(labels: list[str], wanted: str) -> bool:
+    """Whether `wanted` is among the labels, in any case (`Incident` is `incident`)."""
+    return wanted.casefold() in (label.casefold() for label in labels)
+
+
+def map_issue(
+    service: str, issue: dict[str, Any], incident_label: str | None = None
+) -> IncidentEvent | None:
+    """An incident issue → an incident; pull requests (also in the issues list) → None, and so
+    is an issue without `incident_label` when one is given."""
     if "pull_request" in issue:
         return None
-    labels = [
-        str(label["name"] if isinstance(label, dict) else label)
-        for label in issue.get("labels", [])
-    ]
+    labels = label_names(issue.get("labels", []))
+    if incident_label is not None and not has_label(labels, incident_label):
+        return None
+    closed = issue.get("state") == "closed"
     return IncidentEvent(
         service=service,
         id=str(issue["number"]),
         opened_at=issue["created_at"],
-        resolved_at=issue.get("closed_at"),
+        resolved_at=issue.get("closed_at") if closed else None,
         severity=severity_label(labels),
         deployment_id=deployment_reference(labels, issue.get("body") or ""),
         title=issue.get("title"),
     )
+
+
+def is_deploy_run(run: dict[str, Any], workflow: str, default_branch: str | None) -> bool:
+    """Whether a workflow run counts as a deployment: a successful run of `workflow` (its file
+    name like `deploy.yml`, its path, or its numeric id) on the default branch."""
+    if run.get("conclusion") != "success":
+        return False
+    if default_branch is not None and run.get("head_branch") != default_branch:
+        return False
+    path = str(run.get("path") or "")
+    names = {path, path.rsplit("/", 1)[-1], str(run.get("workflow_id", ""))}
+    return workflow in names

@@ -204,9 +204,15 @@ class GitLabCollector:
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every event from the stored raw payloads: no request, no token needed."""
+        for kind, events in self.raw_events(ctx).items():
+            ctx.commit(kind, events)
+
+    def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
+        """The events the stored raw payloads map to, per cursor kind (no request)."""
         streams = [f"deployments:{e or '*'}" for e in self.config.environments or [None]]
+        mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, [*streams, "changes", "incidents"]).items():
-            events: list[AnyEvent] = []
+            events: list[AnyEvent] = mapped.setdefault(kind, [])
             for _, raw in payloads:
                 if kind == "changes":
                     events.append(
@@ -215,13 +221,14 @@ class GitLabCollector:
                         )
                     )
                 elif kind == "incidents":
-                    events.append(map_incident(self.service.name, raw))
+                    incident = map_incident(self.service.name, raw)
+                    events += [incident] if incident else []
                 else:
                     events += map_commits(self.service.name, raw["compare_commits"] or [])
                     events.append(
                         map_deployment(self.service.name, raw["deployment"], raw["compare_commits"])
                     )
-            ctx.commit(kind, events)
+        return mapped
 
     def _sync_deployments(self, ctx: SyncContext, environment: str | None) -> None:
         """Deployments updated since the cursor; each new success ships the commits since the
@@ -341,24 +348,35 @@ class GitLabCollector:
             batch.set_cursor(cursor.dump())
 
     def _sync_incidents(self, ctx: SyncContext) -> None:
-        """Issues of type incident, by `updated_after`, committed 100 at a time."""
+        """Incidents by `updated_after`, committed 100 at a time.
+
+        The first sync lists issues of type incident; later ones list every issue updated
+        since the cursor and map each like the webhook does (type incident or the incident
+        label), so an issue that stopped being an incident or moved away is removed.
+        """
         assert self.api is not None
         kind = "incidents"
         cursor = UpdatedCursor(ctx.cursor(kind))
         query: dict[str, Any] = {
-            "issue_type": "incident",
             "scope": "all",
             "order_by": "updated_at",
             "sort": "asc",
             "per_page": PER_PAGE,
         }
+        label: str | None = None
         if cursor.updated_at:
             query["updated_after"] = cursor.updated_at
+            label = self.config.incident_label
+        else:
+            query["issue_type"] = "incident"
         with Batch(ctx, kind, size=INCIDENT_BATCH) as batch:
             for issue in self.api.items("/issues", query):
                 if not cursor.is_new(issue["updated_at"], str(issue["iid"])):
                     continue
                 cursor.advance(issue["updated_at"], str(issue["iid"]))
-                event = map_incident(self.service.name, issue)
+                event = map_incident(self.service.name, issue, label)
+                if event is None:
+                    batch.add([], cursor.dump(), removed_incidents=[str(issue["iid"])])
+                    continue
                 batch.add([event], cursor.dump(), [(str(issue["iid"]), issue)])
             batch.set_cursor(cursor.dump())

@@ -132,6 +132,7 @@ class Batch:
         self.size = size
         self._events: list[AnyEvent] = []
         self._raw: list[tuple[str, dict[str, Any]]] = []
+        self._removed: list[str] = []
         self._items = 0
         self._cursor: dict[str, Any] | None = None
 
@@ -146,10 +147,13 @@ class Batch:
         events: Sequence[AnyEvent],
         cursor: dict[str, Any],
         raw: Sequence[tuple[str, dict[str, Any]]] = (),
+        removed_incidents: Sequence[str] = (),
     ) -> None:
-        """Queue one item's events; the cursor must already count this item as done."""
+        """Queue one item's events (or the incidents it removes); the cursor must already
+        count this item as done."""
         self._events.extend(events)
         self._raw.extend(raw)
+        self._removed.extend(removed_incidents)
         self.set_cursor(cursor)
         self._items += 1
         if self._items >= self.size:
@@ -159,10 +163,17 @@ class Batch:
         self._cursor = copy.deepcopy(cursor)
 
     def flush(self) -> None:
-        if self._cursor is None and not self._events:
+        if self._cursor is None and not self._events and not self._removed:
             return
-        self.ctx.commit(self.kind, self._events, cursor=self._cursor, raw=self._raw)
-        self._events, self._raw, self._items, self._cursor = [], [], 0, None
+        self.ctx.commit(
+            self.kind,
+            self._events,
+            cursor=self._cursor,
+            raw=self._raw,
+            removed_incidents=self._removed,
+        )
+        self._events, self._raw, self._removed, self._items = [], [], [], 0
+        self._cursor = None
 
 
 def stored_payloads(

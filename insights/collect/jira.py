@@ -217,8 +217,14 @@ class JiraCollector:
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every incident from the stored issues: no request, no token needed."""
+        for kind, events in self.raw_events(ctx).items():
+            ctx.commit(kind, events)
+
+    def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
+        """The incidents the stored issues map to, per cursor kind (no request)."""
+        mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, [KIND]).items():
-            events: list[AnyEvent] = [
+            mapped[kind] = [
                 event
                 for key, raw in payloads
                 for event in _valid(
@@ -228,7 +234,7 @@ class JiraCollector:
                     ),
                 )
             ]
-            ctx.commit(kind, events)
+        return mapped
 
     def _drop_unselected(self, ctx: SyncContext, api: JiraApi) -> None:
         """Incidents follow their source: an issue read before that the JQL no longer selects

@@ -9,11 +9,17 @@ Rules (DESIGN.md):
   refs such as pull heads; not notes or the stash). Times are git's epoch seconds, stored as UTC
   (the author's offset only changes how git prints the time, not the instant). Message = subject,
   plus for a revert git's `This reverts commit <sha>.` line of the body (the revert rule).
-- Deployments: each tag matching `tag_pattern` (shell glob on the tag name, default `v*`) is a
-  successful `production` deployment of the tagged commit, finished at the tagger date for an
-  annotated tag or the commit's committer date for a lightweight tag; its id is the tag name.
-  With `deploy_log`, deployments come from that NDJSON file instead (canonical deployment events,
-  one a line; `service` may be omitted).
+- Deployments: each release tag (see `TagSelection`: version-like tags such as `v2.34.0` or
+  `2.0.0` by default, never pre-releases like `-rc1`/`rc1`/`.dev1`/`a1`/`b1`/`-beta` unless
+  `tag_prereleases`, never maintenance lines like `1.0.x`) is a successful `production`
+  deployment of the tagged commit, finished at the tagger date for an annotated tag or the
+  commit's committer date for a lightweight tag; its id is the tag name. With `deploy_log`,
+  deployments come from that NDJSON file instead (canonical deployment events, one a line;
+  `service` may be omitted). A selection that matches nothing is a warning listing some tags.
+- Reconciliation: the stored deployments of the service always equal what the current
+  configuration selects. A deployment whose tag was deleted or is no longer selected is
+  removed (with its shipped-commit links and raw payload), and every later deployment's
+  shipped commits are recomputed; a moved tag (new sha or date) is recomputed the same way.
 - Shipped commits: deployments of one environment are ordered by (finished_at, id); a deployment
   ships the commits reachable from its sha and from no earlier deployment, i.e.
   `git rev-list cur --not <every earlier deployment>`, which is `prev..cur` on a linear history
@@ -41,7 +47,7 @@ import re
 import subprocess
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -267,16 +273,99 @@ class Planned:
         return "|".join(parts)
 
 
-def tag_deployments(git: Git, service: str, pattern: str) -> list[Planned]:
-    """One successful production deployment per tag matching `pattern` (tags on commits only)."""
+# A version: optional `v`, dot-separated numbers (`v2.34.0`, `2.0.0`, `1.0`, `3`).
+VERSION_TAG = re.compile(r"^[vV]?\d+(?:\.\d+)*$")
+# A pre-release: a version ending in a PEP 440 / semver pre-release or dev segment
+# (`2.0.0rc1`, `v2.34.0-rc0`, `1.0.dev1`, `1.0a1`, `1.0b1`, `1.0-beta`, `1.0.0-alpha.2`).
+PRERELEASE_TAG = re.compile(
+    r"\d[-._]?(?:a|alpha|b|beta|c|rc|pre|preview|dev)(?:[-._]?\d+)*$", re.IGNORECASE
+)
+# A maintenance line, not a release: `1.0.x`, `2.x`, `3.1-x`.
+MAINTENANCE_TAG = re.compile(r"[-._]x$", re.IGNORECASE)
+SHOWN_TAGS = 5
+
+
+@dataclass(frozen=True)
+class TagSelection:
+    """Which tags are releases (each one a production deployment).
+
+    A tag is selected when it matches an include glob (`tag_include`, plus the older
+    `tag_pattern`; none given: the version rule `VERSION_TAG`, so `v2.34.0` and flask's `2.0.0`
+    are found alike), matches no `tag_exclude` glob, and is neither a pre-release nor a
+    maintenance line (unless `prereleases`, which admits pre-releases only).
+
+    >>> TagSelection().selects("v2.34.0"), TagSelection().selects("v2.34.0-rc0")
+    (True, False)
+    """
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    prereleases: bool = False
+
+    @classmethod
+    def of(cls, config: SourceConfig) -> TagSelection:
+        include = [*config.tag_include, *([config.tag_pattern] if config.tag_pattern else [])]
+        return cls(tuple(include), tuple(config.tag_exclude), config.tag_prereleases)
+
+    def describe(self) -> str:
+        included = ", ".join(self.include) if self.include else "version tags (v1.2.3, 1.2)"
+        text = f"include {included}"
+        if self.exclude:
+            text += f"; exclude {', '.join(self.exclude)}"
+        return text
+
+    def _included(self, name: str) -> bool:
+        if not self.include:
+            return VERSION_TAG.match(name) is not None or (
+                self.prereleases and VERSION_TAG.match(PRERELEASE_TAG.sub("0", name)) is not None
+            )
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.include)
+
+    def selects(self, name: str) -> bool:
+        if not self._included(name):
+            return False
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.exclude):
+            return False
+        if MAINTENANCE_TAG.search(name):
+            return False
+        return self.prereleases or PRERELEASE_TAG.search(name) is None
+
+    def warnings(self, newest_first: list[str]) -> list[str]:
+        """What to tell the user when a pattern selects nothing, with a few tags seen."""
+        seen = ", ".join(newest_first[:SHOWN_TAGS]) + (
+            ", …" if len(newest_first) > SHOWN_TAGS else ""
+        )
+        if not newest_first:
+            return ["the repository has no tags, so no deployments (set source.deploy_log?)"]
+        found = [
+            f"tag pattern {pattern!r} matches none of the {len(newest_first)} tags (newest: {seen})"
+            for pattern in self.include
+            if not any(fnmatch.fnmatchcase(name, pattern) for name in newest_first)
+        ]
+        if not any(self.selects(name) for name in newest_first):
+            found.append(
+                f"no tag is selected as a release by {self.describe()}"
+                f" ({len(newest_first)} tags, newest: {seen}); set source.tag_include"
+            )
+        return found
+
+
+def tag_deployments(
+    git: Git, service: str, selection: TagSelection, warn: Callable[[str], None] | None = None
+) -> list[Planned]:
+    """One successful production deployment per selected tag (tags on commits only)."""
     out = git.run(
         "for-each-ref",
+        "--sort=-creatordate",
         "--format=%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)"
         "%00%(*objectname)%00%(taggerdate:unix)%00%(committerdate:unix)%00%(*committerdate:unix)",
         "refs/tags",
     )
     rows = [line.split("\0") for line in out.splitlines()]
-    rows = [row for row in rows if fnmatch.fnmatchcase(row[0], pattern)]
+    if warn is not None:
+        for message in selection.warnings([row[0] for row in rows]):
+            warn(message)
+    rows = [row for row in rows if selection.selects(row[0])]
     nested = git.resolve((row[4] for row in rows if row[3] == "tag"), "^{commit}")
     nested_dates = git.committer_dates(nested.values())
     planned = []
@@ -385,26 +474,33 @@ class LocalGitCollector:
         return str(self.git.path)
 
     def sync(self, ctx: SyncContext) -> None:
-        planned = self._planned()
-        chain, first = self._to_compute(ctx, planned)
+        planned = self._planned(ctx)
+        wanted = {p.event.id for p in planned}
+        stale = {key: value for key, value in ctx.stored_deployments().items() if key not in wanted}
+        chain, first = self._to_compute(ctx, planned, stale)
         labeling = self._start_labeling(chain, first)
         try:
             with _without_cycle_collection():
                 self._sync_commits(ctx, planned)
                 shipped = self._finish_labeling(chain, labeling)
-                self._sync_deployments(ctx, planned, chain, first, shipped)
+                self._sync_deployments(ctx, planned, chain, first, shipped, sorted(stale))
         finally:
             for _, running in labeling:
                 running.stop()
 
-    def _planned(self) -> list[Planned]:
-        """Deployments from the deploy log or the tags, shas resolved to full commit ids.
+    def _planned(self, ctx: SyncContext | None = None) -> list[Planned]:
+        """Deployments from the deploy log or the selected tags, shas resolved to full ids.
 
         A deployment of a sha this clone does not have keeps it as given; its shipped commits
         stay unknown (unset).
         """
         if self.config.deploy_log is None:
-            return tag_deployments(self.git, self.service.name, self.config.tag_pattern)
+            return tag_deployments(
+                self.git,
+                self.service.name,
+                TagSelection.of(self.config),
+                ctx.warn if ctx is not None else None,
+            )
         planned = log_deployments(self.config.deploy_log, self.service.name)
         full = self.git.resolve(p.event.sha for p in planned)
         for p in planned:
@@ -413,9 +509,15 @@ class LocalGitCollector:
                 p.known = True
         return planned
 
-    def _to_compute(self, ctx: SyncContext, planned: list[Planned]) -> tuple[list[Planned], int]:
+    def _to_compute(
+        self,
+        ctx: SyncContext,
+        planned: list[Planned],
+        stale: dict[str, tuple[str, datetime | None]],
+    ) -> tuple[list[Planned], int]:
         """The chain (successful production deployments, by environment then time) and the
-        index of the first one that is new or changed since the cursor (len(chain): none).
+        index of the first one that is new or changed since the cursor (len(chain): none),
+        or that follows a deployment being removed (`stale`: environment, finished_at by id).
 
         Every deployment after that one is recomputed too: its predecessors may have changed.
         """
@@ -432,6 +534,17 @@ class LocalGitCollector:
         first = next(
             (i for i, p in enumerate(chain) if done.get(p.event.id) != p.fingerprint), len(chain)
         )
+        for environment, finished in stale.values():
+            removed_order = (finished or datetime.max.replace(tzinfo=UTC), "")
+            after = next(
+                (
+                    i
+                    for i, p in enumerate(chain)
+                    if p.event.environment == environment and p.order >= removed_order
+                ),
+                len(chain),
+            )
+            first = min(first, after)
         return chain, first
 
     def _start_labeling(self, chain: list[Planned], first: int) -> list[tuple[list[int], Running]]:
@@ -535,9 +648,13 @@ class LocalGitCollector:
         chain: list[Planned],
         first: int,
         shipped: dict[int, list[str]],
+        stale: list[str],
     ) -> None:
-        """Commit deployments that are new or changed, with their shipped commits, in order."""
+        """Commit deployments that are new or changed, with their shipped commits, in order;
+        the first batch also removes the `stale` deployments (no longer selected)."""
         done: dict[str, str] = dict((ctx.cursor("deployment") or {}).get("deployed", {}))
+        for external_id in stale:
+            done.pop(external_id, None)
         in_chain = {id(p) for p in chain}
         ready = [
             p for p in planned if id(p) not in in_chain and done.get(p.event.id) != p.fingerprint
@@ -553,7 +670,9 @@ class LocalGitCollector:
             is_first = first_of_env[p.event.environment] == index
             commits = None if is_first or not p.known else tuple(shipped.get(index, ()))
             ready.append(Planned(p.event.model_copy(update={"commits": commits}), p.raw, p.listed))
-        for start in range(0, len(ready), DEPLOYMENT_BATCH):
+        wanted = {p.event.id for p in planned}
+        done = {key: value for key, value in done.items() if key in wanted}
+        for start in range(0, max(len(ready), 1 if stale else 0), DEPLOYMENT_BATCH):
             part = ready[start : start + DEPLOYMENT_BATCH]
             for p in part:
                 done[p.event.id] = p.fingerprint
@@ -562,6 +681,7 @@ class LocalGitCollector:
                 [p.event for p in part],
                 {"deployed": done},
                 raw=[(p.event.id, p.raw) for p in part],
+                removed_deployments=stale if start == 0 else (),
             )
 
 
@@ -634,8 +754,10 @@ def sync_local_repo(
     *,
     tenant: str = "default",
     service: str | None = None,
-    tag_pattern: str = "v*",
+    tag_pattern: str | None = None,
     deploy_log: Path | None = None,
+    tag_include: Sequence[str] = (),
+    tag_exclude: Sequence[str] = (),
 ) -> SyncReport:
     """Sync one local clone without an insights.toml (used by `insights demo --repo PATH`).
 
@@ -646,7 +768,12 @@ def sync_local_repo(
     config = ServiceConfig(
         name=name,
         source=SourceConfig(
-            kind="localgit", path=path, tag_pattern=tag_pattern, deploy_log=deploy_log
+            kind="localgit",
+            path=path,
+            tag_pattern=tag_pattern,
+            tag_include=list(tag_include),
+            tag_exclude=list(tag_exclude),
+            deploy_log=deploy_log,
         ),
     )
     return sync_service(engine, TenantConfig(name=tenant, services=[config]), config)

@@ -209,8 +209,14 @@ class PagerDutyCollector:
 
     def remap(self, ctx: SyncContext) -> None:
         """Re-derive every incident from the stored payloads: no request, no token needed."""
+        for kind, events in self.raw_events(ctx).items():
+            ctx.commit(kind, events)
+
+    def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
+        """The incidents the stored payloads map to, per cursor kind (no request)."""
+        mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, [KIND]).items():
-            events: list[AnyEvent] = [
+            mapped[kind] = [
                 event
                 for key, raw in payloads
                 for event in _valid(
@@ -220,7 +226,7 @@ class PagerDutyCollector:
                     ),
                 )
             ]
-            ctx.commit(kind, events)
+        return mapped
 
     def _sync_incidents(self, ctx: SyncContext, api: PagerDutyApi) -> None:
         cursor = ctx.cursor(KIND) or {}

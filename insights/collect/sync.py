@@ -10,18 +10,23 @@ upserts are idempotent on natural keys, so re-reading part of a batch only count
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from insights.collect.events import AnyEvent
 from insights.config import OrgConfig, ServiceConfig, TenantConfig
 from insights.errors import UserError
 from insights.store.db import unit_of_work
+from insights.store.models import Deployment
 from insights.store.repository import TenantRepository, UpsertCounts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +41,8 @@ class SyncReport:
     requests: int = 0
     seconds: float = 0.0
     stopped_early: str | None = None  # why the run stopped before the end (rate limit, …)
+    warnings: list[str] = field(default_factory=list)  # e.g. a tag pattern that matched nothing
+    removed: dict[str, int] = field(default_factory=dict)  # records the source no longer has
 
     def add(self, kind: str, counts: UpsertCounts) -> None:
         self.counts.setdefault(kind, UpsertCounts())
@@ -74,6 +81,25 @@ class SyncContext:
         self._on_batch = on_batch
         self._service_ready = False
 
+    def warn(self, message: str) -> None:
+        """Note something the user should fix (shown after the sync, and logged)."""
+        log.warning("%s/%s: %s", self.tenant.name, self.service.name, message)
+        self.report.warnings.append(message)
+
+    def stored_deployments(self) -> dict[str, tuple[str, datetime | None]]:
+        """(environment, finished_at) of each stored deployment of this service, by id."""
+        with unit_of_work(self.engine) as session:
+            repo = TenantRepository.open(session, self.tenant.name, create=True)
+            service = repo.service(self.service.name)
+            if service is None:
+                return {}
+            rows = session.execute(
+                select(Deployment.external_id, Deployment.environment, Deployment.finished_at)
+                .where(Deployment.tenant_id == repo.tenant_id)
+                .where(Deployment.service_id == service.id)
+            )
+            return {external_id: (env, finished) for external_id, env, finished in rows}
+
     def cursor(self, kind: str) -> dict[str, Any] | None:
         """The last committed cursor for `kind` of this (tenant, source, repo)."""
         with unit_of_work(self.engine) as session:
@@ -87,8 +113,16 @@ class SyncContext:
         cursor: dict[str, Any] | None = None,
         raw: Sequence[tuple[str, dict[str, Any]]] = (),
         etag: str | None = None,
+        removed_deployments: Sequence[str] = (),
+        removed_incidents: Sequence[str] = (),
     ) -> None:
-        """Store raw payloads, records and the new cursor for `kind` together, or nothing."""
+        """Store raw payloads, records and the new cursor for `kind` together, or nothing.
+
+        `removed_deployments` are deployment ids the source no longer has (a deleted or no
+        longer selected tag): they, their shipped-commit links and their raw payloads of `kind`
+        are deleted in the same transaction; `removed_incidents` likewise for incidents (an
+        issue that is no longer an incident).
+        """
         from insights.pipeline import store_events
 
         with unit_of_work(self.engine) as session:
@@ -97,6 +131,20 @@ class SyncContext:
                 repo.ensure_service(
                     self.service.name, self.service.team, self.service.production_pattern
                 )
+            for record, ids in (
+                ("deployment", removed_deployments),
+                ("incident", removed_incidents),
+            ):
+                if not ids:
+                    continue
+                service = repo.require_service(self.service.name)
+                if record == "deployment":
+                    gone = repo.delete_deployments(service.id, ids)
+                else:
+                    gone = repo.delete_incidents(service.id, ids)
+                repo.delete_raw(self.source, self.repo_key, kind, ids)
+                if gone:
+                    self.report.removed[record] = self.report.removed.get(record, 0) + gone
             if raw:
                 repo.save_raw(self.source, self.repo_key, kind, raw, etag)
             result = store_events(repo, events, create_services=True, tenant_config=self.tenant)

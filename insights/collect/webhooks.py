@@ -1,18 +1,28 @@
-"""GitHub and GitLab webhook payloads → canonical event dicts (pure functions, no I/O).
+"""GitHub and GitLab webhook deliveries → canonical events (pure functions, no I/O).
 
-The API verifies the delivery, finds the service from the repository, then calls these to
-map the payload; the result goes through `insights.model.parse_event` like any other event.
-Mapped events carry no `service` (the caller adds it) and leave out what the payload does not
-say, so stored values (first review, commits) survive a webhook.
+The delivery's envelope is read here (which event, which action, which object, which
+repository); the objects inside it are mapped by the same functions the collectors use
+(`insights.collect.github_map`, `insights.collect.gitlab_map`), so labels, severities,
+`deployment:<id>` links, reviews and deploy workflows mean the same on both paths.
 
-GitHub (`X-GitHub-Event`): `deployment_status` → deployment (id = deployment id; states
-error/failure → failure, queued/pending/in_progress → in_progress, success → success,
-inactive → ignored), `pull_request` → change (id = PR number; merge sha only when merged),
-`issues` → incident when the issue carries the incident label (id = issue number).
-GitLab (`object_kind`): `deployment` → deployment (sha from `commit_url`; failed → failure,
-canceled/skipped → cancelled, created/running/blocked → in_progress), `merge_request` → change (id =
-iid; merged at the `merge` action's `updated_at`), `issue` → incident when labelled or of type
-incident (id = iid).
+Every delivery gets an answer that GitHub/GitLab count as delivered (2xx). What is not stored
+says why (`Mapped.ignored`, with a short `reason` code for the Prometheus counter):
+`untracked_event` (a kind we do not read: installation, push, star…), `no_repository` (the
+payload has no repository/project object: organisation, team, marketplace, sponsorship…),
+`unknown_repository` (no service of the tenant has it), `not_tracked` (a tracked kind carrying
+nothing to store: an inactive deployment status, a run of another workflow, a review by the
+author, an issue that is not and was not an incident).
+
+GitHub (`X-GitHub-Event`): `deployment_status` → deployment (id = deployment id);
+`workflow_run` completed/success of the service's `workflow` on the default branch →
+deployment `run-<id>`; `pull_request` → change (id = number; merge sha once merged);
+`pull_request_review` → the change's first review / approval (the earlier of stored and new);
+`issues` → incident when labelled; `deleted`, `transferred`, or an issue without the label
+(`unlabeled`) removes the stored incident.
+GitLab (`object_kind`): `deployment` → deployment (sha from `commit_url`), `pipeline` →
+deployment `pipeline-<id>` when it is the service's `workflow` (pipeline or deploy job name),
+`merge_request` → change (merged at the `merge` action's `updated_at`), `issue`/`work_item` →
+incident when labelled or typed incident, removed when it is no longer one or was moved.
 """
 
 from __future__ import annotations
@@ -21,33 +31,29 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from insights.metrics.revert_markers import reverted_change_ref
+from pydantic import ValidationError
+
+from insights.collect import github_map, gitlab_map
+from insights.collect.events import AnyEvent
+from insights.config import ServiceConfig
+from insights.model import DeploymentStatus, describe_validation_error
 
 _HEX = re.compile(r"^[0-9a-fA-F]{4,64}$")
-_BAD_NAME_CHARS = re.compile(r"[^A-Za-z0-9._/-]+")
-_SEVERITY = re.compile(r"^(sev|severity)[\s:_-]*\d+$", re.IGNORECASE)
-_GITLAB_TIME = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s*(Z|UTC|[+-]\d{2}:?\d{2})?$"
-)
 
-GITHUB_DEPLOYMENT_STATES = {
-    "success": "success",
-    "failure": "failure",
-    "error": "failure",
-    "in_progress": "in_progress",
-    "queued": "in_progress",
-    "pending": "in_progress",
-}
-GITLAB_DEPLOYMENT_STATES = {
-    "success": "success",
-    "failed": "failure",
-    "canceled": "cancelled",
-    "skipped": "cancelled",
-    "running": "in_progress",
-    "created": "in_progress",
-    "blocked": "in_progress",
-}
-FINISHED = ("success", "failure", "cancelled")
+GITHUB_TRACKED = (
+    "deployment_status",
+    "workflow_run",
+    "pull_request",
+    "pull_request_review",
+    "issues",
+)
+GITLAB_TRACKED = ("deployment", "pipeline", "merge_request", "issue", "work_item")
+INCIDENT_FIELDS = frozenset({"resolved_at", "severity", "deployment_id", "title"})
+# Reason codes of ignored deliveries (the `reason` label of the Prometheus counter).
+UNTRACKED_EVENT = "untracked_event"
+NO_REPOSITORY = "no_repository"
+UNKNOWN_REPOSITORY = "unknown_repository"
+NOT_TRACKED = "not_tracked"
 
 
 class PayloadError(ValueError):
@@ -60,10 +66,24 @@ class PayloadError(ValueError):
 
 @dataclass(frozen=True)
 class Mapped:
-    """A delivery mapped to canonical event dicts, or why it carries nothing to store."""
+    """What one delivery means: events to store, incidents to remove, or why nothing.
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    `stated` are event fields the payload states even when null (a reopened issue's
+    `resolved_at`, a removed severity label): they are not filled from the stored row.
+    `earliest` are fields where the earlier of the stored and the new value wins (a change's
+    first review). `removed` holds (type, id) of records the source no longer has.
+    """
+
+    events: list[AnyEvent] = field(default_factory=list)
+    removed: list[tuple[str, str]] = field(default_factory=list)
     ignored: str | None = None
+    reason: str | None = None
+    stated: frozenset[str] = frozenset()
+    earliest: frozenset[str] = frozenset()
+
+
+def _ignored(why: str, reason: str = NOT_TRACKED) -> Mapped:
+    return Mapped(ignored=why, reason=reason)
 
 
 def _get(payload: Any, path: str, required: bool = True) -> Any:
@@ -88,119 +108,127 @@ def _text(payload: Any, path: str, required: bool = True) -> str | None:
     return str(value)
 
 
-def github_repository(payload: dict[str, Any]) -> str:
-    """`owner/name` of the repository a GitHub delivery is about."""
-    return str(_text(payload, "repository.full_name"))
+def _object(payload: dict[str, Any], path: str) -> dict[str, Any]:
+    value = _get(payload, path)
+    if not isinstance(value, dict):
+        raise PayloadError(path, "must be a JSON object")
+    return value
 
 
-def gitlab_project(payload: dict[str, Any]) -> str:
-    """`group/project` of the project a GitLab delivery is about."""
-    return str(_text(payload, "project.path_with_namespace"))
+def _mapping(root: str, build: Any, *args: Any) -> Any:
+    """Run a host mapping function on an object taken from the delivery; a missing key or an
+    invalid value becomes a PayloadError naming its path under `root`."""
+    try:
+        return build(*args)
+    except KeyError as exc:
+        raise PayloadError(f"{root}.{exc.args[0]}", "required") from None
+    except (TypeError, AttributeError):
+        raise PayloadError(root, "does not have the expected shape") from None
+    except ValidationError as exc:
+        message = describe_validation_error(exc)
+        where, _, problem = message.partition(": ")
+        raise PayloadError(f"{root} ({where})", problem or message) from None
+
+
+def github_repository(payload: dict[str, Any]) -> str | None:
+    """`owner/name` of the repository a GitHub delivery is about; None when it has none."""
+    if not isinstance(payload.get("repository"), dict):
+        return None
+    return _text(payload, "repository.full_name")
+
+
+def gitlab_project(payload: dict[str, Any]) -> str | None:
+    """`group/project` of the project a GitLab delivery is about; None when it has none."""
+    if not isinstance(payload.get("project"), dict):
+        return None
+    return _text(payload, "project.path_with_namespace")
 
 
 def environment_name(name: str) -> str:
-    """An environment name as the event format accepts it ("Production EU" → "Production-EU"),
-    the same rule the GitHub/GitLab collectors apply, so both write the same deployments."""
-    cleaned = _BAD_NAME_CHARS.sub("-", name.strip()).strip("-._/")
-    return cleaned[:128] or "unknown"
+    """An environment name as the event format accepts it (the collectors' rule)."""
+    return github_map.environment_name(name)
 
 
-def _labels(items: Any, key: str) -> list[str]:
-    if not isinstance(items, list):
-        return []
-    return [str(i.get(key)) for i in items if isinstance(i, dict) and i.get(key) is not None]
+# -- GitHub ---------------------------------------------------------------------------------
 
 
-def _severity(labels: list[str]) -> str | None:
-    return next((label for label in labels if _SEVERITY.match(label)), None)
-
-
-def _has_label(labels: list[str], wanted: str) -> bool:
-    return wanted.lower() in (label.lower() for label in labels)
-
-
-def github_event(event: str, payload: dict[str, Any], incident_label: str = "incident") -> Mapped:
-    """Map one GitHub delivery (`X-GitHub-Event` name and JSON payload)."""
+def github_event(event: str, payload: dict[str, Any], service: ServiceConfig) -> Mapped:
+    """Map one GitHub delivery (`X-GitHub-Event` name and JSON payload) for `service`."""
+    name = service.name
+    source = service.source
     if event == "deployment_status":
+        status_obj = _object(payload, "deployment_status")
+        deployment = _object(payload, "deployment")
         state = _text(payload, "deployment_status.state")
-        status = GITHUB_DEPLOYMENT_STATES.get(str(state))
-        if status is None:
-            return Mapped(ignored=f"deployment status {state!r} is not tracked")
-        environment = _text(payload, "deployment_status.environment", required=False) or _text(
-            payload, "deployment.environment"
+        if state == "inactive":  # a newer deployment replaced this one: nothing changes
+            return _ignored("deployment status 'inactive' is not tracked")
+        if state not in github_map.DEPLOYMENT_STATES:
+            return _ignored(f"deployment status {state!r} is not tracked")
+        _text(payload, "deployment.sha")
+        if status_obj.get("environment"):
+            deployment = {**deployment, "environment": status_obj["environment"]}
+        mapped = _mapping(
+            "deployment", github_map.map_deployment, name, deployment, [status_obj], None
         )
-        return Mapped(
-            [
-                {
-                    "type": "deployment",
-                    "id": _text(payload, "deployment.id"),
-                    "sha": _text(payload, "deployment.sha"),
-                    "environment": environment_name(str(environment)),
-                    "status": status,
-                    "started_at": _text(payload, "deployment.created_at", required=False),
-                    "finished_at": _text(payload, "deployment_status.created_at")
-                    if status in FINISHED
-                    else None,
-                }
-            ]
+        return Mapped([mapped])
+    if event == "workflow_run":
+        run = _object(payload, "workflow_run")
+        if not source.workflow:
+            return _ignored("no deploy workflow configured for this service (source.workflow)")
+        if payload.get("action") != "completed":
+            return _ignored(f"workflow run {payload.get('action')!r} is not a deployment yet")
+        branch = _text(payload, "repository.default_branch", required=False)
+        if not github_map.is_deploy_run(run, source.workflow, branch):
+            return _ignored(f"not a successful run of {source.workflow!r} on the default branch")
+        environment = source.environments[0] if source.environments else None
+        deployment = _mapping(
+            "workflow_run", github_map.map_workflow_run, name, run, environment, None
         )
+        return Mapped([deployment])
     if event == "pull_request":
-        merged_at = _text(payload, "pull_request.merged_at", required=False)
-        return Mapped(
-            [
-                {
-                    "type": "change",
-                    "id": _text(payload, "pull_request.number"),
-                    "title": _text(payload, "pull_request.title", required=False),
-                    "opened_at": _text(payload, "pull_request.created_at"),
-                    "merged_at": merged_at,
-                    "merge_sha": _text(payload, "pull_request.merge_commit_sha", required=False)
-                    if merged_at
-                    else None,
-                    "reverts": reverted_change_ref(
-                        head_branch=_text(payload, "pull_request.head.ref", required=False)
-                    ),
-                }
-            ]
-        )
+        pull = _object(payload, "pull_request")
+        change = _mapping("pull_request", github_map.map_pull_event, name, pull)
+        return Mapped([change])
+    if event == "pull_request_review":
+        pull = _object(payload, "pull_request")
+        review = _object(payload, "review")
+        if payload.get("action") == "dismissed":
+            return _ignored("a dismissed review is not a new review")
+        first, approved = github_map.review_times(pull, [review])
+        if first is None:
+            return _ignored("review by the pull request's author (or not submitted)")
+        change = _mapping("pull_request", github_map.map_review, name, pull, first, approved)
+        return Mapped([change], earliest=frozenset({"first_review_at", "approved_at"}))
     if event == "issues":
-        if _get(payload, "issue.pull_request", required=False) is not None:
-            return Mapped(ignored="issue event of a pull request")
-        labels = _labels(_get(payload, "issue.labels", required=False), "name")
-        if not _has_label(labels, incident_label):
-            return Mapped(ignored=f"issue without the {incident_label!r} label")
-        return Mapped(
-            [
-                {
-                    "type": "incident",
-                    "id": _text(payload, "issue.number"),
-                    "title": _text(payload, "issue.title", required=False),
-                    "opened_at": _text(payload, "issue.created_at"),
-                    "resolved_at": _text(payload, "issue.closed_at", required=False),
-                    "severity": _severity(labels),
-                }
+        issue = _object(payload, "issue")
+        number = _text(payload, "issue.number")
+        if "pull_request" in issue:
+            return _ignored("issue event of a pull request")
+        action = payload.get("action")
+        if action in ("deleted", "transferred"):
+            return Mapped(removed=[("incident", str(number))])
+        if action == "unlabeled" and isinstance(payload.get("label"), dict):
+            # the payload's issue may still list the label it reports removed
+            gone = str(payload["label"].get("name", "")).casefold()
+            labels = [
+                label
+                for label in issue.get("labels") or []
+                if str((label or {}).get("name", "")).casefold() != gone
             ]
-        )
-    return Mapped(ignored=f"GitHub event {event!r} is not tracked")
+            issue = {**issue, "labels": labels}
+        incident = _mapping("issue", github_map.map_issue, name, issue, source.incident_label)
+        if incident is None:
+            return Mapped(removed=[("incident", str(number))])
+        return Mapped([incident], stated=INCIDENT_FIELDS)
+    return _ignored(f"GitHub event {event!r} is not tracked", UNTRACKED_EVENT)
+
+
+# -- GitLab ---------------------------------------------------------------------------------
 
 
 def gitlab_time(value: str | None) -> str | None:
-    """GitLab hook times (`2021-04-28 21:50:00 +0200`, `… UTC`, ISO-8601) as ISO-8601.
-
-    >>> gitlab_time("2021-04-28 21:50:00 +0200")
-    '2021-04-28T21:50:00+02:00'
-    """
-    if value is None:
-        return None
-    match = _GITLAB_TIME.match(value.strip())
-    if match is None:
-        return value  # left for the event validation to reject, naming the field
-    day, clock, zone = match.groups()
-    if zone in (None, "UTC", "Z"):
-        zone = "+00:00"
-    elif ":" not in zone:
-        zone = f"{zone[:3]}:{zone[3:]}"
-    return f"{day}T{clock}{zone}"
+    """GitLab hook times as ISO-8601 (see `insights.collect.gitlab_map.gitlab_time`)."""
+    return gitlab_map.gitlab_time(value)
 
 
 def _gitlab_sha(payload: dict[str, Any]) -> str | None:
@@ -211,79 +239,60 @@ def _gitlab_sha(payload: dict[str, Any]) -> str | None:
     return _text(payload, "short_sha")
 
 
-def gitlab_event(payload: dict[str, Any], incident_label: str = "incident") -> Mapped:
-    """Map one GitLab delivery by its `object_kind`."""
+def gitlab_event(payload: dict[str, Any], service: ServiceConfig) -> Mapped:
+    """Map one GitLab delivery by its `object_kind` for `service`."""
+    name = service.name
+    source = service.source
     kind = payload.get("object_kind")
     if kind == "deployment":
         raw_status = _text(payload, "status")
-        status = GITLAB_DEPLOYMENT_STATES.get(str(raw_status))
-        if status is None:
-            return Mapped(ignored=f"deployment status {raw_status!r} is not tracked")
+        status = gitlab_map.deployment_status({"status": raw_status})
+        if raw_status not in gitlab_map.HOOK_STATUSES:
+            return _ignored(f"deployment status {raw_status!r} is not tracked")
         changed = gitlab_time(_text(payload, "status_changed_at", required=False))
-        return Mapped(
-            [
-                {
-                    "type": "deployment",
-                    "id": _text(payload, "deployment_id"),
-                    "sha": _gitlab_sha(payload),
-                    "environment": environment_name(str(_text(payload, "environment"))),
-                    "status": status,
-                    "finished_at": (changed or None) if status in FINISHED else None,
-                }
-            ]
-        )
+        deployment = {
+            "id": _text(payload, "deployment_id"),
+            "sha": _gitlab_sha(payload),
+            "status": raw_status,
+            "environment": {"name": _text(payload, "environment")},
+            "created_at": None,
+            "finished_at": changed if status is not DeploymentStatus.IN_PROGRESS else None,
+            "updated_at": changed,
+        }
+        event = _mapping("deployment", gitlab_map.map_deployment, name, deployment, None)
+        return Mapped([event])
+    if kind == "pipeline":
+        pipeline = _object(payload, "object_attributes")
+        if not source.workflow:
+            return _ignored("no deploy pipeline configured for this service (source.workflow)")
+        branch = _text(payload, "project.default_branch", required=False)
+        if not gitlab_map.is_deploy_pipeline(payload, source.workflow, branch):
+            return _ignored(
+                f"not a successful pipeline (or deploy job) {source.workflow!r}"
+                " on the default branch"
+            )
+        environment = source.environments[0] if source.environments else None
+        event = _mapping("object_attributes", gitlab_map.map_pipeline, name, pipeline, environment)
+        return Mapped([event])
     if kind == "merge_request":
-        state = _text(payload, "object_attributes.state", required=False)
-        action = _text(payload, "object_attributes.action", required=False)
-        merged = state == "merged"
-        merged_at = (
-            gitlab_time(_text(payload, "object_attributes.updated_at"))
-            if merged and action == "merge"
-            else None
-        )
-        return Mapped(
-            [
-                {
-                    "type": "change",
-                    "id": _text(payload, "object_attributes.iid"),
-                    "title": _text(payload, "object_attributes.title", required=False),
-                    "opened_at": gitlab_time(_text(payload, "object_attributes.created_at")),
-                    "merged_at": merged_at,
-                    "merge_sha": _text(payload, "object_attributes.merge_commit_sha", False)
-                    if merged
-                    else None,
-                    "reverts": reverted_change_ref(
-                        description=_text(payload, "object_attributes.description", False)
-                    ),
-                }
-            ]
-        )
+        attributes = _object(payload, "object_attributes")
+        change = _mapping("object_attributes", gitlab_map.map_merge_request_hook, name, attributes)
+        return Mapped([change])
     if kind in ("issue", "work_item"):
-        labels = _labels(payload.get("labels"), "title") or _labels(
-            _get(payload, "object_attributes.labels", required=False), "title"
+        attributes = _object(payload, "object_attributes")
+        iid = _text(payload, "object_attributes.iid")
+        issue = dict(attributes)
+        if "labels" not in issue or not issue["labels"]:
+            issue["labels"] = payload.get("labels") or []
+        incident = _mapping(
+            "object_attributes", gitlab_map.map_incident, name, issue, source.incident_label
         )
-        issue_type = str(
-            _get(payload, "object_attributes.issue_type", required=False)
-            or _get(payload, "object_attributes.type", required=False)
-            or ""
-        )
-        if not _has_label(labels, incident_label) and issue_type.lower() != "incident":
-            return Mapped(ignored=f"issue without the {incident_label!r} label")
-        closed = _text(payload, "object_attributes.state", required=False) == "closed"
-        return Mapped(
-            [
-                {
-                    "type": "incident",
-                    "id": _text(payload, "object_attributes.iid"),
-                    "title": _text(payload, "object_attributes.title", required=False),
-                    "opened_at": gitlab_time(_text(payload, "object_attributes.created_at")),
-                    "resolved_at": gitlab_time(
-                        _text(payload, "object_attributes.closed_at", required=False)
-                    )
-                    if closed
-                    else None,
-                    "severity": _severity(labels),
-                }
-            ]
-        )
-    return Mapped(ignored=f"GitLab event {kind!r} is not tracked")
+        if incident is None:
+            return Mapped(removed=[("incident", str(iid))])
+        return Mapped([incident], stated=INCIDENT_FIELDS)
+    return _ignored(f"GitLab event {kind!r} is not tracked", UNTRACKED_EVENT)
+
+
+def is_tracked(source: str, event: str) -> bool:
+    """Whether deliveries of this kind can carry something to store."""
+    return event in (GITHUB_TRACKED if source == "github" else GITLAB_TRACKED)

@@ -203,12 +203,13 @@ def build_digest(
             {"type": "section", "text": {"type": "mrkdwn", "text": escape(narrative.summary)}}
         )
         rec = narrative.recommendations[0]
+        capability = f" _(DORA capability: {escape(rec.capability)})_" if rec.capability else ""
         blocks.append(
             {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": f":bulb: *{escape(rec.title)}*\n{escape(rec.why)}",
+                    "text": f":bulb: *{escape(rec.title)}*{capability}\n{escape(rec.why)}",
                 },
             }
         )

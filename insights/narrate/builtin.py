@@ -21,6 +21,10 @@ distinct ones are kept:
 - infrequent deploys → make deploying routine
 - a metric that worsened sharply → find what changed
 - gaps in the data (unlinked incidents, no lead-time samples) → fix the data first
+Every recommendation names the DORA capability it applies (`CAPABILITY_OF`, from the catalog in
+`narrate/capabilities.py`, fitting the rule's metric). When a metric's verdict (if the facts
+carry one) is "no clear change", its move is reported as within normal variation, never as
+improved or worsened.
 When fewer than three rules fire, advice for the metrics no rule spoke about fills the list
 (weakest tier first): how to improve a low/medium metric, how to keep a high/elite one. A window
 without deployments gets advice on getting the data in.
@@ -35,7 +39,7 @@ from typing import Any
 from insights.narrate.schema import Narrative, NarrativeResult, Recommendation
 from insights.narrate.verify import check
 
-VERSION = "builtin-1"
+VERSION = "builtin-2"
 
 LABELS = {
     "deployment_frequency": "deployment frequency",
@@ -68,6 +72,19 @@ RULES = {
     "lead_time_min_samples": 5,
 }
 FEW_DEPLOYS = {"low", "medium"}
+# The DORA capability each rule applies (narrate/capabilities.py; it must fit the rule's metric).
+CAPABILITY_OF = {
+    "review": "streamlining change approval",
+    "coding": "trunk-based development",
+    "deploy_wait": "continuous delivery",
+    "failures": "test automation",
+    "recovery": "deployment automation",
+    "rework": "learning culture",
+    "frequency": "deployment automation",
+    "regression": "visibility of work in the value stream",
+    "data_gaps": "visibility of work in the value stream",
+    "slowest": "visibility of work in the value stream",
+}
 
 
 def n(value: float | int) -> str:
@@ -106,6 +123,12 @@ class _Facts:
 
     def tier(self, name: str) -> str | None:
         return self.metric(name)["tier"]
+
+    def judged(self, name: str) -> bool:
+        """Whether the move since the previous window may be called improved or worsened: no
+        verdict in the facts, or a verdict that says so (not "no clear change")."""
+        verdict = (self.metric(name).get("verdict") or {}).get("previous")
+        return verdict is None or verdict in ("improved", "worsened")
 
     @property
     def label(self) -> str:
@@ -217,10 +240,11 @@ def _sentence_stability(f: _Facts) -> str | None:
     if recovery is not None:
         text += f" and service was restored in a median of {hours(recovery)}"
     rework = f.cur("rework_rate", "rate_pct")
-    if rework:
-        text += f"; {n(rework)}% of deployments were unplanned fixes"
-    elif rework is not None:
+    # "none" is a count claim: it rests on the count, not on a rate that rounds to 0%.
+    if rework is not None and f.cur("rework_rate", "rework_deployments") == 0:
         text += "; none was an unplanned fix"
+    elif rework is not None:
+        text += f"; {n(rework)}% of deployments were unplanned fixes"
     return text + "."
 
 
@@ -266,14 +290,17 @@ def _sentence_move(f: _Facts) -> str | None:
         return None
     change = f.metric(metric)["change"]
     before, after = _value(f, metric, "previous"), _value(f, metric, "current")
+    moved = change["direction"] if f.judged(metric) else "moved"
     text = (
         f"The biggest other move since {f.previous_label}: {LABELS[metric]} "
-        f"{change['direction']} from {before} to {after}"
+        f"{moved} from {before} to {after}"
     )
     if metric in ("change_failure_rate", "rework_rate"):
         key = "failed_deployments" if metric == "change_failure_rate" else "rework_deployments"
         noun = "failed deployment" if metric == "change_failure_rate" else "unplanned fix"
         text += f" ({plural(f.cur(metric, key) or 0, noun)} of {f.deployments})"
+    if not f.judged(metric):
+        text += ", within normal variation"
     return text + "."
 
 
@@ -313,7 +340,8 @@ def _highlights(f: _Facts) -> list[str]:
         before = _value(f, metric, "previous")
         direction = f.metric(metric)["change"]["direction"]
         if before is not None and direction and direction != "unchanged":
-            text += f" ({direction}, was {before})"
+            judged = direction if f.judged(metric) else "within normal variation"
+            text += f" ({judged}, was {before})"
         elif direction == "unchanged":
             text += " (unchanged)"
         tier = f.tier(metric)
@@ -339,10 +367,23 @@ def _highlights(f: _Facts) -> list[str]:
 Rule = Callable[[_Facts], "_Candidate | None"]
 
 
-def _rec(key: str, score: float, title: str, why: str, metric: str, evidence: list[str]):
-    return _Candidate(
-        key, score, Recommendation(title=title, why=why, metric=metric, evidence=evidence)
+def _rec(
+    key: str,
+    score: float,
+    title: str,
+    why: str,
+    metric: str,
+    evidence: list[str],
+    capability: str | None = None,
+) -> _Candidate:
+    recommendation = Recommendation(
+        title=title,
+        why=why,
+        metric=metric,  # type: ignore[arg-type]
+        capability=capability or CAPABILITY_OF[key],  # type: ignore[arg-type]
+        evidence=evidence,
     )
+    return _Candidate(key, score, recommendation)
 
 
 def _lead_time_evidence(f: _Facts) -> list[str]:
@@ -368,7 +409,7 @@ def rule_review(f: _Facts) -> _Candidate | None:
         "Set a review SLA and keep pull requests small",
         "Waiting for a first review and reviewing take a large share of each change's lead "
         "time. Agree on a "
-        "first-review target (for example within one working day), make review part of the "
+        "first-review target (for example within a working day), make review part of the "
         "daily routine, and keep pull requests small so they are quick to review; DORA "
         "research links fast, lightweight review with shorter lead times.",
         "lead_time",
@@ -386,7 +427,8 @@ def rule_coding(f: _Facts) -> _Candidate | None:
         "coding",
         share + coding / 4,
         "Work in smaller batches and merge to trunk daily",
-        "Most of the lead time passes before a pull request is even opened: work stays on "
+        "A large share of the lead time passes before a pull request is even opened: work "
+        "stays on "
         "branches for long. Slice features into changes that can merge within a day, hide "
         "unfinished work behind flags, and integrate into trunk often; small batches are one "
         "of the strongest predictors of delivery performance in the DORA research.",
@@ -434,6 +476,7 @@ def rule_failures(f: _Facts) -> _Candidate | None:
             "tests that run on every commit.",
             "change_failure_rate",
             evidence,
+            "working in small batches",
         )
     return _rec(
         "failures",
@@ -459,7 +502,7 @@ def rule_recovery(f: _Facts) -> _Candidate | None:
         "recovery",
         40 + median / 2,
         "Automate rollback and put risky changes behind feature flags",
-        "Failed deployments take more than a day to recover. Make rolling back one automated "
+        "Failed deployments take more than a day to recover. Make rolling back a single automated "
         "step, decouple release from deploy with feature flags so a bad change can be turned "
         "off without a new deployment, and alert on the symptoms users see.",
         "recovery_time",
@@ -497,6 +540,7 @@ def rule_frequency(f: _Facts) -> _Candidate | None:
             "is the place to start.",
             "deployment_frequency",
             [f"deployments: {f.deployments}"],
+            "visibility of work in the value stream",
         )
     tier = f.tier("deployment_frequency")
     days = f.cur("deployment_frequency", "deployment_days_pct")
@@ -523,6 +567,8 @@ def rule_regression(f: _Facts) -> _Candidate | None:
     for metric in LABELS:
         change = f.metric(metric)["change"]
         if change["direction"] != "worsened" or change["relative_pct"] is None:
+            continue
+        if not f.judged(metric):
             continue
         size = abs(change["relative_pct"])
         if change["unit"] and abs(change["absolute"] or 0) < RULES["regression_min_pp"]:
@@ -589,8 +635,8 @@ def rule_slowest(f: _Facts) -> _Candidate | None:
         "slowest",
         10,
         "Walk through the slowest change with the team",
-        f"The slowest change of {f.label} spent most of its time in "
-        f"{STAGE_LABELS[stage]}. Going through it together usually shows one concrete "
+        f"The slowest change of {f.label} spent the longest part of its time in "
+        f"{STAGE_LABELS[stage]}. Going through it together usually shows a concrete "
         "obstacle (a missing reviewer, a manual step, an unclear requirement) worth removing.",
         "lead_time",
         [
@@ -618,26 +664,31 @@ _SUSTAIN = {
         "Keep deployments small and frequent",
         "Deployment frequency is healthy; protect it by keeping the pipeline fast and green "
         "and by deploying each change on its own rather than batching.",
+        "working in small batches",
     ),
     "lead_time": (
         "Watch the slow tail of lead time, not only the median",
         "The median is in good shape; the p90 shows the changes that still wait. Review the "
         "slowest changes in each report so the tail does not grow unnoticed.",
+        "visibility of work in the value stream",
     ),
     "change_failure_rate": (
         "Keep failures rare as deployment volume grows",
         "Few deployments fail. Keep every fix paired with a test so the rate stays low as the "
         "team ships more often.",
+        "test automation",
     ),
     "recovery_time": (
         "Rehearse recovery so it stays fast",
         "Recovery is quick today. Practise rollbacks and keep runbooks current so the next "
         "failure is handled just as fast.",
+        "documentation quality",
     ),
     "rework_rate": (
         "Keep unplanned work visible",
-        "Unplanned fixes are a small share of deployments; keep tracking them so a rise shows "
-        "up early.",
+        "Unplanned fixes are a small share of deployments; keep tracking them so a change is "
+        "noticed early.",
+        "visibility of work in the value stream",
     ),
 }
 _IMPROVE = {
@@ -646,22 +697,26 @@ _IMPROVE = {
         "Deployments are not yet routine. Automate build, test and deploy end to end so that "
         "shipping a change needs no manual step; DORA research ties deployment automation to "
         "higher deployment frequency.",
+        "deployment automation",
     ),
     "lead_time": (
         "Shorten the path from commit to production",
         "Lead time is long compared with high performers. Map where changes wait (review, "
         "release, manual approvals) and remove the longest wait first; small batches and "
         "continuous integration shorten every stage.",
+        "working in small batches",
     ),
     "change_failure_rate": (
         "Invest in automated testing on the deployment path",
         "Deployments fail more often than in high-performing teams. Automated tests that run "
         "on every change, and a production-like staging check, catch most failures earlier.",
+        "test automation",
     ),
     "recovery_time": (
-        "Make recovery a one-step operation",
+        "Make recovery a single-step operation",
         "Recovery is slower than in high-performing teams. Automate rollback, keep deployments "
         "small so the faulty change is easy to find, and alert on user-facing symptoms.",
+        "deployment automation",
     ),
     "rework_rate": _SUSTAIN["rework_rate"],
 }
@@ -674,11 +729,11 @@ def _filler(f: _Facts, metric: str) -> _Candidate | None:
     if value is None:
         return None
     tier = f.tier(metric)
-    title, why = (_IMPROVE if tier in FEW_DEPLOYS else _SUSTAIN)[metric]
+    title, why, capability = (_IMPROVE if tier in FEW_DEPLOYS else _SUSTAIN)[metric]
     evidence = [f"{LABELS[metric]}: {value}" + (f" ({tier})" if tier else "")]
     if metric == "lead_time" and f.cur("lead_time", "p90_hours") is not None:
         evidence.append(f"lead time p90: {hours(f.cur('lead_time', 'p90_hours'))}")
-    return _rec(f"filler_{metric}", 0, title, why, metric, evidence)
+    return _rec(f"filler_{metric}", 0, title, why, metric, evidence, capability)
 
 
 def _no_deployments(f: _Facts) -> list[Recommendation]:
@@ -693,6 +748,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
             why="Lead time is measured from commit to production deployment; with commits and "
             "pull requests recorded, the next deployment will show where changes wait.",
             metric="lead_time",
+            capability="visibility of work in the value stream",
             evidence=[f"lead-time samples: {f.cur('lead_time', 'samples') or 0}"],
         ),
         Recommendation(
@@ -700,6 +756,7 @@ def _no_deployments(f: _Facts) -> list[Recommendation]:
             why="Change failure rate and recovery time are computed from incidents linked to "
             "deployments; recording both from the start makes the first numbers trustworthy.",
             metric="change_failure_rate",
+            capability="visibility of work in the value stream",
             evidence=[f"incidents opened in {f.label}: {opened}"],
         ),
     ]

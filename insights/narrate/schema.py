@@ -1,8 +1,10 @@
 """The narrative every narrator returns (built-in or LLM), validated against one schema.
 
-`{summary, highlights[], recommendations[{title, why, metric, evidence}]}` — DESIGN.md,
-"Narration". `metric` must be one of `METRICS`; the verifier checks every number against the
-facts document.
+`{summary, highlights[], recommendations[{title, why, metric, capability, evidence}]}` —
+DESIGN.md, "Narration", plus the DORA capability each recommendation applies
+(`narrate/capabilities.py`). `metric` must be one of `METRICS`; the verifier checks every
+number against the facts document and that the capability fits the metric. `capability` may be
+missing only on narratives stored before it existed; the checker rejects a new one without it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from insights.narrate.capabilities import CapabilityName
 
 MetricName = Literal[
     "deployment_frequency",
@@ -28,6 +32,7 @@ class Recommendation(BaseModel):
     title: str = Field(min_length=3, max_length=160)
     why: str = Field(min_length=3, max_length=1200)
     metric: MetricName
+    capability: CapabilityName | None = None
     evidence: list[str] = Field(default_factory=list, max_length=6)
 
 

@@ -8,12 +8,15 @@ already stored is lost.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from insights.store.models import Change, Deployment, DeploymentCommit, Incident
 from insights.store.repository import TenantRepository
+from insights.timeutil import parse_time
 
 # event field -> stored column, per event type
 _FIELDS: dict[str, tuple[type, dict[str, str]]] = {
@@ -60,11 +63,18 @@ def lookup_key(value: Any) -> bool:
     return True
 
 
-def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, Any]:
+def fill_from_stored(
+    repo: TenantRepository,
+    data: dict[str, Any],
+    stated: Collection[str] = (),
+    earliest: Collection[str] = (),
+) -> dict[str, Any]:
     """`data` (a canonical event dict) with its missing or null fields taken from storage.
 
     Only incidents, changes and deployments that already exist are filled; anything else is
-    returned unchanged.
+    returned unchanged. Fields in `stated` are what the source says, null included (a reopened
+    issue has no resolution time): they are never filled. For time fields in `earliest` the
+    earlier of the stored and the new value wins (a change's first review).
     """
     spec = _FIELDS.get(str(data.get("type")))
     service_name = data.get("service")
@@ -86,8 +96,14 @@ def fill_from_stored(repo: TenantRepository, data: dict[str, Any]) -> dict[str, 
     merged = dict(data)
     for field, column in fields.items():
         value = getattr(stored, column)
+        if field in stated:
+            continue
         if merged.get(field) is None and value not in (None, []):
             merged[field] = value
+        elif field in earliest and isinstance(value, datetime):
+            mine = merged[field]
+            mine_at = mine if isinstance(mine, datetime) else parse_time(str(mine))
+            merged[field] = min(value, mine_at)
     if isinstance(stored, Deployment) and stored.commits_listed and merged.get("commits") is None:
         # the source listed the shipped commits; an event without a list keeps them
         merged["commits"] = list(

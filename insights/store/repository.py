@@ -656,21 +656,120 @@ class TenantRepository:
         ]
         return self._upsert(Incident, "external_id", rows)[0]
 
-    # -- sync state --------------------------------------------------------------------------
+    def delete_deployments(self, service_id: int, external_ids: Iterable[str]) -> int:
+        """Remove deployments (and their shipped-commit links) of one service; returns how many.
 
-    def delete_incidents(self, service_id: int, external_ids: Sequence[str]) -> int:
-        """Forget incidents that stopped being incidents of the service (a Jira issue deleted,
-        moved to another project or retyped); returns how many were stored."""
-        if not external_ids:
-            return 0
-        result = self.session.execute(
-            delete(Incident).where(
-                Incident.tenant_id == self.tenant_id,
-                Incident.service_id == service_id,
-                self._in(Incident.external_id, list(external_ids), String),
+        Used when the source no longer has them (a tag deleted or no longer selected). Nothing
+        else stores a deployment's consequences: rollbacks and failure attribution are derived
+        from the rows at metric time, so they follow on the next computation.
+        """
+        wanted = sorted(set(external_ids))
+        removed = 0
+        for chunk in _chunks(wanted):
+            ids = list(
+                self.session.scalars(
+                    select(Deployment.id).where(
+                        Deployment.tenant_id == self.tenant_id,
+                        Deployment.service_id == service_id,
+                        self._in(Deployment.external_id, list(chunk), String),
+                    )
+                )
+            )
+            if not ids:
+                continue
+            self.session.execute(
+                delete(DeploymentCommit).where(
+                    DeploymentCommit.tenant_id == self.tenant_id,
+                    self._in(DeploymentCommit.deployment_id, ids, BigInteger),
+                )
+            )
+            self.session.execute(
+                delete(Deployment).where(
+                    Deployment.tenant_id == self.tenant_id,
+                    self._in(Deployment.id, ids, BigInteger),
+                )
+            )
+            removed += len(ids)
+        return removed
+
+    def deployment_ids(self, service_id: int) -> set[str]:
+        """External ids of every stored deployment of one service."""
+        return set(
+            self.session.scalars(
+                select(Deployment.external_id).where(
+                    Deployment.tenant_id == self.tenant_id, Deployment.service_id == service_id
+                )
             )
         )
-        return int(result.rowcount or 0)
+
+    def delete_incidents(self, service_id: int, external_ids: Iterable[str]) -> int:
+        """Remove incidents of one service (an issue that lost its label, was deleted or moved)."""
+        removed = 0
+        for chunk in _chunks(sorted(set(external_ids))):
+            result = self.session.execute(
+                delete(Incident).where(
+                    Incident.tenant_id == self.tenant_id,
+                    Incident.service_id == service_id,
+                    self._in(Incident.external_id, list(chunk), String),
+                )
+            )
+            removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return removed
+
+    def clear_service_records(self, service_id: int) -> dict[str, int]:
+        """Delete a service's changes, deployments (with links) and incidents, keeping its
+        commits, raw payloads and the service itself: what `insights rebuild` re-derives."""
+        removed = {
+            "deployments": self.delete_deployments(service_id, self.deployment_ids(service_id))
+        }
+        for name, model in (("changes", Change), ("incidents", Incident)):
+            result = self.session.execute(
+                delete(model).where(
+                    model.tenant_id == self.tenant_id,  # type: ignore[attr-defined]
+                    model.service_id == service_id,  # type: ignore[attr-defined]
+                )
+            )
+            removed[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return removed
+
+    def delete_cursors(self, source: str, repo: str) -> None:
+        """Forget every cursor of one (source, repo): the next sync reads it all again."""
+        self.session.execute(
+            delete(SyncCursor).where(
+                SyncCursor.tenant_id == self.tenant_id,
+                SyncCursor.source == source,
+                SyncCursor.repo == repo,
+            )
+        )
+
+    def delete_raw(self, source: str, repo: str, kind: str, external_ids: Iterable[str]) -> None:
+        """Drop kept payloads the source no longer has, so a rebuild cannot bring them back."""
+        for chunk in _chunks(sorted(set(external_ids))):
+            self.session.execute(
+                delete(RawPayload).where(
+                    RawPayload.tenant_id == self.tenant_id,
+                    RawPayload.source == source,
+                    RawPayload.repo == repo,
+                    RawPayload.kind == kind,
+                    self._in(RawPayload.external_id, list(chunk), String),
+                )
+            )
+
+    def raw_payloads_like(self, source: str, repo: str, kind_prefix: str) -> list[RawPayload]:
+        """Kept payloads whose kind starts with `kind_prefix`, in the order they were kept."""
+        return list(
+            self.session.scalars(
+                self.scoped(RawPayload)
+                .where(
+                    RawPayload.source == source,
+                    RawPayload.repo == repo,
+                    RawPayload.kind.startswith(kind_prefix, autoescape=True),
+                )
+                .order_by(RawPayload.fetched_at, RawPayload.id)
+            )
+        )
+
+    # -- sync state --------------------------------------------------------------------------
 
     def get_cursor(self, source: str, repo: str, kind: str) -> dict[str, Any] | None:
         row = self.session.scalar(
@@ -732,20 +831,6 @@ class TenantRepository:
         )
         for chunk in _chunks(rows):
             self.session.execute(stmt, list(chunk))
-
-    def delete_raw(self, source: str, repo: str, kind: str, external_ids: Sequence[str]) -> None:
-        """Drop kept payloads of records the source no longer has (so `remap` cannot bring
-        them back)."""
-        if external_ids:
-            self.session.execute(
-                delete(RawPayload).where(
-                    RawPayload.tenant_id == self.tenant_id,
-                    RawPayload.source == source,
-                    RawPayload.repo == repo,
-                    RawPayload.kind == kind,
-                    self._in(RawPayload.external_id, list(external_ids), String),
-                )
-            )
 
     def raw_payloads(self, source: str, repo: str, kind: str) -> list[RawPayload]:
         return list(

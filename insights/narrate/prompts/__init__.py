@@ -1,7 +1,7 @@
-"""Versioned prompt templates for LLM narration (`narrate_v1.*.j2`) and their rendering.
+"""Versioned prompt templates for LLM narration (`narrate_v2.*.j2`) and their rendering.
 
 `PROMPT_VERSION` names the template set; it is part of the narrative cache key, so changing a
-template means adding `narrate_v2.*.j2` and bumping the constant (old cached narratives then
+template means adding `narrate_v3.*.j2` and bumping the constant (old cached narratives then
 stop matching). The facts document, minus its `untrusted` and `quotable` sections, is the only
 source of numbers in the prompt. Untrusted text (change titles) is cleaned, cut to
 `UNTRUSTED_MAX` characters and fenced between two lines carrying a random boundary that the
@@ -20,9 +20,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from insights.narrate.capabilities import capabilities_for
 from insights.narrate.schema import METRICS
 
-PROMPT_VERSION = "narrate_v1"
+PROMPT_VERSION = "narrate_v2"
 UNTRUSTED_MAX = 120
 HIDDEN_KEYS = ("untrusted", "quotable")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
@@ -76,7 +77,12 @@ def facts_json(facts: dict[str, Any]) -> str:
 
 
 def render_system() -> str:
-    return _env.get_template(f"{PROMPT_VERSION}.system.j2").render(metrics=METRICS).strip()
+    capabilities = {metric: capabilities_for(metric) for metric in METRICS}
+    return (
+        _env.get_template(f"{PROMPT_VERSION}.system.j2")
+        .render(metrics=METRICS, capabilities=capabilities)
+        .strip()
+    )
 
 
 def render_user(facts: dict[str, Any], boundary: str | None = None) -> str:
