@@ -345,3 +345,29 @@ def test_incident_the_boundary_refuses_is_skipped_with_a_warning_and_the_rest_ke
     assert report.counts["incident"].new == 1
     assert "pagerduty incident PINC002 skipped: " in caplog.text
     assert "resolved_at" in caplog.text
+
+
+def test_rebuild_of_the_service_rederives_its_pagerduty_incidents_without_requests(
+    sqlite_db: Database, pagerduty: FakePagerDuty
+) -> None:
+    from insights.collect.rebuild import rebuild_service
+
+    pagerduty.add(1, SERVICE, opened=0, resolved=30, note="Deployment: d-3")
+    incident_source = org(pagerduty).tenants[0].services[0].incidents[0]
+    service = ServiceConfig(
+        name="checkout",
+        source=SourceConfig(kind="github", repo="acme/checkout", token_env="UNSET_GITHUB_TOKEN"),
+        incidents=[incident_source],
+    )
+    tenant = TenantConfig(name="acme", services=[service])
+    [view] = service.sources()[1:]
+    from insights.collect.sync import sync_service
+
+    sync_service(sqlite_db.engine, tenant, view)
+    pagerduty.seen.clear()
+
+    report = rebuild_service(sqlite_db.engine, tenant, service)
+
+    assert pagerduty.seen == []
+    assert report.removed["incidents"] == 1 and report.derived["incident"] == 1
+    assert incidents(sqlite_db)["PINC001"].deployment_external_id == "d-3"
