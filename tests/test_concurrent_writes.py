@@ -26,7 +26,7 @@ from insights.config import Settings
 from insights.pipeline import apply_org_config
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
-from insights.store.retry import conflict_kind, run_in_transaction
+from insights.store.retry import DatabaseBusy, conflict_kind, run_in_transaction
 
 COMMITS = 400
 CLIENTS = 10
@@ -179,3 +179,35 @@ def test_a_real_deadlock_is_retried_until_both_transactions_commit(pg_db):
     with unit_of_work(pg_db.engine) as session:
         hits = dict(session.execute(text("SELECT id, hits FROM lock_probe")).all())
     assert hits == {1: 2, 2: 2}  # the aborted attempt left nothing behind
+
+
+def test_retries_used_up_are_database_busy_and_roll_back(pg_db):
+    """With one attempt allowed, the transaction PostgreSQL aborts raises `DatabaseBusy` (the
+    API's 503 "database busy"), and its writes are gone."""
+    with unit_of_work(pg_db.engine) as session:
+        session.execute(text("CREATE TABLE lock_probe (id int PRIMARY KEY, hits int)"))
+        session.execute(text("INSERT INTO lock_probe VALUES (1, 0), (2, 0)"))
+    both_hold_one = threading.Barrier(2, timeout=10)
+    outcomes: list[str] = []
+
+    def work(first: int, second: int) -> None:
+        def body(session) -> None:
+            session.execute(text(f"UPDATE lock_probe SET hits = hits + 1 WHERE id = {first}"))
+            both_hold_one.wait()
+            session.execute(text(f"UPDATE lock_probe SET hits = hits + 1 WHERE id = {second}"))
+
+        try:
+            run_in_transaction(pg_db.engine, body, attempts=1)
+            outcomes.append("committed")
+        except DatabaseBusy as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=work, args=pair) for pair in ((1, 2), (2, 1))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["committed", "deadlock after 1 attempts"]
+    with unit_of_work(pg_db.engine) as session:
+        hits = dict(session.execute(text("SELECT id, hits FROM lock_probe")).all())
+    assert hits == {1: 1, 2: 1}  # only the committed transaction's two updates

@@ -503,3 +503,16 @@ def test_import_from_stdin_reports_a_line_that_is_not_utf8_and_keeps_the_rest(cl
     with unit_of_work(cli_env.engine) as session:
         counts = TenantRepository.open(session, "default").counts()
     assert (counts["commits"], counts["deployments"]) == (1, 1)
+
+
+def test_cli_arguments_that_are_not_utf8_are_one_line_errors(cli_env):
+    # the shell passes bytes; Python turns a byte that is not UTF-8 into a lone surrogate
+    record = ["record", "incident", "-s", "checkout", "--opened-at", "2026-01-05T10:00:00Z"]
+    for extra, message in (
+        (["--id", "a\udcffb"], "incident.id: not valid Unicode"),
+        (["--id", "I", "--title", "a\udcffb"], "incident.title: not valid Unicode"),
+        (["--id", "I", "--tenant", "a\udcffb"], "must be 1-128 characters of valid Unicode"),
+    ):
+        result = runner.invoke(cli, [*record, *extra])
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.stderr and "Traceback" not in result.output

@@ -55,6 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
+from insights.boundedjson import JsonInputError, loads
 from insights.collect.events import iter_lines
 from insights.collect.sync import SyncContext, SyncReport, register, sync_service
 from insights.config import ServiceConfig, SourceConfig, TenantConfig
@@ -415,8 +416,8 @@ def _with_service(lines: Iterable[bytes], service: str, path: Path) -> Iterator[
     for number, raw in enumerate(lines, start=1):
         text = raw.decode("utf-8", errors="replace").strip()
         try:
-            data = json.loads(text) if text else None
-        except json.JSONDecodeError:
+            data = loads(text) if text else None  # bounded, like every other event input
+        except JsonInputError:
             yield text  # iter_lines reports it with its line number
             continue
         if isinstance(data, dict):

@@ -42,8 +42,10 @@ RULES: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = {
 
 
 def _outside_one(value: object) -> bool:
-    if value is None or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NaT or value is pd.NA:
         return False
+    if isinstance(value, float):
+        return not np.isnan(value)  # a number is not a time
     try:
         bounded(value if isinstance(value, datetime) else parse_time(str(value)))
     except (ValueError, TypeError):
@@ -55,18 +57,20 @@ def outside_range(values: pd.Series) -> np.ndarray:
     """Which values are times outside `EARLIEST..LATEST` (missing values are not)."""
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return ((values < EARLIEST) | (values > LATEST)).to_numpy(dtype=bool)
-    if np.issubdtype(values.dtype, np.datetime64):  # naive: stored times are UTC
+    if pd.api.types.is_datetime64_dtype(values.dtype):  # naive: stored times are UTC
         aware = values.dt.tz_localize("UTC")
         return ((aware < EARLIEST) | (aware > LATEST)).to_numpy(dtype=bool)
-    if values.dtype == object:  # the store could not convert the column: check one by one
-        return np.fromiter((_outside_one(v) for v in values), bool, len(values))
-    return values.notna().to_numpy(dtype=bool)  # numbers are not times
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.notna().to_numpy(dtype=bool)  # numbers are not times
+    # objects or text: the store could not convert the column, so check value by value
+    return np.fromiter((_outside_one(v) for v in values), bool, len(values))
 
 
 def _times(values: pd.Series) -> pd.Series:
     """In-range times (or missing) as one comparable UTC series."""
-    converted = pd.to_datetime(values, utc=True)
-    return converted
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values
+    return pd.to_datetime(values, utc=True)
 
 
 def _name(frame: pd.DataFrame, row: int, kind: str) -> str:
@@ -90,14 +94,12 @@ def screen(frame: pd.DataFrame, name: str) -> pd.DataFrame:
             reasons[int(row)] = f"{column} {frame[column].iloc[row]} is outside {RANGE_TEXT}"
         bad |= outside
     if pairs:
-        kept = frame[~bad]
+        kept = frame[~bad] if bad.any() else frame  # no copy in the usual, clean case
         for later, earlier in pairs:
             if later not in kept.columns or earlier not in kept.columns:
                 continue
             negative = np.zeros(len(frame), bool)
-            negative[np.flatnonzero(~bad)] = (_times(kept[later]) < _times(kept[earlier])).to_numpy(
-                dtype=bool
-            )
+            negative[~bad] = (_times(kept[later]) < _times(kept[earlier])).to_numpy(dtype=bool)
             for row in np.flatnonzero(negative & ~bad)[:WARNINGS_PER_KIND]:
                 reasons[int(row)] = f"{later} is before {earlier} (a negative duration)"
             bad |= negative

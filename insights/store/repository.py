@@ -171,12 +171,31 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def storable_name(name: str) -> bool:
+    """Whether `name` can be a tenant name: 1-128 characters of valid Unicode, no NUL (a
+    command-line argument that is not UTF-8 arrives with lone surrogates, which the database
+    driver cannot encode)."""
+    if not 0 < len(name) <= 128 or "\x00" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def get_tenant(session: Session, name: str) -> Tenant | None:
+    if not storable_name(name):
+        return None  # no such tenant can exist
     return session.scalar(select(Tenant).where(Tenant.name == name))
 
 
 def ensure_tenant(session: Session, name: str, timezone: str = "UTC") -> tuple[Tenant, bool]:
     """The tenant named `name`, created if missing; returns (tenant, created)."""
+    if not storable_name(name):
+        raise UserError(
+            f"tenant {name!r}: must be 1-128 characters of valid Unicode (UTF-8), without NUL"
+        )
     tenant = get_tenant(session, name)
     if tenant is not None:
         return tenant, False
