@@ -383,6 +383,10 @@ def main() -> int:
         f"{len(frames.changes):,} changes ({time.perf_counter() - t0:.1f} s to generate); "
         f"windows {windows[0].label}..{windows[-1].label}"
     )
+    started = time.perf_counter()
+    import scipy.stats  # noqa: F401  (the intervals load it lazily: a one-off import, not engine time)
+
+    print(f"scipy.stats import (once per process): {time.perf_counter() - started:.2f} s")
     gc.collect()
     before = current_rss_gib()
     with RssSampler() as sampler:

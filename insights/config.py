@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -218,10 +219,29 @@ def load_org_config(path: Path) -> OrgConfig:
         raise UserError(f"{path}: {where}: {err['msg']}") from None
 
 
+# A `*_env` field may instead reference a credential stored encrypted in the tenant registry:
+# `stored:<tenant id>:<slot>` (insights/store/secrets.py installs the reader).
+STORED_SECRET_PREFIX = "stored:"
+_stored_secret_reader: Callable[[str], str | None] | None = None
+
+
+def use_stored_secrets(reader: Callable[[str], str | None] | None) -> None:
+    """Install how `stored:` references are read (the registry's engine); None removes it."""
+    global _stored_secret_reader
+    _stored_secret_reader = reader
+
+
 def secret(env_name: str | None, what: str) -> str:
-    """Read a secret from the environment variable the config names; never log the value."""
+    """Read a secret from the environment variable the config names, or from the registry's
+    encrypted store for a `stored:` reference; never log the value."""
     if not env_name:
         raise UserError(f"{what}: no environment variable configured for the secret")
+    if env_name.startswith(STORED_SECRET_PREFIX):
+        reader = _stored_secret_reader
+        stored = reader(env_name) if reader is not None else None
+        if not stored:
+            raise UserError(f"{what}: the stored secret could not be read (INSIGHTS_SECRET_KEYS)")
+        return stored
     value = os.environ.get(env_name)
     if not value:
         raise UserError(f"{what}: environment variable {env_name} is not set")

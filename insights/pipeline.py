@@ -20,8 +20,10 @@ from insights.errors import NotFound, UserError
 from insights.metrics import compute as metrics_compute
 from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, Scope, Window
+from insights.metrics.verdicts import BASELINE_WINDOWS
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
+from insights.store import read_cache
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
 
 KINDS = ("commit", "change", "deployment", "incident")
@@ -86,6 +88,8 @@ def store_events(
             counts["incident"] += repo.upsert_incidents(service_id, typed[IncidentEvent])
             if progress:
                 progress(min(PROGRESS_STEP, len(batch) - start))
+    if any(c.new or c.updated for c in result.counts.values()) or result.new_services:
+        read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
     return result
 
 
@@ -124,6 +128,14 @@ def _report(
         raise UserError(f"history {history}: must be at least 1 window")
     windows = metric_windows.history(window, max(history, 2))
     series = [metrics_compute.window_metrics(prepared, w, services) for w in windows]
+    # One window more than the history (the first history window's previous) and at least
+    # the baseline: the current window's baseline is the BASELINE_WINDOWS before it.
+    tested = metric_windows.history(window, max(history, BASELINE_WINDOWS) + 1)
+    verdicts = metrics_compute.trend_verdicts(prepared, tested, services)
+    series = [
+        m.model_copy(update={"verdicts": v})
+        for m, v in zip(series, verdicts[len(verdicts) - len(series) :], strict=True)
+    ]
     current = series[-1]
     return MetricReport(
         **dict(current),

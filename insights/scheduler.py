@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 JOBS_TABLE = "apscheduler_jobs"
 DEFAULT_MISFIRE_GRACE = 6 * 3600  # a weekly report missed overnight still goes out
+REGISTRY_REFRESH_SECONDS = 60.0
 
 
 def parse_cron(expr: str, timezone: str, where: str) -> CronTrigger:
@@ -123,6 +125,16 @@ class Runtime:
     engine: Engine
     settings: Settings
     org: OrgConfig
+    # True: `org` was handed in (tests); False: re-read from the tenant registry per job
+    fixed: bool = True
+
+    def tenant_org(self) -> OrgConfig:
+        """The configuration a job runs with: the registry as it is now, not at election."""
+        if self.fixed:
+            return self.org
+        from insights.store.registry import organisation
+
+        return organisation(self.engine, self.settings)
 
 
 _runtime: Runtime | None = None
@@ -134,11 +146,21 @@ def _current() -> Runtime:
     return _runtime
 
 
-def run_tenant_sync(rt: Runtime, tenant: str) -> dict[str, Any]:
-    """Sync every configured service of `tenant`; returns the counts per service."""
-    from insights.collect.sync import run_sync
+def run_tenant_sync(
+    rt: Runtime, tenant: str, scheduled_at: datetime | None = None
+) -> dict[str, Any]:
+    """Sync every configured service of `tenant`; returns the counts per service.
 
-    reports = run_sync(rt.engine, rt.org, tenant=tenant)
+    With `INSIGHTS_QUEUE=procrastinate` the scheduler only enqueues one job per service for the
+    workers (insights/ops/queue.py) and records what it enqueued."""
+    from insights.collect.sync import run_sync
+    from insights.ops.queue import enqueue_tenant_sync, queue_mode
+
+    if queue_mode(rt.settings) != "inline":
+        config = rt.tenant_org().tenant(tenant)
+        return enqueue_tenant_sync(rt.engine, rt.settings, config, scheduled_at)
+
+    reports = run_sync(rt.engine, rt.tenant_org(), tenant=tenant)
     services: dict[str, Any] = {}
     for report in reports:
         services[report.service] = {
@@ -158,9 +180,14 @@ def run_tenant_weekly(rt: Runtime, tenant: str, scheduled_at: datetime) -> dict[
     """Compute the last complete week before the fire time, write the reports and send the
     digests of `tenant` (the window follows the fire time, so a late run reports the same
     week)."""
+    from insights.ops.queue import enqueue_tenant_weekly, queue_mode
     from insights.weekly import run_weekly
 
-    return run_weekly(rt.engine, rt.settings, rt.org.tenant(tenant), at=scheduled_at)
+    if queue_mode(rt.settings) != "inline":
+        return enqueue_tenant_weekly(
+            rt.engine, rt.settings, rt.tenant_org().tenant(tenant), scheduled_at
+        )
+    return run_weekly(rt.engine, rt.settings, rt.tenant_org().tenant(tenant), at=scheduled_at)
 
 
 def _fire(
@@ -184,13 +211,8 @@ def sync_job(tenant: str, scheduled_at: datetime | None = None, coalesced: int =
     `FireTimeExecutor` passes `scheduled_at` and how many earlier missed fires this run stands
     for (`coalesced`); a call without them runs for the current time.
     """
-    _fire(
-        f"sync:{tenant}",
-        tenant,
-        scheduled_at or now(),
-        coalesced,
-        lambda: run_tenant_sync(_current(), tenant),
-    )
+    at = scheduled_at or now()
+    _fire(f"sync:{tenant}", tenant, at, coalesced, lambda: run_tenant_sync(_current(), tenant, at))
 
 
 def weekly_job(tenant: str, scheduled_at: datetime | None = None, coalesced: int = 0) -> None:
@@ -252,7 +274,7 @@ def create_scheduler(engine: Engine, misfire_grace: int = DEFAULT_MISFIRE_GRACE)
 def reconcile_jobs(scheduler: Any, specs: list[JobSpec], misfire_grace: int) -> None:
     """Make the job store hold exactly `specs`, keeping the next fire time of unchanged jobs."""
     wanted = {spec.id: spec for spec in specs}
-    for job in scheduler.get_jobs():
+    for job in scheduler.get_jobs(jobstore="default"):
         if job.id not in wanted:
             log.info("removing job %s (no longer configured)", job.id)
             scheduler.remove_job(job.id)
@@ -297,11 +319,16 @@ class SchedulerService:
         poll_seconds: float = 5.0,
         lease_seconds: float = 30.0,
         misfire_grace: int = DEFAULT_MISFIRE_GRACE,
+        registry_refresh_seconds: float = REGISTRY_REFRESH_SECONDS,
     ) -> None:
         self.settings = settings
-        self.org = org if org is not None else settings.organisation()
-        self.specs = desired_jobs(self.org)  # config errors surface before anything starts
         self.engine = engine_for(settings.database_url)
+        # without an explicit org the tenant registry is the source of truth: read now (config
+        # errors surface before anything starts) and again every registry_refresh_seconds
+        self.fixed_org = org is not None
+        self.org = org if org is not None else self._registry_org()
+        self.specs = desired_jobs(self.org)
+        self.registry_refresh_seconds = registry_refresh_seconds
         self.misfire_grace = misfire_grace
         self.lease_seconds = lease_seconds
         self.leadership = Leadership(
@@ -323,9 +350,38 @@ class SchedulerService:
     def stop(self) -> None:
         self.leadership.stop()
 
+    def _registry_org(self) -> OrgConfig:
+        from insights.store.registry import organisation, registered_tenants
+
+        org = organisation(self.engine, self.settings)
+        desired_jobs(org)  # every tenant's schedule is checked, even one not scheduled
+        # declared tenants are scheduled; one that only events created is scheduled once it
+        # has services (`default` before any data has nothing to run)
+        declared = registered_tenants(self.engine)
+        return OrgConfig(tenants=[t for t in org.tenants if t.services or t.name in declared])
+
+    def refresh(self, **_fire: Any) -> None:
+        """Re-read the registry and make the job store match it (tenants added via the admin
+        API or a changed insights.toml get their jobs without a restart)."""
+        if self.fixed_org:
+            return
+        try:
+            org = self._registry_org()
+            specs = desired_jobs(org)
+        except (UserError, SQLAlchemyError) as exc:
+            log.warning("registry refresh skipped: %s", str(exc).splitlines()[0])
+            return
+        with self._lock:
+            self.org, self.specs = org, specs
+            if self._scheduler is not None:
+                reconcile_jobs(self._scheduler, specs, self.misfire_grace)
+
     def _elected(self) -> None:
         global _runtime, _holder
-        _runtime = Runtime(self.engine, self.settings, self.org)
+        if not self.fixed_org:
+            self.org = self._registry_org()
+            self.specs = desired_jobs(self.org)
+        _runtime = Runtime(self.engine, self.settings, self.org, fixed=self.fixed_org)
         _holder = self.leadership.lock.holder
         abandoned = abandon_stale_runs(self.engine, timedelta(seconds=self.lease_seconds))
         if abandoned:
@@ -338,6 +394,18 @@ class SchedulerService:
             except Exception:
                 scheduler.shutdown(wait=False)
                 raise
+            if not self.fixed_org:
+                # in memory, not in the shared job store: only the leader refreshes
+                scheduler.add_jobstore(MemoryJobStore(), "local")
+                scheduler.add_job(
+                    self.refresh,
+                    "interval",
+                    seconds=self.registry_refresh_seconds,
+                    id="registry-refresh",
+                    jobstore="local",
+                    coalesce=True,
+                    max_instances=1,
+                )
             scheduler.resume()
             self._scheduler = scheduler
         for job in scheduler.get_jobs():
@@ -354,7 +422,9 @@ class SchedulerService:
         jobs: dict[str, str | None] = {}
         with self._lock:
             if self._scheduler is not None:
-                jobs = {j.id: iso(j.next_run_time) for j in self._scheduler.get_jobs()}
+                jobs = {
+                    j.id: iso(j.next_run_time) for j in self._scheduler.get_jobs(jobstore="default")
+                }
         return {"leader": self.is_leader, "jobs": jobs}
 
 

@@ -10,13 +10,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from insights.metrics.result import (
+    Comparison,
     LeadTimeBreakdownHours,
     LeadTimeHours,
     MetricReport,
+    MetricVerdict,
     RecoveryTimeHours,
     Scope,
     SlowChange,
     Tiers,
+    Verdicts,
     Window,
     WindowMetrics,
 )
@@ -104,4 +107,36 @@ def make_report(
         slowest_changes=slowest,
         deployments_by_day=days,
         services=["checkout", "billing"],
+    )
+
+
+def verdicts_of(default: str = "no clear change", **by_metric: str) -> Verdicts:
+    """Verdicts against the previous window (and the same against the baseline), `default`
+    for every metric not named: `verdicts_of(lead_time="worsened")`."""
+    names = (
+        "deployment_frequency",
+        "deployment_days_share",
+        "lead_time",
+        "change_failure_rate",
+        "recovery_time",
+        "rework_rate",
+    )
+
+    def comparison(verdict: str, windows: int) -> Comparison:
+        return Comparison(
+            verdict=verdict,
+            test="constructed",
+            current_samples=10,
+            other_samples=10 * windows,
+            windows=windows,
+        )
+
+    return Verdicts(
+        **{
+            name: MetricVerdict(
+                previous=comparison(by_metric.get(name, default), 1),
+                baseline=comparison(by_metric.get(name, default), 12),
+            )
+            for name in names
+        }
     )

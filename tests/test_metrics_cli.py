@@ -54,12 +54,14 @@ def invoke(*args: str):
     return runner.invoke(app, [*args, "--tenant", "acme"])
 
 
-def test_metrics_json_has_exactly_the_design_output_keys(loaded):
+def test_metrics_json_has_the_design_output_keys_plus_intervals_and_verdicts(loaded):
     result = invoke("metrics", "--scope", "service:checkout", "--window", "2026-W02", "-f", "json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == OUTPUT_KEYS
-    assert set(doc["previous"]) == OUTPUT_KEYS - {"tenant", "scope", "previous"}
+    assert set(doc) == OUTPUT_KEYS | {"intervals", "verdicts"}
+    assert set(doc["previous"]) == OUTPUT_KEYS - {"tenant", "scope", "previous"} | {"intervals"}
+    assert doc["intervals"]["change_failure_rate"] == {"low": 0.0615, "high": 0.7923, "samples": 3}
+    assert doc["verdicts"]["change_failure_rate"]["previous"]["verdict"] == "too little data"
     assert doc["scope"] == {"kind": "service", "name": "checkout"}
     assert doc["window"] == {"start": "2026-01-05T00:00:00Z", "end": "2026-01-12T00:00:00Z"}
     assert doc["deployment_count"] == 3
@@ -197,3 +199,25 @@ def test_unknown_tenant_is_exit_2(cli_env):
     result = runner.invoke(app, ["metrics", "--tenant", "ghost"])
     assert result.exit_code == 2
     assert "tenant 'ghost': not found" in result.stderr
+
+
+def test_gate_breach_on_three_deployments_says_it_rests_on_very_few_samples(loaded):
+    result = invoke(
+        "gate",
+        "--max-change-failure-rate",
+        "0.15",
+        "--scope",
+        "service:checkout",
+        "--window",
+        "2026-W02",
+    )
+    assert result.exit_code == 1  # the gate still compares the figure with its limit
+    lines = result.stdout.splitlines()
+    at = lines.index("FAIL: change failure rate breached: 0.33 (limit max 0.15)")
+    assert lines[at + 1] == (
+        "  note: rests on only 3 deployments; the 95% interval 0.06–0.79 includes the limit 0.15"
+    )
+    result = invoke(
+        "gate", "--max-change-failure-rate", "0.15", "-w", "2026-W02", "--format", "markdown"
+    )
+    assert "> change failure rate: rests on only 3 deployments" in result.stdout

@@ -75,3 +75,55 @@ def test_table_renders_every_headline_metric():
     text = out.getvalue()
     for label in ("Deployments per week", "Lead time, median", "Change failure rate", "Rework"):
         assert label in text
+
+
+STABLE_KEYS = {
+    "tenant",
+    "scope",
+    "window",
+    "deployment_count",
+    "deployments_per_week",
+    "deployment_days_share",
+    "lead_time_hours",
+    "change_failure_rate",
+    "failed_deployments",
+    "recovery_time_hours",
+    "rework_rate",
+    "lead_time_breakdown_hours",
+    "tier",
+    "previous",
+}
+
+
+def _report_with_verdicts() -> MetricReport:
+    from insights.metrics.compute import trend_verdicts
+    from insights.metrics.windows import history
+
+    p = prepare(frames(EVENTS))
+    verdicts = trend_verdicts(p, history(W02, 13))[-1]
+    return report().model_copy(update={"verdicts": verdicts})
+
+
+def test_json_keeps_todays_keys_and_adds_intervals_and_verdicts_under_new_keys():
+    doc = json.loads(render_json(_report_with_verdicts()))
+    assert set(doc) == STABLE_KEYS | {"intervals", "verdicts"}
+    assert doc["lead_time_hours"] == {"median": 3.0, "p75": 3.0, "p90": 3.0, "samples": 1}
+    assert doc["intervals"]["level"] == 0.95
+    assert doc["intervals"]["deployment_count"] == {"low": 0.2422, "high": 7.2247, "samples": 2}
+    assert doc["intervals"]["lead_time_hours"]["median"] == {
+        "low": None,
+        "high": None,
+        "samples": 1,
+    }
+    assert set(doc["previous"]) == STABLE_KEYS - {"tenant", "scope", "previous"} | {"intervals"}
+    cfr = doc["verdicts"]["change_failure_rate"]
+    assert doc["verdicts"]["level"] == 0.05
+    assert cfr["previous"]["verdict"] == "too little data"  # 2 deployments, none before
+    assert cfr["previous"]["test"] == "Fisher exact"
+
+
+def test_markdown_shows_each_figures_interval_sample_size_and_verdict():
+    text = render_markdown(_report_with_verdicts())
+    assert "| Metric | 2026-W02 | 2026-W01 | Tier | 95% interval | Change |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| Deployments |"))
+    assert row.endswith("| 0.24–7.22 (n=2) | too little data |")

@@ -6,7 +6,7 @@ import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from report_support import make_report, window_metrics
+from report_support import make_report, verdicts_of, window_metrics
 
 from insights.metrics.result import (
     LeadTimeBreakdownHours,
@@ -15,6 +15,7 @@ from insights.metrics.result import (
     Scope,
     Tiers,
 )
+from insights.narrate import trend_claims
 from insights.narrate.builtin import narrate
 from insights.narrate.facts import build_facts
 from insights.narrate.verify import check
@@ -99,16 +100,32 @@ def test_high_failure_rate_with_frequent_deploys_recommends_tests_and_canaries()
 
 
 def test_long_recovery_recommends_rollback_automation_and_feature_flags():
-    narrative = _narrate(recovery_time_hours=RecoveryTimeHours(median=50.0, p90=70.0, samples=2))
+    narrative = _narrate(
+        recovery_time_hours=RecoveryTimeHours(median=50.0, p90=70.0, samples=8),
+        verdicts=verdicts_of(recovery_time="worsened"),
+    )
     rec = next(r for r in narrative.recommendations if r.metric == "recovery_time")
     assert "rollback" in rec.title.lower() and "feature flags" in rec.title
     assert rec.evidence[:2] == ["recovery time median: 50 hours", "recovery time p90: 70 hours"]
-    # It rose sharply too: the before/after evidence joins the specific advice.
+    # It worsened beyond normal variation too: the before/after evidence joins the advice.
     assert rec.evidence[2:] == [
         "recovery time in 2026-W05: 2.3 hours",
         "recovery time in 2026-W06: 50 hours",
     ]
     assert not any("worse since" in r.title for r in narrative.recommendations)
+
+
+def test_two_recoveries_are_too_few_to_call_recovery_time_worse():
+    # 2.3 h → 50 h from two recoveries: the verdict is "too little data", so no regression.
+    narrative = _narrate(
+        recovery_time_hours=RecoveryTimeHours(median=50.0, p90=70.0, samples=2),
+        verdicts=verdicts_of(recovery_time="too little data"),
+    )
+    rec = next(r for r in narrative.recommendations if r.metric == "recovery_time")
+    assert rec.evidence == ["recovery time median: 50 hours", "recovery time p90: 70 hours"]
+    highlight = next(h for h in narrative.highlights if h.startswith("Recovery time"))
+    assert "(was 2.3 hours, too few recoveries to judge)" in highlight
+    assert "worsened" not in narrative.summary + " ".join(narrative.highlights)
 
 
 def test_high_rework_recommends_post_incident_reviews():
@@ -123,6 +140,7 @@ def test_sharp_regression_names_the_metric_and_both_windows():
             coding=1.0, pickup=1.0, review=1.0, deploy=1.0, samples=10
         ),
         previous=window_metrics(1, lead_time_hours=LeadTimeHours(median=20.0, samples=30)),
+        verdicts=verdicts_of(lead_time="worsened"),
     )
     rec = next(r for r in narrative.recommendations if "worse since" in r.title)
     assert rec.metric == "lead_time"
@@ -203,6 +221,7 @@ def test_summary_has_three_to_five_sentences_with_tiers_and_the_biggest_move():
             coding=6.0, pickup=3.1, review=25.0, deploy=1.2, samples=12
         ),
         previous=window_metrics(1, lead_time_hours=LeadTimeHours(median=20.0, samples=30)),
+        verdicts=verdicts_of(lead_time="worsened"),
     )
     sentences = [s for s in re.split(r"(?<=\.)\s+(?=[A-Z0-9])", narrative.summary) if s]
     assert 3 <= len(sentences) <= 5, sentences
@@ -211,10 +230,32 @@ def test_summary_has_three_to_five_sentences_with_tiers_and_the_biggest_move():
         "high tier for lead time; up from 20 hours in 2026-W05, mostly in review, which grew "
         "by 19 hours to 25 hours." in narrative.summary
     )
+    # 1 failure in 7 → 1 in 6 is within normal variation: a move, not "worsened".
     assert (
-        "The biggest other move since 2026-W05: change failure rate worsened from 14.3% to "
-        "16.7% (1 failed deployment of 6)." in narrative.summary
+        "The biggest other move since 2026-W05: change failure rate went from 14.3% to "
+        "16.7% (1 failed deployment of 6), within normal variation." in narrative.summary
     )
+
+
+def test_a_move_without_a_verdict_behind_it_is_worded_as_within_normal_variation():
+    narrative = _narrate(
+        lead_time_hours=LeadTimeHours(median=40.0, p90=80.0, samples=30),
+        previous=window_metrics(1, lead_time_hours=LeadTimeHours(median=20.0, samples=30)),
+        verdicts=verdicts_of(),
+    )
+    assert (
+        "high tier for lead time; up from 20 hours in 2026-W05, within normal variation."
+        in narrative.summary
+    )
+    assert not any("worse since" in r.title for r in narrative.recommendations)
+    highlight = next(h for h in narrative.highlights if h.startswith("Lead time"))
+    assert "(was 20 hours, within normal variation)" in highlight
+
+
+def test_a_move_against_the_baseline_is_named_in_the_highlight():
+    narrative = _narrate(verdicts=verdicts_of(change_failure_rate="worsened"))
+    highlight = next(h for h in narrative.highlights if h.startswith("Change failure rate"))
+    assert "worsened against the 12 windows before" in highlight
 
 
 def test_tenant_scope_is_named_as_the_organisation():
@@ -245,6 +286,7 @@ _tier = st.sampled_from([None, "elite", "high", "medium", "low"])
     prev_median=_hours,
     has_previous=st.booleans(),
     unlinked=st.integers(min_value=0, max_value=3),
+    verdict=st.sampled_from(["improved", "worsened", "no clear change", "too little data"]),
 )
 def test_every_number_in_the_narrative_is_in_the_facts(
     deployments,
@@ -258,6 +300,7 @@ def test_every_number_in_the_narrative_is_in_the_facts(
     prev_median,
     has_previous,
     unlinked,
+    verdict,
 ):
     report = make_report(
         deployment_count=deployments,
@@ -284,10 +327,12 @@ def test_every_number_in_the_narrative_is_in_the_facts(
         previous=window_metrics(1, lead_time_hours=LeadTimeHours(median=prev_median))
         if has_previous
         else None,
+        verdicts=verdicts_of(verdict),
     )
     facts = build_facts(report)
     narrative = narrate(facts)
     assert check(narrative, facts) == []
+    assert trend_claims.check(narrative, facts) == []
     assert 1 <= len(narrative.recommendations) <= 5
     if deployments:
         assert len(narrative.recommendations) >= 3

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from report_support import verdicts_of
 from werkzeug import Request, Response
 
 from insights.config import TeamConfig, TenantConfig
@@ -104,8 +105,18 @@ def texts(payload: dict) -> list[str]:
     return [t if isinstance(t, str) else t["text"] for t in out]
 
 
+BACKED = verdicts_of(
+    deployment_frequency="improved",
+    lead_time="improved",
+    change_failure_rate="improved",
+    rework_rate="improved",
+)
+
+
 def test_digest_has_header_numbers_with_tiers_and_deltas_movement_advice_and_link():
-    payload = build_digest(report(), NARRATIVE, "https://insights.example/acme/r.html")
+    payload = build_digest(
+        report(verdicts=BACKED), NARRATIVE, "https://insights.example/acme/r.html"
+    )
     kinds = [b["type"] for b in payload["blocks"]]
     assert kinds[0] == "header"
     assert payload["blocks"][0]["text"]["text"] == "DORA digest · Team payments · 2026-W05"
@@ -133,6 +144,22 @@ def test_digest_has_header_numbers_with_tiers_and_deltas_movement_advice_and_lin
     button = payload["blocks"][-1]["elements"][0]
     assert button["url"] == "https://insights.example/acme/r.html"
     assert "overall tier high" in payload["text"]
+
+
+def test_digest_calls_noise_noise_and_says_when_samples_are_too_few():
+    verdicts = verdicts_of(recovery_time="too little data")
+    payload = build_digest(report(verdicts=verdicts), NARRATIVE, None)
+    fields = next(b["fields"] for b in payload["blocks"] if "fields" in b)
+    assert fields[0]["text"].endswith("+2 vs previous · within normal variation")
+    assert fields[3]["text"].endswith("−1.5 h vs previous · too few recoveries to judge (10)")
+    moved = " ".join(texts(payload))
+    assert "*Rework rate* changed 100% (25% → 0%), within normal variation" in moved
+    assert "improved" not in moved and ":white_check_mark:" not in moved
+
+
+def test_a_move_the_verdict_backs_is_named_before_a_larger_one_that_is_noise():
+    text = moved_most(report(verdicts=verdicts_of(lead_time="improved")))
+    assert text == "*Lead time (median)* improved 35% (40.0 h → 26.0 h)"
 
 
 def test_collected_text_cannot_ping_or_link_in_slack():

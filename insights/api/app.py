@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 
-from insights.api import events, health, incident_webhooks, metrics, reports, webhooks
+from insights.api import admin, events, health, incident_webhooks, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
 from insights.api.observability import ApiMetrics, RequestMetrics
 from insights.config import Settings
@@ -58,7 +58,6 @@ def create_app(
     links.link_secret(settings)  # a too-short INSIGHTS_REPORT_LINK_SECRET stops startup
     app.state.settings = settings
     app.state.engine = engine_for(settings.database_url)
-    app.state.org = settings.organisation()
     app.state.metrics = ApiMetrics()
 
     @app.exception_handler(NotFound)
@@ -100,7 +99,7 @@ def create_app(
             headers={"Retry-After": "1"},
         )
 
-    for module in (events, metrics, reports, webhooks, incident_webhooks, health):
+    for module in (events, metrics, reports, webhooks, incident_webhooks, health, admin):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

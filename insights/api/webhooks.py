@@ -90,7 +90,9 @@ class Delivery:
 
 
 def _webhook_secret(request: Request, tenant: str) -> tuple[TenantConfig, str]:
-    config: TenantConfig = request.app.state.org.tenant(tenant)
+    from insights.store.registry import tenant_config
+
+    config = tenant_config(request.app.state.engine, request.app.state.settings, tenant)
     if config.webhook_secret_env is None:
         raise HTTPException(404, NOT_CONFIGURED)
     try:

@@ -79,6 +79,8 @@ from insights.cli import data as _data  # noqa: E402, F401
 from insights.cli import metrics as _metrics  # noqa: E402, F401
 from insights.cli import narrate as _narrate  # noqa: E402,F401
 from insights.cli import ops as _ops  # noqa: E402, F401
+from insights.cli import registry as _registry  # noqa: E402, F401
 from insights.cli import report as _report  # noqa: E402, F401
 from insights.cli import serve as _serve  # noqa: E402, F401
 from insights.cli import sync as _sync  # noqa: E402, F401
+from insights.cli import worker as _worker  # noqa: E402, F401

@@ -26,17 +26,25 @@ def settings() -> Settings:
         raise UserError(f"{name}: {err['msg']}") from None
 
 
-def open_database(s: Settings | None = None, *, migrate_sqlite: bool = True) -> Engine:
+def open_database(
+    s: Settings | None = None, *, migrate_sqlite: bool = True, follow_config: bool = True
+) -> Engine:
     """The configured database, ready to use.
 
     A SQLite file is brought to the current schema on first use (zero-setup laptops);
     PostgreSQL is migrated only by `insights init`, so replicas never race on migrations.
+    Either way the tenant registry then follows insights.toml: a file whose content changed
+    since it was last applied is applied now (never pruned), so configuration and database do
+    not drift.
     """
+    from insights.store.registry import sync_file
+
     s = s or settings()
     engine = engine_for(s.database_url)
-    if schema_is_current(engine):
-        return engine
-    if engine.dialect.name == "sqlite" and migrate_sqlite:
+    if not schema_is_current(engine):
+        if engine.dialect.name != "sqlite" or not migrate_sqlite:
+            raise UserError("database schema is not current: run `insights init` first")
         migrate(engine)
-        return engine
-    raise UserError("database schema is not current: run `insights init` first")
+    if follow_config:
+        sync_file(engine, s)
+    return engine

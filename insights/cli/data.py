@@ -37,11 +37,11 @@ def init() -> None:
     s = settings()
     engine = engine_for(s.database_url)
     migrate(engine)
-    org = s.organisation()
+    from insights.store.registry import organisation
+
     with unit_of_work(engine) as session:
         ensure_tenant(session, "default")
-        for tenant in org.tenants:
-            pipeline.apply_org_config(session, tenant)
+    org = organisation(engine, s)  # applies insights.toml when it changed
     console.print(f"database ready: {engine.url.render_as_string(hide_password=True)}")
     if org.tenants:
         console.print(f"tenants configured: {', '.join(t.name for t in org.tenants)}")
@@ -92,7 +92,9 @@ def import_(
         )
     s = settings()
     engine = open_database(s)
-    tenant_config = s.organisation().tenant(tenant)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, tenant)
     with (
         Progress(
             TextColumn("importing"),
@@ -126,6 +128,9 @@ def _record(tenant: str, data: dict[str, Any], merge_incident: bool = False) -> 
     data = {k: v for k, v in data.items() if v is not None}
     s = settings()
     engine = open_database(s)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, tenant)
     with unit_of_work(engine) as session:
         repo = TenantRepository.open(session, tenant, create=True)
         if merge_incident:
@@ -135,7 +140,7 @@ def _record(tenant: str, data: dict[str, Any], merge_incident: bool = False) -> 
         except EventError as exc:
             raise UserError(f"record {data['type']}: {exc.message}") from None
         result = pipeline.store_events(
-            repo, [event], create_services=True, tenant_config=s.organisation().tenant(tenant)
+            repo, [event], create_services=True, tenant_config=tenant_config
         )
     for service in result.new_services:
         console.print(f"new service: {service}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -131,7 +132,11 @@ def metrics(
         console.print(render_table(report))
 
 
-def _gate_markdown(report: MetricReport, lines: list[tuple[str, str, str, str]]) -> str:
+def _gate_markdown(
+    report: MetricReport,
+    lines: list[tuple[str, str, str, str]],
+    notes: Sequence[tuple[str, str]] = (),
+) -> str:
     icon = {"pass": "✅ pass", "breach": "❌ breach", "no data": "➖ no data"}
     rows = "\n".join(f"| {rule} | {got} | {limit} | {icon[o]} |" for rule, got, limit, o in lines)
     failed = any(o == "breach" for *_, o in lines)
@@ -142,6 +147,8 @@ def _gate_markdown(report: MetricReport, lines: list[tuple[str, str, str, str]])
     note = ""
     if report.deployment_count == 0:
         note = "\nNo production deployments in this window: maximum rules are not evaluated.\n"
+    for rule, thin in notes:
+        note += f"\n> {rule}: {thin}\n"
     return f"{head}\n\n| Rule | Actual | Limit | Result |\n|---|---:|---:|---|\n{rows}\n{note}"
 
 
@@ -190,7 +197,11 @@ def gate(
     breached = [v for v in verdicts if v.outcome == "breach"]
     where = f"{report.scope.kind}:{report.scope.name} {report.window.label}"
     if output is GateFormat.markdown:
-        text = _gate_markdown(report, [(v.rule, v.actual, v.limit, v.outcome) for v in verdicts])
+        text = _gate_markdown(
+            report,
+            [(v.rule, v.actual, v.limit, v.outcome) for v in verdicts],
+            [(v.rule, v.note) for v in verdicts if v.note],
+        )
         console.out(text, end="")
         _step_summary(text)
     else:
@@ -199,6 +210,8 @@ def gate(
         for v in verdicts:
             prefix = {"breach": "FAIL", "pass": "ok", "no data": "skip"}[v.outcome]
             console.out(f"{prefix}: {v.line}")
+            if v.note:
+                console.out(f"  note: {v.note}")
     if breached:
         err_console.print(f"gate failed: {len(breached)} rule(s) breached in {where}", markup=False)
         raise typer.Exit(1)

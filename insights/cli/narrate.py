@@ -57,13 +57,16 @@ def narrate(
         raise UserError(f"--provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
     if fmt not in ("text", "json"):
         raise UserError(f"--format {fmt!r}: use text or json")
+    from insights.store.registry import tenant_config as registered
+
     s = settings()
-    tenant_config = s.organisation().tenant(tenant)
+    engine = open_database(s)
+    tenant_config = registered(engine, s, tenant)
     if provider is not None:
         llm = tenant_config.llm.model_copy(update={"provider": provider})
         tenant_config = tenant_config.model_copy(update={"llm": llm})
     at = now()
-    with unit_of_work(open_database(s)) as session:
+    with unit_of_work(engine) as session:
         report = pipeline.compute_report(
             session, tenant, parse_scope(scope, tenant), parse_window(window, at)
         )
@@ -104,7 +107,8 @@ def usage(
     s = settings()
     at = now()
     start, _ = ledger.month_bounds(month, at)
-    with unit_of_work(open_database(s)) as session:
+    engine = open_database(s)
+    with unit_of_work(engine) as session:
         rows = ledger.usage(session, tenant, month, at)
     label = f"{start:%Y-%m}"
     if not rows:
@@ -134,7 +138,9 @@ def usage(
             for i, (cell, width) in enumerate(zip(line, widths, strict=True))
         ]
         console.print("  ".join([*cells, outcome]), markup=False, soft_wrap=True)
-    org = s.organisation()
+    from insights.store.registry import organisation
+
+    org = organisation(engine, s)
     for name in sorted({r.tenant for r in rows}):
         budget = org.tenant(name).llm.monthly_token_budget
         if budget:

@@ -134,7 +134,9 @@ def digest(
 
     s = settings()
     engine = open_database(s)
-    tenant_config = s.organisation().tenant(tenant)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, tenant)
     if dry_run:
         build = build_week(engine, s, tenant_config, window, now(), write=False)
         payloads = team_digests(build, s, team)

@@ -66,7 +66,9 @@ def report(
     chosen = parse_window(window, now())
     out_dir = _writable(out or s.reports_dir)
     engine = open_database(s)
-    tenant_config = s.organisation().tenant(tenant)
+    from insights.store.registry import tenant_config as registered
+
+    tenant_config = registered(engine, s, tenant)
     with unit_of_work(engine) as session:
         TenantRepository.open(session, tenant)  # unknown tenant: one-line error
         built = pipeline.build_reports(session, tenant_config, chosen, out_dir)

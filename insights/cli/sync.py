@@ -33,13 +33,15 @@ def sync(
 
     Example: INSIGHTS_CONFIG=insights.toml insights sync --service checkout
     """
+    from insights.store.registry import organisation
+
     s = settings()
-    org = s.organisation()
+    engine = open_database(s)
+    org = organisation(engine, s)
     if not org.tenants:
         raise UserError("nothing to sync: no tenants configured (set INSIGHTS_CONFIG)")
     if tenant and tenant not in org.by_name:
         raise UserError(f"--tenant {tenant}: not configured in insights.toml")
-    engine = open_database(s)
     started = time.perf_counter()
     with Progress(
         SpinnerColumn(),

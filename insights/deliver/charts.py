@@ -5,6 +5,10 @@ Rules: the SVG needs no network and no JavaScript — pygal's script tags (a con
 tooltip loader) and its comments (which carry URLs) are removed; the random chart id is
 replaced by a stable one so the same report renders byte-identically; a missing value is a
 gap in the line, never a zero. Charts scale with their container (viewBox, no fixed size).
+Trend charts draw each window's 95% interval as a band around the line (pygal places the
+interval of every point; the band joins them, with a gap where a window has no interval or
+an open bound) and ring the points whose move from the window before is beyond normal
+variation (its verdict is "improved" or "worsened").
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import date
 import pygal
 from pygal.style import Style
 
-from insights.metrics.result import MetricReport, WindowMetrics
+from insights.metrics.result import Interval, MetricReport, WindowMetrics
 
 COLORS = ("#2563eb", "#f59e0b", "#10b981", "#8b5cf6", "#ef4444")
 STAGE_COLORS = ("#60a5fa", "#fbbf24", "#f87171", "#34d399")
@@ -60,6 +64,64 @@ TRENDS = {
         lambda m: None if m.rework_rate is None else m.rework_rate * 100,
     ),
 }
+
+
+# metric key → (its interval in a window, scale to the charted unit).
+BANDS = {
+    "deployment_frequency": (lambda m: m.intervals.deployment_count, 1.0),
+    "lead_time": (lambda m: m.intervals.lead_time_hours.median, 1.0),
+    "change_failure_rate": (lambda m: m.intervals.change_failure_rate, 100.0),
+    "recovery_time": (lambda m: m.intervals.recovery_time_hours.median, 1.0),
+    "rework_rate": (lambda m: m.intervals.rework_rate, 100.0),
+}
+BAND_STYLE = 'fill="#2563eb" fill-opacity="0.14" stroke="none"'
+MARK_STYLE = "stroke: #0f172a; stroke-width: 3"
+_CI = re.compile(r'<g class="ci"><path d="([^"]*)" class="nofill reactive"\s*/></g>')
+_PAIR = re.compile(r"(-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?)")
+
+
+def moved(window: WindowMetrics, metric: str) -> str | None:
+    """ "improved"/"worsened" when the window's verdict against the one before says so."""
+    verdicts = window.verdicts
+    found = getattr(verdicts, metric).previous if verdicts is not None else None
+    return found.verdict if found and found.verdict in ("improved", "worsened") else None
+
+
+def _bounds(ci: Interval, scale: float) -> tuple[float, float] | None:
+    if ci.low is None or ci.high is None:
+        return None
+    return round(ci.low * scale, 2), round(ci.high * scale, 2)
+
+
+def _polygon(tops: list[tuple[str, str]], bottoms: list[tuple[str, str]]) -> str:
+    if len(tops) == 1:  # a lone window: a narrow box
+        (x, y), (_, y2) = tops[0], bottoms[0]
+        left, right = float(x) - 5, float(x) + 5
+        corners = [(left, y), (right, y), (right, y2), (left, y2)]
+        return "M" + " L".join(f"{a} {b}" for a, b in corners) + " Z"
+    outline = tops + bottoms[::-1]
+    return "M" + " L".join(f"{x} {y}" for x, y in outline) + " Z"
+
+
+def _band(svg: str, runs: list[int]) -> str:
+    """pygal's per-point interval bars (in point order) joined into one band per run of
+    consecutive windows that have an interval."""
+    bars = list(_CI.finditer(svg))
+    if not bars:
+        return svg
+    tops, bottoms = [], []
+    for match in bars:
+        pairs = _PAIR.findall(match.group(1))
+        # A bar is drawn top, cap, top, cap, top, bottom, …: pairs 0 and 5.
+        tops.append(pairs[0])
+        bottoms.append(pairs[5])
+    paths, at = [], 0
+    for length in runs:
+        paths.append(_polygon(tops[at : at + length], bottoms[at : at + length]))
+        at += length
+    band = "".join(f'<path d="{d}" {BAND_STYLE}/>' for d in paths)
+    head = svg[: bars[0].start()] + f'<g class="ci band">{band}</g>'
+    return head + _CI.sub("", svg[bars[0].end() :])
 
 
 def _config(**extra: object) -> dict[str, object]:
@@ -116,8 +178,30 @@ def trend_chart(metric: str, history: list[WindowMetrics], chart_id: str) -> str
     )
     chart.x_labels = [short_label(w.window.label) for w in history]
     values = [_round(value(w)) for w in history]
-    chart.add(title, values if any(v is not None for v in values) else [])
-    return clean_svg(chart.render(is_unicode=True), chart_id)
+    interval, scale = BANDS[metric]
+    points: list[dict[str, object]] = []
+    runs: list[int] = []
+    previous_had_band = False
+    for window, v in zip(history, values, strict=True):
+        bounds = _bounds(interval(window), scale) if v is not None else None
+        point: dict[str, object] = {"value": v}
+        if bounds and v is not None:
+            point["ci"] = {"low": min(bounds[0], v), "high": max(bounds[1], v)}
+            if previous_had_band:
+                runs[-1] += 1
+            else:
+                runs.append(1)
+        previous_had_band = bool(bounds)
+        if v is not None and (move := moved(window, metric)):
+            point.update(node={"r": 7}, style=MARK_STYLE, label=f"{move}, beyond normal variation")
+        points.append(point)
+    known = [v for v in values if v is not None]
+    highs = [p["ci"]["high"] for p in points if "ci" in p]  # type: ignore[index]
+    if highs:  # the scale must hold the band, not only the line
+        top = max([*highs, *known])
+        chart.config.range = (0, top * 1.05 if top else 1)
+    chart.add(title, points if known else [])
+    return clean_svg(_band(chart.render(is_unicode=True), runs), chart_id)
 
 
 def breakdown_chart(report: MetricReport, chart_id: str) -> str:

@@ -161,6 +161,7 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
     cards = []
     for key, name, value, unit, sub, suffix in specs:
         text, direction = delta(key, suffix)
+        text, direction = _judged(m[key], key, text, direction)
         cards.append(
             {
                 "key": key,
@@ -174,6 +175,44 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return cards
+
+
+# What a metric's verdict counts, for "too few … to judge".
+_SAMPLE_NOUNS = {
+    "deployment_frequency": "deployments",
+    "lead_time": "deployments",
+    "change_failure_rate": "deployments",
+    "recovery_time": "recoveries",
+    "rework_rate": "deployments",
+}
+
+
+def _judged(
+    metric: dict[str, Any], key: str, text: str, direction: str | None
+) -> tuple[str, str | None]:
+    """A card's change in the colour of its verdict: green or red only when the data says the
+    move is real, otherwise neutral with the reason ("within normal variation")."""
+    if direction not in ("improved", "worsened"):
+        return text, direction
+    verdict = (metric.get("verdict") or {}).get("previous") or "too little data"
+    if verdict == direction:
+        return text, direction
+    if verdict == "no clear change":
+        return f"{text} · within normal variation", "none"
+    return f"{text} · too few {_SAMPLE_NOUNS[key]} to judge", "none"
+
+
+def _trend_note(report: MetricReport, metric: str) -> str:
+    """Under a trend chart: the current window's verdicts against the previous window and the
+    baseline."""
+    verdicts = report.verdicts
+    found = getattr(verdicts, metric, None) if verdicts is not None else None
+    if found is None or found.previous is None:
+        return ""
+    text = f"{report.window.label}: {found.previous.verdict} vs the previous window"
+    if found.baseline is not None:
+        text += f", {found.baseline.verdict} vs the {found.baseline.windows} windows before"
+    return text
 
 
 def _narrator(result: NarrativeResult) -> dict[str, str]:
@@ -254,6 +293,7 @@ def render_report(
         {
             "title": charts.TRENDS[metric][0],
             "svg": Markup(charts.trend_chart(metric, report.history, f"{prefix}-trend-{metric}")),
+            "note": _trend_note(report, metric),
         }
         for metric in charts.TRENDS
     ]

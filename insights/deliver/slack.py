@@ -3,6 +3,9 @@
 The digest holds the headline numbers with their DORA tiers and the change against the
 previous window, the metric that moved most, one recommendation, and a link to the HTML report.
 Rules:
+- A change is called improved or worsened (✅/⚠️) only when its verdict against the previous
+  window says so (`metrics/verdicts.py`); otherwise it reads "within normal variation", or "too
+  few recoveries to judge (2)" with the sample size when there were too few samples.
 - Slack limits are enforced here, whatever the data: at most 50 blocks, section text 3,000
   characters, header 150 characters of plain text, 10 fields of 2,000 characters.
 - Text that came from outside (narrative, titles) is escaped for mrkdwn (`&`, `<`, `>`), so it
@@ -57,6 +60,11 @@ class Headline:
     better: Better
     unit: Literal["count", "hours", "rate"]
     tier: str | None
+
+    @property
+    def metric(self) -> str:
+        """The metric's name in the verdicts (and the facts document)."""
+        return "deployment_frequency" if self.key == "deployments_per_week" else self.key
 
     def value(self, m: WindowMetrics) -> float | None:
         match self.key:
@@ -121,10 +129,38 @@ def fmt_delta(current: float | None, previous: float | None, unit: str) -> str |
     return ("+" if diff > 0 else "−") + text
 
 
-def _arrow(current: float | None, previous: float | None, better: Better) -> str:
+# What each verdict counts, for "too few … to judge".
+SAMPLE_NOUNS = {
+    "deployment_frequency": "deployments",
+    "lead_time": "deployments",
+    "change_failure_rate": "deployments",
+    "recovery_time": "recoveries",
+    "rework_rate": "deployments",
+}
+
+
+def _verdict(report: MetricReport, h: Headline) -> tuple[str, int | None]:
+    """The verdict against the previous window and the current window's sample size."""
+    found = getattr(report.verdicts, h.metric).previous if report.verdicts else None
+    if found is None:
+        return "too little data", None
+    return found.verdict, found.current_samples
+
+
+def _unclear(report: MetricReport, h: Headline) -> str:
+    verdict, samples = _verdict(report, h)
+    if verdict == "no clear change":
+        return "within normal variation"
+    few = f"too few {SAMPLE_NOUNS[h.metric]} to judge"
+    return few if samples is None else f"{few} ({samples})"
+
+
+def _arrow(report: MetricReport, h: Headline, current: float | None, previous: float | None) -> str:
     if current is None or previous is None or current == previous:
         return ""
-    improved = (current > previous) == (better == "higher")
+    improved = (current > previous) == (h.better == "higher")
+    if _verdict(report, h)[0] != ("improved" if improved else "worsened"):
+        return f" · {_unclear(report, h)}"
     return " :white_check_mark:" if improved else " :warning:"
 
 
@@ -132,27 +168,29 @@ def moved_most(report: MetricReport) -> str:
     """The headline metric with the largest relative change against the previous window.
 
     Example: lead time median 40 h → 26 h reads "Lead time (median) improved 35% (40.0 h →
-    26.0 h)". Metrics without a value in either window, or with 0 before, are not compared.
+    26.0 h)" when its verdict says improved, "Lead time (median) changed 35% (40.0 h → 26.0 h),
+    within normal variation" when not; moves the verdict backs come first. Metrics without a
+    value in either window, or with 0 before, are not compared.
     """
     if report.previous is None:
         return "No previous window to compare with yet."
-    best: tuple[float, Headline, float, float] | None = None
+    best: tuple[tuple[bool, float], Headline, float, float, str] | None = None
     for h in HEADLINES:
         cur, prev = h.value(report), h.value(report.previous)
         if cur is None or prev is None or prev == 0 or cur == prev:
             continue
         change = (cur - prev) / abs(prev)
-        if best is None or abs(change) > abs(best[0]):
-            best = (change, h, cur, prev)
+        verb = "improved" if (cur > prev) == (h.better == "higher") else "worsened"
+        rank = (_verdict(report, h)[0] == verb, abs(change))
+        if best is None or rank > best[0]:
+            best = (rank, h, cur, prev, verb)
     if best is None:
         return "Nothing moved against the previous window."
-    change, h, cur, prev = best
-    improved = (cur > prev) == (h.better == "higher")
-    verb = "improved" if improved else "worsened"
-    return (
-        f"*{h.label}* {verb} {abs(change) * 100:.0f}% "
-        f"({fmt_value(prev, h.unit)} → {fmt_value(cur, h.unit)})"
-    )
+    (backed, change), h, cur, prev, verb = best
+    values = f"({fmt_value(prev, h.unit)} → {fmt_value(cur, h.unit)})"
+    if backed:
+        return f"*{h.label}* {verb} {change * 100:.0f}% {values}"
+    return f"*{h.label}* changed {change * 100:.0f}% {values}, {_unclear(report, h)}"
 
 
 def _scope_title(report: MetricReport) -> str:
@@ -175,7 +213,7 @@ def build_digest(
             line += f" · {tier}"
         delta = fmt_delta(cur, prev, h.unit)
         if delta:
-            line += f"\n{delta} vs previous{_arrow(cur, prev, h.better)}"
+            line += f"\n{delta} vs previous{_arrow(report, h, cur, prev)}"
         fields.append({"type": "mrkdwn", "text": clip(line, MAX_FIELD_TEXT)})
     overall = report.tier.overall or "not enough data"
     blocks: list[dict[str, Any]] = [

@@ -1,7 +1,9 @@
 """Metric reports as text for CI and terminals: JSON (DESIGN.md "Metric output"), Markdown, table.
 
 `output_document()` is the one place that maps a `MetricReport` to the stable output keys;
-`render_json`, `render_markdown` and `render_table` present that document.
+`render_json`, `render_markdown` and `render_table` present that document. Markdown and the
+table show each figure's 95% interval with its sample size and the verdicts of its changes
+("no clear change" is what most week-to-week differences are).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from rich.table import Table
 
-from insights.metrics.result import MetricReport, WindowMetrics
+from insights.metrics.result import Interval, MetricReport, WindowMetrics
 from insights.timeutil import iso
 
 
@@ -37,13 +39,21 @@ def _metric_keys(m: WindowMetrics) -> dict[str, Any]:
     }
 
 
+def _with_intervals(m: WindowMetrics) -> dict[str, Any]:
+    return {**_metric_keys(m), "intervals": m.intervals.model_dump()}
+
+
 def output_document(report: MetricReport) -> dict[str, Any]:
-    """The report as the stable output keys of DESIGN.md, with `previous` in the same keys."""
+    """The report as the stable output keys of DESIGN.md, with `previous` in the same keys,
+    plus `intervals` (a confidence interval and sample size for each figure, in the window and
+    in `previous`) and `verdicts` (per metric, against the previous window and the baseline;
+    null when the report was computed without them)."""
     return {
         "tenant": report.tenant,
         "scope": report.scope.model_dump(),
-        **_metric_keys(report),
-        "previous": _metric_keys(report.previous) if report.previous else None,
+        **_with_intervals(report),
+        "previous": _with_intervals(report.previous) if report.previous else None,
+        "verdicts": report.verdicts.model_dump() if report.verdicts else None,
     }
 
 
@@ -64,34 +74,76 @@ def _pct(value: float | None) -> str:
     return "no data" if value is None else f"{value * 100:.1f}%"
 
 
-def _rows(report: MetricReport) -> list[tuple[str, str, str, str]]:
-    """(metric, this window, previous window, tier) for the headline metrics."""
+def _interval(ci: Interval, pct: bool = False, unit: str = "") -> str:
+    """`low–high (n=samples)`; an open bound is `…`; nothing without samples."""
+    if ci.samples == 0 and ci.low is None and ci.high is None:
+        return ""
+
+    def bound(value: float | None) -> str:
+        if value is None:
+            return "…"
+        return f"{value * 100:.1f}%" if pct else _num(value, unit)
+
+    return f"{bound(ci.low)}–{bound(ci.high)} (n={ci.samples})"
+
+
+def _verdict(report: MetricReport, metric: str | None) -> str:
+    """The verdict against the previous window, and against the baseline when it differs."""
+    if metric is None or report.verdicts is None:
+        return ""
+    found = getattr(report.verdicts, metric)
+    previous = found.previous.verdict if found.previous else ""
+    baseline = found.baseline.verdict if found.baseline else ""
+    if baseline and baseline != previous:
+        return f"{previous}; {baseline} vs baseline"
+    return previous
+
+
+def _rows(report: MetricReport) -> list[tuple[str, str, str, str, str, str]]:
+    """(metric, this window, previous window, tier, 95% interval, verdict) for the headline
+    metrics."""
     p = report.previous or WindowMetrics(window=report.window)
     t = report.tier
+    ci = report.intervals
     return [
-        ("Deployments", _num(report.deployment_count), _num(p.deployment_count), ""),
+        (
+            "Deployments",
+            _num(report.deployment_count),
+            _num(p.deployment_count),
+            "",
+            _interval(ci.deployment_count),
+            _verdict(report, "deployment_frequency"),
+        ),
         (
             "Deployments per week",
             _num(report.deployments_per_week),
             _num(p.deployments_per_week),
             t.deployment_frequency or "",
+            _interval(ci.deployments_per_week),
+            "",
         ),
         (
             "Days with a deployment",
             _pct(report.deployment_days_share),
             _pct(p.deployment_days_share),
             "",
+            _interval(ci.deployment_days_share, pct=True),
+            _verdict(report, "deployment_days_share"),
         ),
         (
             "Lead time, median",
             _num(report.lead_time_hours.median, " h"),
             _num(p.lead_time_hours.median, " h"),
             t.lead_time or "",
+            _interval(ci.lead_time_hours.median, unit=" h"),
+            _verdict(report, "lead_time"),
         ),
         (
             "Lead time, p90",
             _num(report.lead_time_hours.p90, " h"),
             _num(p.lead_time_hours.p90, " h"),
+            "",
+            _interval(ci.lead_time_hours.p90, unit=" h"),
             "",
         ),
         (
@@ -99,14 +151,25 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str]]:
             _pct(report.change_failure_rate),
             _pct(p.change_failure_rate),
             t.change_failure_rate or "",
+            _interval(ci.change_failure_rate, pct=True),
+            _verdict(report, "change_failure_rate"),
         ),
         (
             "Recovery time, median",
             _num(report.recovery_time_hours.median, " h"),
             _num(p.recovery_time_hours.median, " h"),
             t.recovery_time or "",
+            _interval(ci.recovery_time_hours.median, unit=" h"),
+            _verdict(report, "recovery_time"),
         ),
-        ("Rework rate", _pct(report.rework_rate), _pct(p.rework_rate), ""),
+        (
+            "Rework rate",
+            _pct(report.rework_rate),
+            _pct(p.rework_rate),
+            "",
+            _interval(ci.rework_rate, pct=True),
+            _verdict(report, "rework_rate"),
+        ),
     ]
 
 
@@ -136,10 +199,13 @@ def render_markdown(report: MetricReport) -> str:
         f"{iso(report.window.end)} (end excluded). Overall tier: "
         f"**{report.tier.overall or 'no data'}**.",
         "",
-        f"| Metric | {report.window.label} | {previous} | Tier |",
-        "|---|---:|---:|---|",
+        f"| Metric | {report.window.label} | {previous} | Tier | 95% interval | Change |",
+        "|---|---:|---:|---|---:|---|",
     ]
-    lines += [f"| {m} | {now} | {before} | {tier} |" for m, now, before, tier in _rows(report)]
+    lines += [
+        f"| {m} | {now} | {before} | {tier} | {ci} | {verdict} |"
+        for m, now, before, tier, ci, verdict in _rows(report)
+    ]
     b = report.lead_time_breakdown_hours
     if b.samples:
         lines += [
@@ -166,11 +232,38 @@ def render_table(report: MetricReport) -> Table:
     """The headline metrics as a rich table for `--format table`."""
     previous = report.previous.window.label if report.previous else "previous"
     table = Table(title=_title(report))
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True)
     table.add_column(report.window.label, justify="right")
     table.add_column(previous, justify="right")
     table.add_column("tier")
-    for row in _rows(report):
+    table.add_column("95% interval", justify="right")
+    for *row, _ in _rows(report):
         table.add_row(*row)
-    table.caption = f"overall tier: {report.tier.overall or 'no data'}"
+    # The verdicts go under the table: a sixth column does not fit an 80-column terminal.
+    table.caption = f"overall tier: {report.tier.overall or 'no data'}\n{_moves(report)}"
     return table
+
+
+def _moves(report: MetricReport) -> str:
+    """The changes beyond normal variation, in one line."""
+    if report.verdicts is None:
+        return "changes: not judged"
+    moves = []
+    for metric, label in _LABELS.items():
+        found = getattr(report.verdicts, metric)
+        for side, name in ((found.previous, "previous"), (found.baseline, "baseline")):
+            if side is not None and side.verdict in ("improved", "worsened"):
+                moves.append(f"{label} {side.verdict} vs {name}")
+    if not moves:
+        return "changes: all within normal variation or too little data"
+    return "changes beyond normal variation: " + "; ".join(moves)
+
+
+_LABELS = {
+    "deployment_frequency": "deployments",
+    "deployment_days_share": "days with a deployment",
+    "lead_time": "lead time",
+    "change_failure_rate": "change failure rate",
+    "recovery_time": "recovery time",
+    "rework_rate": "rework rate",
+}

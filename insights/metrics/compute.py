@@ -8,6 +8,7 @@ every scope of `compute_all` reuse one preparation. No I/O, no clock: all times 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,11 +25,27 @@ from insights.metrics import (
     rework,
     shipped,
     tiers,
+    uncertainty,
 )
 from insights.metrics.keys import intern_shas
 from insights.metrics.production import production_deployments
-from insights.metrics.result import FailureSignals, SlowChange, Window, WindowMetrics
+from insights.metrics.result import (
+    FailureSignals,
+    Interval,
+    Intervals,
+    SlowChange,
+    Verdicts,
+    Window,
+    WindowMetrics,
+)
 from insights.metrics.screen import screen
+from insights.metrics.verdicts import (
+    BASELINE_WINDOWS,
+    WindowSample,
+    per_deployment_medians,
+    pool,
+    verdicts,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -249,6 +266,19 @@ def _bounds(window: Window) -> tuple[int, int]:
     return _epoch_ns(window.start), _epoch_ns(window.end)
 
 
+def _in_services(frame: pd.DataFrame, services: Collection[str] | None) -> np.ndarray | None:
+    """Mask of the rows of `services` (None: every row)."""
+    if services is None:
+        return None
+    column_of_services = frame["service"]
+    if isinstance(column_of_services.dtype, pd.CategoricalDtype):
+        categories = column_of_services.cat.categories
+        wanted = np.zeros(len(categories) + 1, bool)  # the extra slot: missing (code -1)
+        wanted[:-1] = categories.isin(list(services))
+        return wanted[column_of_services.cat.codes.to_numpy()]
+    return column_of_services.isin(list(services)).to_numpy()
+
+
 def _select(
     frame: pd.DataFrame, column: str, window: Window, services: Collection[str] | None
 ) -> pd.DataFrame:
@@ -256,15 +286,9 @@ def _select(
     start, end = _bounds(window)
     values = frame[column].to_numpy()
     mask = (values >= start) & (values < end)
-    if services is not None:
-        column_of_services = frame["service"]
-        if isinstance(column_of_services.dtype, pd.CategoricalDtype):
-            categories = column_of_services.cat.categories
-            wanted = np.zeros(len(categories) + 1, bool)  # the extra slot: missing (code -1)
-            wanted[:-1] = categories.isin(list(services))
-            mask &= wanted[column_of_services.cat.codes.to_numpy()]
-        else:
-            mask &= column_of_services.isin(list(services)).to_numpy()
+    of_services = _in_services(frame, services)
+    if of_services is not None:
+        mask &= of_services
     return frame[mask]
 
 
@@ -275,13 +299,33 @@ def window_metrics(
     deps = _select(prepared.deployments, "finished_ns", window, services)
     count = len(deps)
     freq = frequency.deployment_frequency(deps["finished_ns"].to_numpy(), window)
-    lead = lead_time.summarize(
-        _select(prepared.lead_times, "finished_ns", window, services)["hours"].to_numpy(float)
-    )
+    lead_hours = _select(prepared.lead_times, "finished_ns", window, services)["hours"]
+    lead_hours = lead_hours.to_numpy(float)
+    lead = lead_time.summarize(lead_hours)
     failed = int(deps["failed"].sum())
     reworked = int(deps["rework"].sum())
     cfr = round(failed / count, 4) if count else None
-    rec = recovery.summarize(deps["recovery_hours"].to_numpy(float))
+    recovery_hours = deps["recovery_hours"].to_numpy(float)
+    rec = recovery.summarize(recovery_hours)
+    days = frequency.window_days(window)
+    deployments_ci, per_week_ci = uncertainty.count_intervals(count, days / 7)
+    intervals = Intervals(
+        level=uncertainty.LEVEL,
+        deployment_count=deployments_ci,
+        deployments_per_week=per_week_ci,
+        deployment_days_share=(
+            uncertainty.wilson(
+                frequency.active_days(deps["finished_ns"].to_numpy(), window),
+                frequency.counted_days(window),
+            )
+            if count
+            else Interval()
+        ),
+        lead_time_hours=uncertainty.duration_intervals(lead_hours),
+        change_failure_rate=uncertainty.wilson(failed, count),
+        recovery_time_hours=uncertainty.duration_intervals(recovery_hours),
+        rework_rate=uncertainty.wilson(reworked, count),
+    )
     opened = _select(prepared.incidents, "opened_ns", window, services)
     stages = _select(prepared.changes, "deployed_ns", window, services)
     return WindowMetrics(
@@ -306,7 +350,79 @@ def window_metrics(
         incidents_opened=len(opened),
         incidents_without_deployment=int(opened["deployment_id"].isna().sum()),
         tier=tiers.tiers_for(freq.per_week if count else None, lead.median, cfr, rec.median),
+        intervals=intervals,
     )
+
+
+def window_samples(
+    prepared: Prepared, windows: list[Window], services: Collection[str] | None = None
+) -> list[WindowSample]:
+    """What the verdict tests need of each of `windows` (consecutive, oldest first): one
+    selection of their whole span, split by time (`metrics/verdicts.py`)."""
+    if not windows:
+        return []
+    span = Window(start=windows[0].start, end=windows[-1].end, label="span")
+    deps = _select(prepared.deployments, "finished_ns", span, services)
+    deps = deps.iloc[np.argsort(deps["finished_ns"].to_numpy(), kind="stable")]
+    lead = _select(prepared.lead_times, "finished_ns", span, services)
+    lead = lead.iloc[np.argsort(lead["finished_ns"].to_numpy(), kind="stable")]
+    dep_ns, lead_ns = deps["finished_ns"].to_numpy(), lead["finished_ns"].to_numpy()
+    failed, reworked = deps["failed"].to_numpy(bool), deps["rework"].to_numpy(bool)
+    recovery_hours = deps["recovery_hours"].to_numpy(float)
+    lead_deployment, lead_hours = lead["deployment"].to_numpy(), lead["hours"].to_numpy(float)
+    out = []
+    for window in windows:
+        start, end = _bounds(window)
+        a, b = np.searchsorted(dep_ns, [start, end])
+        c, d = np.searchsorted(lead_ns, [start, end])
+        recovered = recovery_hours[a:b]
+        out.append(
+            WindowSample(
+                deployments=int(b - a),
+                failed=int(failed[a:b].sum()),
+                rework=int(reworked[a:b].sum()),
+                # (no deployments: no day to count, and a window centuries back has a start
+                # that epoch nanoseconds cannot hold)
+                active_days=frequency.active_days(dep_ns[a:b], window) if b > a else 0,
+                days=frequency.counted_days(window),
+                exposure_days=frequency.window_days(window),
+                lead_hours=per_deployment_medians(lead_deployment[c:d], lead_hours[c:d]),
+                recovery_hours=recovered[~np.isnan(recovered)],
+            )
+        )
+    return out
+
+
+def first_deployment_ns(prepared: Prepared, services: Collection[str] | None = None) -> int | None:
+    """When the first production deployment of `services` finished (epoch ns), if any: the
+    scope's data begins there, so earlier windows hold no data rather than zero deployments."""
+    finished = prepared.deployments["finished_ns"].to_numpy()
+    of_services = _in_services(prepared.deployments, services)
+    if of_services is not None:
+        finished = finished[of_services]
+    return int(finished.min()) if finished.size else None
+
+
+def trend_verdicts(
+    prepared: Prepared,
+    windows: list[Window],
+    services: Collection[str] | None = None,
+    baseline_windows: int = BASELINE_WINDOWS,
+) -> list[Verdicts]:
+    """Verdicts for `windows[1:]` (consecutive, oldest first): each against the window before
+    it, and the last one also against its baseline, the up to `baseline_windows` windows just
+    before it pooled. Windows that ended before the scope's first production deployment are
+    no data: left out of the baseline, "too little data" as a previous window."""
+    first = first_deployment_ns(prepared, services)
+    samples = [
+        s if first is not None and _bounds(w)[1] > first else WindowSample(windows=0)
+        for w, s in zip(windows, window_samples(prepared, windows, services), strict=True)
+    ]
+    out = [verdicts(cur, prev, None) for prev, cur in itertools.pairwise(samples)]
+    if out:
+        before = [s for s in samples[:-1][-baseline_windows:] if s.windows]
+        out[-1] = verdicts(samples[-1], samples[-2], pool(before))
+    return out
 
 
 def compute(frames: DeliveryFrames, window: Window) -> WindowMetrics:

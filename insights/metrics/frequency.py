@@ -33,20 +33,34 @@ def window_days(window: Window) -> float:
     return (window.end - window.start).total_seconds() / 86_400
 
 
+def counted_days(window: Window) -> int:
+    """Days of the window as the day share counts them (a part day counts as one)."""
+    return math.ceil(window_days(window))
+
+
+def _day_index(finished_ns: np.ndarray, window: Window) -> np.ndarray:
+    start_ns = int(window.start.timestamp()) * 10**9 + window.start.microsecond * 1000
+    return (finished_ns - start_ns) // DAY_NS
+
+
+def active_days(finished_ns: np.ndarray, window: Window) -> int:
+    """Days of `window` (counted from its start) with at least one deployment."""
+    return int(np.unique(_day_index(finished_ns, window)).size)
+
+
 def deployment_frequency(finished_ns: np.ndarray, window: Window) -> Frequency:
     """Frequency figures for deployments finished at `finished_ns` (UTC epoch ns) in `window`."""
     days = window_days(window)
     count = int(finished_ns.size)
     if count == 0:
         return Frequency(0, 0.0, 0.0, None, None)
-    start_ns = int(window.start.timestamp()) * 10**9 + window.start.microsecond * 1000
-    day_index = (finished_ns - start_ns) // DAY_NS
-    active_days = np.unique(day_index).size
+    day_index = _day_index(finished_ns, window)
+    active = np.unique(day_index).size
     active_weeks = np.unique(day_index // 7).size
     return Frequency(
         count=count,
         per_day=round(count / days, 4),
         per_week=round(count / (days / 7), 4),
-        days_share=round(active_days / math.ceil(days), 4),
+        days_share=round(active / counted_days(window), 4),
         weeks_share=round(active_weeks / math.ceil(days / 7), 4),
     )

@@ -5,6 +5,11 @@ Rules: `max_change_failure_rate` (fraction 0..1), `max_lead_time_hours` (median 
 A metric without data ("no data": no deployments, no lead-time or recovery samples) cannot breach
 a maximum: the rule is reported as not evaluated. A window without deployments does breach
 `min_deployments_per_week` (0 per week is a real frequency).
+A breach says what it rests on (`Verdict.note`): "rests on only 3 deployments" when the figure
+has fewer than `FEW_SAMPLES` samples, and "the 95% interval … includes the limit" when the
+figure's confidence interval (`metrics/uncertainty.py`) reaches the limit, so one bad week of
+3 deployments is not read like a month of evidence. The outcome is the same either way: a gate
+compares the figure with its limit.
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from insights.errors import UserError
-from insights.metrics.result import WindowMetrics
+from insights.metrics.result import Interval, WindowMetrics
+
+# The verdicts' MIN_SAMPLES (metrics/verdicts.py imports scipy; the CLI loads this module for
+# `--help`, so the number is repeated here and a test keeps the two equal).
+FEW_SAMPLES = 5
 
 Outcome = Literal["pass", "breach", "no data"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|min|h|d|w)?\s*$", re.IGNORECASE)
@@ -61,6 +70,7 @@ class Verdict:
     limit: str
     actual: str
     outcome: Outcome
+    note: str | None = None
 
     @property
     def line(self) -> str:
@@ -74,11 +84,38 @@ def _fmt(value: float, unit: str = "") -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") + unit
 
 
+def _note(
+    limit: float, unit: str, samples: int, noun: str | None, interval: Interval
+) -> str | None:
+    """What a breach rests on, when that is thin: few samples, an interval reaching the limit."""
+    parts = []
+    if noun is not None and samples < FEW_SAMPLES:
+        parts.append(f"rests on only {samples} {noun if samples != 1 else noun.rstrip('s')}")
+    low = 0.0 if interval.low is None else interval.low
+    high = interval.high
+    if interval.samples or noun is None:
+        reaches = low <= limit and (high is None or limit <= high)
+        if reaches:
+            top = "open" if high is None else _fmt(high, unit)
+            parts.append(
+                f"the 95% interval {_fmt(low, unit)}–{top} includes the limit {_fmt(limit, unit)}"
+            )
+    return "; ".join(parts) or None
+
+
 def evaluate(metrics: WindowMetrics, limits: Limits) -> list[Verdict]:
     """One verdict per rule that was given, in a fixed order."""
     out: list[Verdict] = []
+    ci = metrics.intervals
 
-    def check(rule: str, actual: float | None, limit: float, upper: bool, unit: str) -> None:
+    def check(
+        rule: str,
+        actual: float | None,
+        limit: float,
+        upper: bool,
+        unit: str,
+        samples: tuple[int, str | None, Interval],
+    ) -> None:
         if actual is None:
             out.append(Verdict(rule, _fmt(limit, unit), "no data", "no data"))
             return
@@ -90,6 +127,7 @@ def evaluate(metrics: WindowMetrics, limits: Limits) -> list[Verdict]:
                 sign + _fmt(limit, unit),
                 _fmt(actual, unit),
                 "breach" if breached else "pass",
+                _note(limit, unit, *samples) if breached else None,
             )
         )
 
@@ -100,6 +138,7 @@ def evaluate(metrics: WindowMetrics, limits: Limits) -> list[Verdict]:
             limits.max_change_failure_rate,
             True,
             "",
+            (metrics.deployment_count, "deployments", ci.change_failure_rate),
         )
     if limits.max_lead_time_hours is not None:
         check(
@@ -108,6 +147,7 @@ def evaluate(metrics: WindowMetrics, limits: Limits) -> list[Verdict]:
             limits.max_lead_time_hours,
             True,
             " h",
+            (metrics.lead_time_hours.samples, "lead-time samples", ci.lead_time_hours.median),
         )
     if limits.min_deployments_per_week is not None:
         check(
@@ -116,6 +156,7 @@ def evaluate(metrics: WindowMetrics, limits: Limits) -> list[Verdict]:
             limits.min_deployments_per_week,
             False,
             "",
+            (metrics.deployment_count, None, ci.deployments_per_week),
         )
     if limits.max_recovery_time_hours is not None:
         check(
@@ -124,5 +165,10 @@ def evaluate(metrics: WindowMetrics, limits: Limits) -> list[Verdict]:
             limits.max_recovery_time_hours,
             True,
             " h",
+            (
+                metrics.recovery_time_hours.samples,
+                "recoveries",
+                ci.recovery_time_hours.median,
+            ),
         )
     return out

@@ -56,6 +56,7 @@ def first_shipments(
         {
             "service": pd.Categorical.from_codes(service_codes[row], dtype=prod["service"].dtype),
             "sha": sha,
+            "deployment": row,
             "finished_ns": finished_ns,
             "hours": np.maximum((finished_ns - committed_ns) / 3.6e12, 0.0),
         }

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ScopeKind = Literal["service", "team", "tenant"]
 TierName = Literal["elite", "high", "medium", "low"]
+VerdictName = Literal["improved", "worsened", "no clear change", "too little data"]
 
 
 class _Result(BaseModel):
@@ -90,6 +91,67 @@ class FailureSignals(_Result):
     revert: int = 0
 
 
+class Interval(_Result):
+    """A confidence interval (`metrics/uncertainty.py`); a bound is None when the samples
+    cannot bound it. `samples`: what the figure rests on (durations, deployments, days, or the
+    deployment count itself for counts)."""
+
+    low: float | None = None
+    high: float | None = None
+    samples: int = 0
+
+
+class QuantileIntervals(_Result):
+    median: Interval = Field(default_factory=Interval)
+    p90: Interval = Field(default_factory=Interval)
+
+
+class Intervals(_Result):
+    """An interval for each figure of a window, all at `level` (0.95)."""
+
+    level: float = 0.95
+    deployment_count: Interval = Field(default_factory=Interval)
+    deployments_per_week: Interval = Field(default_factory=Interval)
+    deployment_days_share: Interval = Field(default_factory=Interval)
+    lead_time_hours: QuantileIntervals = Field(default_factory=QuantileIntervals)
+    change_failure_rate: Interval = Field(default_factory=Interval)
+    recovery_time_hours: QuantileIntervals = Field(default_factory=QuantileIntervals)
+    rework_rate: Interval = Field(default_factory=Interval)
+
+
+class Comparison(_Result):
+    """One figure of this window against another sample (`metrics/verdicts.py`): the verdict,
+    the test behind it, its p-value (None when there was too little data to test) and the
+    sample sizes of both sides (`windows`: how many windows the other side pools)."""
+
+    verdict: VerdictName
+    test: str
+    p_value: float | None = None
+    current_samples: int = 0
+    other_samples: int = 0
+    windows: int = 1
+
+
+class MetricVerdict(_Result):
+    """A metric's verdicts against the previous window and against the pooled baseline
+    (None: not compared, e.g. the baseline of a history window)."""
+
+    previous: Comparison | None = None
+    baseline: Comparison | None = None
+
+
+class Verdicts(_Result):
+    """Per metric (the facts document's names), whether it moved beyond normal variation."""
+
+    level: float = 0.05
+    deployment_frequency: MetricVerdict = Field(default_factory=MetricVerdict)
+    deployment_days_share: MetricVerdict = Field(default_factory=MetricVerdict)
+    lead_time: MetricVerdict = Field(default_factory=MetricVerdict)
+    change_failure_rate: MetricVerdict = Field(default_factory=MetricVerdict)
+    recovery_time: MetricVerdict = Field(default_factory=MetricVerdict)
+    rework_rate: MetricVerdict = Field(default_factory=MetricVerdict)
+
+
 class WindowMetrics(_Result):
     """The DORA metrics of one scope over one window."""
 
@@ -112,6 +174,8 @@ class WindowMetrics(_Result):
     incidents_opened: int = 0
     incidents_without_deployment: int = 0
     tier: Tiers = Field(default_factory=Tiers)
+    intervals: Intervals = Field(default_factory=Intervals)
+    verdicts: Verdicts | None = None
 
 
 class MetricReport(WindowMetrics):

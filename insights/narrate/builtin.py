@@ -6,7 +6,9 @@ the rendering the facts give them, and never computes a new number.
 
 Summary (3–5 sentences): deployments and their tier, lead time and its tier, stability (change
 failure rate, recovery, rework), the biggest move since the previous window and where it came
-from (the lead-time breakdown), the overall tier. Recommendations (3–5) come from rules drawn
+from (the lead-time breakdown), the overall tier. Moves are worded by their verdicts: "improved"
+or "worsened" only when the verdict against the previous window says so, otherwise "within
+normal variation" or "too few recoveries to judge". Recommendations (3–5) come from rules drawn
 from the DORA research (Accelerate; the State of DevOps reports) and common practice; each fires
 on thresholds in `RULES` and scores by how far the team is from good, and the best-scored
 distinct ones are kept:
@@ -19,12 +21,10 @@ distinct ones are kept:
 - long recovery → rollback automation, feature flags
 - high rework → blameless post-incident reviews, fix root causes
 - infrequent deploys → make deploying routine
-- a metric that worsened sharply → find what changed
+- a metric that worsened sharply (and its verdict says so) → find what changed
 - gaps in the data (unlinked incidents, no lead-time samples) → fix the data first
 Every recommendation names the DORA capability it applies (`CAPABILITY_OF`, from the catalog in
-`narrate/capabilities.py`, fitting the rule's metric). When a metric's verdict (if the facts
-carry one) is "no clear change", its move is reported as within normal variation, never as
-improved or worsened.
+`narrate/capabilities.py`, fitting the rule's metric).
 When fewer than three rules fire, advice for the metrics no rule spoke about fills the list
 (weakest tier first): how to improve a low/medium metric, how to keep a high/elite one. A window
 without deployments gets advice on getting the data in.
@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from insights.narrate import trend_claims
 from insights.narrate.schema import Narrative, NarrativeResult, Recommendation
 from insights.narrate.verify import check
 
@@ -106,6 +107,25 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+# What each metric's verdict counts, for "too few … to judge".
+SAMPLE_NOUNS = {
+    "deployment_frequency": "deployments",
+    "lead_time": "deployments with lead times",
+    "change_failure_rate": "deployments",
+    "recovery_time": "recoveries",
+    "rework_rate": "deployments",
+}
+MOVED = ("improved", "worsened")
+TREND_WORDS = {"improved": "improving", "worsened": "worsening"}
+
+
+def _unclear(f: _Facts, metric: str) -> str:
+    """How to word a move the verdict against the previous window does not back."""
+    if f.verdict(metric) == "no clear change":
+        return "within normal variation"
+    return f"too few {SAMPLE_NOUNS[metric]} to judge"
+
+
 @dataclass
 class _Facts:
     """Read-only accessors over the facts document, so rules read like sentences."""
@@ -124,11 +144,9 @@ class _Facts:
     def tier(self, name: str) -> str | None:
         return self.metric(name)["tier"]
 
-    def judged(self, name: str) -> bool:
-        """Whether the move since the previous window may be called improved or worsened: no
-        verdict in the facts, or a verdict that says so (not "no clear change")."""
-        verdict = (self.metric(name).get("verdict") or {}).get("previous")
-        return verdict is None or verdict in ("improved", "worsened")
+    def verdict(self, name: str, against: str = "previous") -> str:
+        """The metric's verdict against the `previous` window or the `baseline`."""
+        return (self.metric(name).get("verdict") or {}).get(against) or "too little data"
 
     @property
     def label(self) -> str:
@@ -204,10 +222,13 @@ def _sentence_lead_time(f: _Facts) -> str | None:
         text += f", {tier} tier for lead time"
     change = f.metric("lead_time")["change"]
     before = f.prev("lead_time", "median_hours")
-    if change["direction"] in ("improved", "worsened") and before is not None:
+    if change["direction"] in MOVED and before is not None:
         worsened = change["direction"] == "worsened"
         text += f"; {'up' if worsened else 'down'} from {hours(before)} in {f.previous_label}"
-        text += _stage_reason(f, worsened)
+        if f.verdict("lead_time") == change["direction"]:
+            text += _stage_reason(f, worsened)
+        else:
+            text += f", {_unclear(f, 'lead_time')}"
     return text + "."
 
 
@@ -269,8 +290,8 @@ def _value(f: _Facts, metric: str, side: str) -> str | None:
 def biggest_move(f: _Facts, exclude: tuple[str, ...] = ()) -> str | None:
     """The metric whose headline value changed most since the previous window: relative
     change in percent, or twice the percentage points for a rate (a 10-point swing in change
-    failure rate matters as much as a 20% slower lead time)."""
-    best, best_size = None, 0.0
+    failure rate matters as much as a 20% slower lead time); moves the verdict backs first."""
+    best, best_size = None, (False, 0.0)
     for metric in LABELS:
         change = f.metric(metric)["change"]
         if metric in exclude or change["direction"] in (None, "unchanged"):
@@ -278,8 +299,10 @@ def biggest_move(f: _Facts, exclude: tuple[str, ...] = ()) -> str | None:
         size = abs(change["relative_pct"]) if change["relative_pct"] is not None else 0.0
         if change["unit"] and change["absolute"] is not None:
             size = max(size, abs(change["absolute"]) * 2)
-        if best is None or size > best_size:
-            best, best_size = metric, size
+        # A move the verdict backs outranks a larger one that is within normal variation.
+        ranked = (f.verdict(metric) == change["direction"], size)
+        if best is None or ranked > best_size:
+            best, best_size = metric, ranked
     return best
 
 
@@ -290,17 +313,18 @@ def _sentence_move(f: _Facts) -> str | None:
         return None
     change = f.metric(metric)["change"]
     before, after = _value(f, metric, "previous"), _value(f, metric, "current")
-    moved = change["direction"] if f.judged(metric) else "moved"
+    backed = f.verdict(metric) == change["direction"]
+    verb = change["direction"] if backed else "went"
     text = (
         f"The biggest other move since {f.previous_label}: {LABELS[metric]} "
-        f"{moved} from {before} to {after}"
+        f"{verb} from {before} to {after}"
     )
     if metric in ("change_failure_rate", "rework_rate"):
         key = "failed_deployments" if metric == "change_failure_rate" else "rework_deployments"
         noun = "failed deployment" if metric == "change_failure_rate" else "unplanned fix"
         text += f" ({plural(f.cur(metric, key) or 0, noun)} of {f.deployments})"
-    if not f.judged(metric):
-        text += ", within normal variation"
+    if not backed:
+        text += f", {_unclear(f, metric)}"
     return text + "."
 
 
@@ -340,16 +364,24 @@ def _highlights(f: _Facts) -> list[str]:
         before = _value(f, metric, "previous")
         direction = f.metric(metric)["change"]["direction"]
         if before is not None and direction and direction != "unchanged":
-            judged = direction if f.judged(metric) else "within normal variation"
-            text += f" ({judged}, was {before})"
+            if f.verdict(metric) == direction:
+                text += f" ({direction}, was {before})"
+            else:
+                text += f" (was {before}, {_unclear(f, metric)})"
         elif direction == "unchanged":
             text += " (unchanged)"
         tier = f.tier(metric)
         if tier:
             text += f"; {tier}"
         trend = f.metric(metric)["trend"]
-        if trend.get("direction") in ("improving", "worsening"):
-            text += f"; {trend['direction']} over {trend['windows']} windows"
+        baseline = f.verdict(metric, "baseline")
+        windows = f.metric(metric).get("verdict", {}).get("baseline_windows")
+        # Only where the previous-window verdict agrees: issue 20's claim checker
+        # (narrate/claims.py) judges every "improved"/"worsened" against the previous window.
+        if baseline in MOVED and windows and f.verdict(metric) == baseline == direction:
+            text += f"; {baseline} against the {windows} windows before"
+            if trend.get("direction") == TREND_WORDS[baseline]:
+                text += f", {trend['direction']} over {trend['windows']} windows"
         out.append(text + ".")
     largest = f.breakdown.get("largest_stage")
     if largest:
@@ -568,8 +600,8 @@ def rule_regression(f: _Facts) -> _Candidate | None:
         change = f.metric(metric)["change"]
         if change["direction"] != "worsened" or change["relative_pct"] is None:
             continue
-        if not f.judged(metric):
-            continue
+        if f.verdict(metric) != "worsened":
+            continue  # within normal variation, or too few samples: not a regression to chase
         size = abs(change["relative_pct"])
         if change["unit"] and abs(change["absolute"] or 0) < RULES["regression_min_pp"]:
             continue  # a rate moving 9.7% → 12.9% is a third worse but still only 3 points
@@ -822,7 +854,7 @@ def as_result(
     `over_budget` with the reason no model wrote it). It must pass the checker: it quotes only
     facts, so a failure is a bug here, never a user error."""
     narrative = narrate(facts)
-    errors = check(narrative, facts)
+    errors = check(narrative, facts) + trend_claims.check(narrative, facts)
     if errors:
         raise AssertionError(f"built-in narrative failed its own check: {errors[0]}")
     return NarrativeResult(

@@ -24,7 +24,8 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
-from insights.metrics.result import MetricReport, WindowMetrics
+from insights.metrics.result import Comparison, MetricReport, WindowMetrics
+from insights.metrics.verdicts import LEVEL
 from insights.timeutil import iso
 
 FACTS_VERSION = 1
@@ -243,6 +244,36 @@ def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) ->
     return out
 
 
+NO_VERDICT = "too little data"
+
+
+def _verdict(q: _Quoter, report: MetricReport, metric: str) -> dict[str, Any]:
+    """Whether the move is beyond normal variation (`metrics/verdicts.py`): against the
+    previous window and the pooled baseline, each one of "improved", "worsened", "no clear
+    change", "too little data" (a metric the report has no verdict for: "too little data"),
+    with the test and
+    the sample sizes each side rests on (quotable counts; p-values stay out of the facts)."""
+    verdicts = report.verdicts
+    found = getattr(verdicts, metric, None) if verdicts is not None else None
+
+    def side(c: Comparison | None) -> tuple[str, int | None, int | None]:
+        if c is None:
+            return NO_VERDICT, None, None
+        return c.verdict, q.count(c.current_samples), q.count(c.other_samples)
+
+    previous, current_n, previous_n = side(found.previous if found else None)
+    baseline, _, baseline_n = side(found.baseline if found else None)
+    compared = found.previous or found.baseline if found else None
+    return {
+        "previous": previous,
+        "baseline": baseline,
+        "level": verdicts.level if verdicts is not None else LEVEL,
+        "test": compared.test if compared else None,
+        "samples": {"current": current_n, "previous": previous_n, "baseline": baseline_n},
+        "baseline_windows": q.count(found.baseline.windows) if found and found.baseline else 0,
+    }
+
+
 def _breakdown(q: _Quoter, m: WindowMetrics | None) -> dict[str, Any] | None:
     if m is None:
         return None
@@ -288,7 +319,7 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
     """The facts document for `report` (see the module docstring for the rounding rules).
 
     Sections: `tenant`, `scope`, `window`, `previous_window`, `services`, `tiers`, `metrics`
-    (per metric: `current`, `previous`, `change`, `trend`, `tier`, `previous_tier`),
+    (per metric: `current`, `previous`, `change`, `trend`, `tier`, `previous_tier`, `verdict`),
     `lead_time_breakdown` (`current`, `previous`, `change`), `incidents`, `slowest_changes`,
     `untrusted` (titles, keyed by change ref) and `quotable` (allowed renderings).
     """
@@ -319,6 +350,8 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
         metrics[name]["tier_move"] = _tier_move(
             metrics[name]["tier"], metrics[name]["previous_tier"]
         )
+        if report.verdicts is not None:  # a report computed without them (by hand) has none
+            metrics[name]["verdict"] = _verdict(q, report, name)
 
     slowest, titles = [], {}
     for change in report.slowest_changes[:SLOWEST_MAX]:

@@ -2,12 +2,16 @@
 
 The rule (DESIGN.md, "Narration"): the answer must be one JSON object that validates as a
 `Narrative`, every number in it must be in the facts (`verify.check`), every recommendation must
-name a known metric, and it must pass the injection checks (`injection.check`). A first answer
-that passes is `accepted`; otherwise the errors go back to the model once and a passing second
-answer is `repaired`; otherwise — or when the provider fails, times out or stays throttled —
-the built-in narrator writes the narrative (`fallback`, with the reason). A report always ships.
+name a known metric, a move may be called improved/worsened or sharp only when the verdicts
+say so (`trend_claims.check`), and it must pass the injection checks (`injection.check`). A
+first answer that passes is `accepted`; otherwise the errors go back to the model once and a
+passing second answer is `repaired`; otherwise — or when the provider fails, times out or
+stays throttled — the built-in narrator writes the narrative (`fallback`, with the reason). A
+report always ships.
 
-Calls to one provider endpoint are limited to `llm.max_concurrency` at a time per process.
+Calls to one provider endpoint are limited to `llm.max_concurrency` at a time: per process on
+SQLite, across every worker on PostgreSQL (insights/ops/limiter.py). The monthly token budget
+is reserved before a call and settled after it (insights/ops/budget.py).
 """
 
 from __future__ import annotations
@@ -18,17 +22,19 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from insights.config import LlmConfig, TenantConfig
 from insights.errors import UserError
 from insights.metrics.result import MetricReport
-from insights.narrate import builtin, injection, ledger, verify
+from insights.narrate import builtin, injection, ledger, trend_claims, verify
 from insights.narrate.facts import build_facts
 from insights.narrate.pricing import estimate_cost
 from insights.narrate.prompts import PROMPT_VERSION, render_repair, render_system, render_user
@@ -79,8 +85,10 @@ def parse_answer(text: str) -> tuple[Narrative | None, list[str]]:
 
 def review(narrative: Narrative, facts: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Reasons to reject a schema-valid narrative: (number and metric errors from
-    `verify.check`, injection errors from `injection.check`)."""
-    return list(verify.check(narrative, facts)), injection.check(narrative, facts)
+    `verify.check` and directional claims the verdicts do not support from
+    `trend_claims.check`, injection errors from `injection.check`)."""
+    grounded = list(verify.check(narrative, facts)) + trend_claims.check(narrative, facts)
+    return grounded, injection.check(narrative, facts)
 
 
 class ConcurrencyLimits:
@@ -151,7 +159,7 @@ def narrate_with(
     provider: Provider,
     config: LlmConfig,
     facts: dict[str, Any],
-    limit: threading.BoundedSemaphore | None = None,
+    limit: AbstractContextManager[Any] | None = None,
 ) -> NarrativeResult:
     """Narrate `facts` with `provider`: accepted, repaired (one round-trip) or fallback.
 
@@ -272,10 +280,19 @@ def narrate_for_tenant(
     if hit is not None:
         return hit
 
+    from insights.ops import budget as shared_budget
+    from insights.ops.limiter import shared_limit
+
     budget = config.monthly_token_budget
+    held = shared_budget.Reservation(refused=False, spent=0)
     if budget is not None:
-        used = ledger.tokens_used(repo, at)
-        if used >= budget:
+        # reserved before the call and settled after it, so workers in parallel see each
+        # other's calls in flight (insights/ops/budget.py)
+        held = shared_budget.reserve(
+            session, repo.tenant_id, budget, _token_estimate(config, facts), at
+        )
+        used = held.spent
+        if held.refused:
             reason = f"monthly token budget spent ({used} of {budget} tokens in {at:%Y-%m})"
             log.warning("tenant %s: %s; built-in narrator used", tenant_config.name, reason)
             result = fallback(facts, reason, outcome="over_budget")
@@ -290,7 +307,10 @@ def narrate_for_tenant(
             )
             return result
 
-    limit = pool.limits.for_endpoint(provider.endpoint, config.max_concurrency)
+    local = pool.limits.for_endpoint(provider.endpoint, config.max_concurrency)
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    limit = shared_limit(engine, provider.endpoint, config.max_concurrency, local)
     result = narrate_with(provider, config, facts, limit)
     log.info(
         "tenant %s: narrative %s by %s (%s), %d+%d tokens, %d ms%s",
@@ -312,4 +332,12 @@ def narrate_for_tenant(
         billed_model=result.model or provider.model,
         at=at,
     )
+    shared_budget.settle(session, held, result.tokens_in + result.tokens_out)
     return result
+
+
+def _token_estimate(config: LlmConfig, facts: dict[str, Any]) -> int:
+    """An upper bound of a narration's tokens: two calls (answer and one repair), each at most
+    the prompt (about a token per 3 characters of JSON and text) plus max_tokens."""
+    prompt = len(render_system()) + len(render_user(facts)) + 8000
+    return 2 * (prompt // 3 + config.max_tokens)

@@ -63,6 +63,8 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime]
+    # registered configuration (llm, slack, schedule, …); None: never registered (defaults)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Team(Base):
@@ -71,6 +73,7 @@ class Team(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(128))
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Service(Base):
@@ -82,6 +85,8 @@ class Service(Base):
     name: Mapped[str] = mapped_column(String(128))
     production_pattern: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime]
+    # registered source configuration; None: a service only fed by events
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Commit(Base):
@@ -291,3 +296,50 @@ class LeaderLease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
+
+
+class RegistryState(Base):
+    """Small registry facts, e.g. the content hash of the last auto-applied insights.toml."""
+
+    __tablename__ = "registry_state"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+
+
+class TenantSecret(Base):
+    """A tenant credential in one slot (`services.ledger.source.token_env`): ciphertext only."""
+
+    __tablename__ = "tenant_secrets"
+    __table_args__ = (UniqueConstraint("tenant_id", "slot"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    slot: Mapped[str] = mapped_column(String(300))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """One registry change: who (actor), what (action, target, changed fields), when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_tenant_at", "tenant", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str | None] = mapped_column(String(128))
+    target: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TokenReservation(Base):
+    """Model tokens held for a call in flight; deleted when the call settles its real usage."""
+
+    __tablename__ = "token_reservations"
+    __table_args__ = (Index("ix_token_reservations_tenant_month", "tenant_id", "month"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    month: Mapped[str] = mapped_column(String(7))
+    tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]

@@ -709,7 +709,15 @@ class TenantRepository:
                 )
             )
             removed += len(ids)
+        if removed:
+            self._data_changed()
         return removed
+
+    def _data_changed(self) -> None:
+        """Stored metric reads of this tenant are stale (insights/store/read_cache.py)."""
+        from insights.store import read_cache
+
+        read_cache.bump(self.session, self.tenant_id)
 
     def deployment_ids(self, service_id: int) -> set[str]:
         """External ids of every stored deployment of one service."""
@@ -733,6 +741,8 @@ class TenantRepository:
                 )
             )
             removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if removed:
+            self._data_changed()
         return removed
 
     def clear_service_records(self, service_id: int) -> dict[str, int]:
@@ -749,6 +759,8 @@ class TenantRepository:
                 )
             )
             removed[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        if any(removed.values()):
+            self._data_changed()
         return removed
 
     def delete_cursors(self, source: str, repo: str) -> None:

@@ -5,7 +5,7 @@ GitHub's revert button names the reverted pull request only in the head branch
 stored otherwise, so the mapping keeps the number it found.
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0007 (after the tenant registry, which landed on main first)
 Create Date: 2026-12-01 20:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0002"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
