@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -44,7 +43,8 @@ from insights.boundedjson import JsonInputError, loads
 from insights.collect.hostcommon import deployment_reference
 from insights.collect.jira_map import is_incident, map_issue
 from insights.collect.pagerduty_map import LIFECYCLE_EVENTS, map_incident, webhook_incident
-from insights.config import ServiceConfig, SourceConfig, TenantConfig
+from insights.config import ServiceConfig, SourceConfig, TenantConfig, secret
+from insights.errors import UserError
 from insights.model import IncidentEvent, describe_validation_error
 from insights.store.db import unit_of_work
 from insights.store.models import Incident, WebhookDelivery
@@ -76,14 +76,23 @@ class _Source:
 
 def _sources(request: Request, tenant: str, kind: str) -> list[_Source]:
     """The tenant's sources of `kind` that have a webhook secret set; 404 without any."""
-    config: TenantConfig = request.app.state.org.tenant(tenant)
+    from insights.store.registry import tenant_config
+
+    config: TenantConfig = tenant_config(
+        request.app.state.engine, request.app.state.settings, tenant
+    )
     found = []
     for service in config.services:
         for source in [service.source, *service.incidents]:
             env = source.webhook_secret_env or config.webhook_secret_env
-            value = os.environ.get(env) if env and source.kind == kind else None
-            if value:
-                found.append(_Source(service, source, value))
+            if source.kind != kind or not env:
+                continue
+            try:  # an env var, or a secret stored encrypted in the registry
+                value = secret(env, f"tenant {tenant} {kind} webhook secret")
+            except UserError as exc:
+                log.warning("webhook for tenant %s: %s", tenant, exc)
+                continue
+            found.append(_Source(service, source, value))
     if not found:
         raise HTTPException(404, NOT_CONFIGURED)
     with unit_of_work(request.app.state.engine) as session:
