@@ -168,6 +168,7 @@ def run_tenant_sync(
             "batches": report.batches,
             "seconds": round(report.seconds, 3),
             "stopped_early": report.stopped_early,
+            "skipped": dict(report.skipped),  # invalid records, each named in a warning
             **{
                 kind: {"new": c.new, "updated": c.updated, "unchanged": c.unchanged}
                 for kind, c in report.counts.items()

@@ -20,7 +20,12 @@ from api_support import (
 from conftest import BACKENDS, _database
 from sqlalchemy import text
 from typer.testing import CliRunner
-from webhook_payloads import github_deployment_status, gitlab_deployment
+from webhook_payloads import (
+    github_deployment_status,
+    github_pull_request,
+    gitlab_deployment,
+    gitlab_merge_request,
+)
 
 from insights.boundedjson import MAX_DEPTH, JsonInputError, loads
 from insights.cli import app as cli
@@ -326,6 +331,50 @@ def test_webhook_times_outside_the_range_are_422_not_500(refusing_api):
         headers={"X-Gitlab-Token": ACME_SECRET, "X-Gitlab-Event-UUID": "gl-far-past"},
     )
     assert gitlab.status_code == 422, gitlab.text
+    assert sum(refusing_api.counts().values()) == 0
+
+
+def test_webhook_changes_merged_before_opened_are_422_naming_the_field(refusing_api):
+    pull = github_pull_request()
+    pull["pull_request"]["merged_at"] = "2026-01-01T00:00:00Z"  # before created_at
+    body = json.dumps(pull).encode()
+    github = refusing_api.client.post(
+        "/webhooks/github/acme",
+        content=body,
+        headers=github_headers(body, "pull_request", "gh-merged-before-opened"),
+    )
+    assert github.status_code == 422, github.text
+    assert github.json()["detail"]["field"] == "pull_request (merged_at)"
+    assert "before opened_at" in github.json()["detail"]["error"]
+    hook = gitlab_merge_request()
+    hook["object_attributes"]["updated_at"] = "2026-01-01 00:00:00 UTC"  # the merge time
+    gitlab = refusing_api.client.post(
+        "/webhooks/gitlab/acme",
+        json=hook,
+        headers={"X-Gitlab-Token": ACME_SECRET, "X-Gitlab-Event-UUID": "gl-merged-before"},
+    )
+    assert gitlab.status_code == 422, gitlab.text
+    assert gitlab.json()["detail"]["field"] == "object_attributes (merged_at)"
+    assert sum(refusing_api.counts().values()) == 0
+
+
+def test_webhook_review_time_out_of_range_is_422_not_500(refusing_api):
+    pull = github_pull_request()
+    review = {
+        "id": 1,
+        "user": {"login": "reviewer", "id": 5},
+        "state": "approved",
+        "submitted_at": "0001-01-01T00:30:00+01:00",  # the offset leaves Python's range
+    }
+    body = json.dumps({**pull, "action": "submitted", "review": review}).encode()
+    response = refusing_api.client.post(
+        "/webhooks/github/acme",
+        content=body,
+        headers=github_headers(body, "pull_request_review", "gh-review-far-past"),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]["field"] == "review"
+    assert "outside the accepted range" in response.json()["detail"]["error"]
     assert sum(refusing_api.counts().values()) == 0
 
 

@@ -343,7 +343,8 @@ def test_incident_the_boundary_refuses_is_skipped_with_a_warning_and_the_rest_ke
         report = sync(sqlite_db, org(pagerduty))
     assert set(incidents(sqlite_db)) == {"PINC001"}
     assert report.counts["incident"].new == 1
-    assert "pagerduty incident PINC002 skipped: " in caplog.text
+    assert "skipped invalid pagerduty incident PINC002: " in caplog.text
+    assert report.skipped == {"incident": 1}
     assert "resolved_at" in caplog.text
 
 

@@ -94,17 +94,17 @@ def sync(
 
 
 def summary_table(reports: list[SyncReport]) -> Table:
-    """Records new/updated/unchanged per service and kind, and the time each service took."""
+    """Records new/updated/unchanged per service and kind, the records of each kind skipped as
+    invalid (refused by the event model, each named in a warning), and the time each took."""
     table = Table(title="sync")
-    for column in ("tenant", "service", "kind", "new", "updated", "unchanged", "seconds"):
-        table.add_column(
-            column,
-            justify="right" if column in {"new", "updated", "unchanged", "seconds"} else "left",
-        )
+    numbers = ("new", "updated", "unchanged", "skipped")
+    for column in ("tenant", "service", "kind", *numbers, "seconds"):
+        table.add_column(column, justify="right" if column in {*numbers, "seconds"} else "left")
     for report in reports:
-        kinds = sorted(report.counts.items()) or [("-", None)]
-        for index, (kind, counts) in enumerate(kinds):
+        kinds = sorted(set(report.counts) | set(report.skipped)) or ["-"]
+        for index, kind in enumerate(kinds):
             first = index == 0
+            counts = report.counts.get(kind)
             table.add_row(
                 report.tenant if first else "",
                 report.service if first else "",
@@ -112,6 +112,7 @@ def summary_table(reports: list[SyncReport]) -> Table:
                 str(counts.new) if counts else "0",
                 str(counts.updated) if counts else "0",
                 str(counts.unchanged) if counts else "0",
+                str(report.skipped.get(kind, 0)),
                 f"{report.seconds:.1f}" if first else "",
             )
     return table

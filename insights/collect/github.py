@@ -42,6 +42,9 @@ from insights.collect.hostcommon import (
     Batch,
     HostAccess,
     UpdatedCursor,
+    checked,
+    checked_commits,
+    refusal,
     run_until_rate_limited,
     stored_payloads,
 )
@@ -271,38 +274,44 @@ class GitHubCollector:
     def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
         """The events the stored raw payloads map to, per cursor kind (no request)."""
         environment = self.config.environments[0] if self.config.environments else None
+        name = self.service.name
         mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, self._raw_kinds()).items():
             events: list[AnyEvent] = mapped.setdefault(kind, [])
-            for _, raw in payloads:
+            for key, raw in payloads:
+                build: Callable[[], AnyEvent | None]
                 if kind == "changes":
-                    events.append(
-                        map_pull(self.service.name, raw["pull"], raw["commits"], raw["reviews"])
+                    what = f"github {self.repo} pull request #{key}"
+                    build = functools.partial(
+                        map_pull, name, raw["pull"], raw["commits"], raw["reviews"]
                     )
+                    record = "change"
                 elif kind == "incidents":
-                    incident = map_issue(self.service.name, raw, self.config.incident_label)
-                    events += [incident] if incident else []
-                elif raw["statuses"] is None:
-                    events += map_commits(self.service.name, raw["compare_commits"] or [])
-                    events.append(
-                        map_workflow_run(
-                            self.service.name,
-                            raw["deployment"],
-                            environment,
-                            raw["compare_commits"],
-                        )
-                    )
+                    what = f"github {self.repo} issue #{key}"
+                    build = functools.partial(map_issue, name, raw, self.config.incident_label)
+                    record = "incident"
                 else:
-                    events += map_commits(self.service.name, raw["compare_commits"] or [])
-                    events.append(
-                        map_deployment(
-                            self.service.name,
-                            raw["deployment"],
-                            raw["statuses"],
-                            raw["compare_commits"],
-                        )
+                    compare = raw["compare_commits"]
+                    events += checked_commits(
+                        ctx, f"github {self.repo}", compare or [], "sha", self._map_commits
                     )
+                    record = "deployment"
+                    if raw["statuses"] is None:
+                        what = f"github {self.repo} workflow run {key}"
+                        build = functools.partial(
+                            map_workflow_run, name, raw["deployment"], environment, compare
+                        )
+                    else:
+                        what = f"github {self.repo} deployment {key}"
+                        build = functools.partial(
+                            map_deployment, name, raw["deployment"], raw["statuses"], compare
+                        )
+                event = checked(ctx, record, what, build)
+                events += [event] if event is not None else []
         return mapped
+
+    def _map_commits(self, commits: list[dict[str, Any]]) -> list[AnyEvent]:
+        return list(map_commits(self.service.name, commits))
 
     def _raw_kinds(self) -> list[str]:
         if self.config.workflow:
@@ -365,7 +374,7 @@ class GitHubCollector:
                 else:
                     state.pending.pop(str(dep_id), None)
                 events, raw = self._ship(
-                    state, dep_id, str(deployment["sha"]), status, deployment, statuses
+                    ctx, state, dep_id, str(deployment["sha"]), status, deployment, statuses
                 )
                 batch.add(events, state.dump(None), raw)
             batch.set_cursor(state.dump(first_etag))
@@ -400,13 +409,20 @@ class GitHubCollector:
                 if not is_deploy_run(run, self.config.workflow, branch):
                     continue
                 events, raw = self._ship(
-                    state, int(run["id"]), str(run["head_sha"]), DeploymentStatus.SUCCESS, run, None
+                    ctx,
+                    state,
+                    int(run["id"]),
+                    str(run["head_sha"]),
+                    DeploymentStatus.SUCCESS,
+                    run,
+                    None,
                 )
                 batch.add(events, state.dump(None), raw)
             batch.set_cursor(state.dump(first_etag))
 
     def _ship(
         self,
+        ctx: SyncContext,
         state: _DeployState,
         dep_id: int,
         sha: str,
@@ -414,20 +430,37 @@ class GitHubCollector:
         payload: dict[str, Any],
         statuses: list[dict[str, Any]] | None,
     ) -> tuple[list[AnyEvent], list[tuple[str, dict[str, Any]]]]:
-        """One deployment's events: it and the commits it shipped since the previous success."""
+        """One deployment's events: it and the commits it shipped since the previous success.
+
+        A deployment the event model refuses is skipped (its raw payload is still kept) and
+        is not the new "previous success": the next valid one ships its commits instead.
+        """
         compare: list[dict[str, Any]] | None = None
-        if status is DeploymentStatus.SUCCESS and dep_id > state.last_success_id:
-            if state.last_success_sha is not None:
-                compare = self._compare(state.last_success_sha, sha)
-            state.last_success_id, state.last_success_sha = dep_id, sha
+        ships = status is DeploymentStatus.SUCCESS and dep_id > state.last_success_id
+        if ships and state.last_success_sha is not None:
+            compare = self._compare(state.last_success_sha, sha)
+        build: Callable[[], AnyEvent]
         if statuses is None:
             environment = self.config.environments[0] if self.config.environments else None
-            event = map_workflow_run(self.service.name, payload, environment, compare)
+            what = f"github {self.repo} workflow run {dep_id}"
+            build = functools.partial(
+                map_workflow_run, self.service.name, payload, environment, compare
+            )
         else:
-            event = map_deployment(self.service.name, payload, statuses, compare)
-        commits = map_commits(self.service.name, compare or [])
-        raw = {"deployment": payload, "statuses": statuses, "compare_commits": compare}
-        return [*commits, event], [(str(dep_id), raw)]
+            what = f"github {self.repo} deployment {dep_id}"
+            build = functools.partial(map_deployment, self.service.name, payload, statuses, compare)
+        raw = [
+            (str(dep_id), {"deployment": payload, "statuses": statuses, "compare_commits": compare})
+        ]
+        event = checked(ctx, "deployment", what, build)
+        if event is None:
+            return [], raw
+        if ships:
+            state.last_success_id, state.last_success_sha = dep_id, sha
+        commits = checked_commits(
+            ctx, f"github {self.repo}", compare or [], "sha", self._map_commits
+        )
+        return [*commits, event], raw
 
     def _compare(self, base: str, head: str) -> list[dict[str, Any]] | None:
         """Commits reachable from `head` and not from `base`, oldest first, every page.
@@ -503,9 +536,14 @@ class GitHubCollector:
                 number = pull["number"]
                 commits = self._all(f"{self._path}/pulls/{number}/commits")
                 reviews = self._all(f"{self._path}/pulls/{number}/reviews")
-                event = map_pull(self.service.name, pull, commits, reviews)
+                event = checked(
+                    ctx,
+                    "change",
+                    f"github {self.repo} pull request #{number}",
+                    functools.partial(map_pull, self.service.name, pull, commits, reviews),
+                )
                 raw = {"pull": pull, "commits": commits, "reviews": reviews}
-                batch.add([event], cursor.dump(), [(str(number), raw)])
+                batch.add([event] if event else [], cursor.dump(), [(str(number), raw)])
             batch.set_cursor(cursor.dump(first_etag))
 
     def _all(self, url: str) -> list[dict[str, Any]]:
@@ -548,7 +586,11 @@ class GitHubCollector:
         gone = []
         for issue in listed:
             cursor.advance(issue["updated_at"], str(issue["number"]))
-            event = map_issue(self.service.name, issue, self.config.incident_label)
+            try:
+                event = map_issue(self.service.name, issue, self.config.incident_label)
+            except ValueError as exc:  # refused by the event model: skip it, keep the rest
+                ctx.skip("incident", f"github {self.repo} issue #{issue['number']}", refusal(exc))
+                continue
             if event is not None:
                 events.append(event)
                 raw.append((str(issue["number"]), issue))

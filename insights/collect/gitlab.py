@@ -37,6 +37,9 @@ from insights.collect.hostcommon import (
     Batch,
     HostAccess,
     UpdatedCursor,
+    checked,
+    checked_commits,
+    refusal,
     run_until_rate_limited,
     stored_payloads,
 )
@@ -210,25 +213,32 @@ class GitLabCollector:
     def raw_events(self, ctx: SyncContext) -> dict[str, list[AnyEvent]]:
         """The events the stored raw payloads map to, per cursor kind (no request)."""
         streams = [f"deployments:{e or '*'}" for e in self.config.environments or [None]]
+        name = self.service.name
+        where = f"gitlab {self.project}"
         mapped: dict[str, list[AnyEvent]] = {}
         for kind, payloads in stored_payloads(ctx, [*streams, "changes", "incidents"]).items():
             events: list[AnyEvent] = mapped.setdefault(kind, [])
-            for _, raw in payloads:
+            for key, raw in payloads:
+                build: Callable[[], AnyEvent | None]
                 if kind == "changes":
-                    events.append(
-                        map_merge_request(
-                            self.service.name, raw["merge_request"], raw["commits"], raw["notes"]
-                        )
+                    record, what = "change", f"{where} merge request !{key}"
+                    build = functools.partial(
+                        map_merge_request, name, raw["merge_request"], raw["commits"], raw["notes"]
                     )
                 elif kind == "incidents":
-                    incident = map_incident(self.service.name, raw)
-                    events += [incident] if incident else []
+                    record, what = "incident", f"{where} issue #{key}"
+                    build = functools.partial(map_incident, name, raw)
                 else:
-                    events += map_commits(self.service.name, raw["compare_commits"] or [])
-                    events.append(
-                        map_deployment(self.service.name, raw["deployment"], raw["compare_commits"])
-                    )
+                    compare = raw["compare_commits"]
+                    events += checked_commits(ctx, where, compare or [], "id", self._map_commits)
+                    record, what = "deployment", f"{where} deployment {key}"
+                    build = functools.partial(map_deployment, name, raw["deployment"], compare)
+                event = checked(ctx, record, what, build)
+                events += [event] if event is not None else []
         return mapped
+
+    def _map_commits(self, commits: list[dict[str, Any]]) -> list[AnyEvent]:
+        return list(map_commits(self.service.name, commits))
 
     def _sync_deployments(self, ctx: SyncContext, environment: str | None) -> None:
         """Deployments updated since the cursor; each new success ships the commits since the
@@ -267,17 +277,28 @@ class GitLabCollector:
                 ):
                     continue
                 shipped = None
-                if status is DeploymentStatus.SUCCESS and dep_id > state["last_success_id"]:
-                    if state["last_success_sha"]:
-                        shipped = self._compare(state["last_success_sha"], deployment["sha"])
+                ships = status is DeploymentStatus.SUCCESS and dep_id > state["last_success_id"]
+                if ships and state["last_success_sha"]:
+                    shipped = self._compare(state["last_success_sha"], deployment["sha"])
+                raw = {"deployment": deployment, "compare_commits": shipped}
+                event = checked(
+                    ctx,
+                    "deployment",
+                    f"gitlab {self.project} deployment {dep_id}",
+                    functools.partial(map_deployment, self.service.name, deployment, shipped),
+                )
+                if event is None:
+                    # refused: not the new "previous success", the next valid one ships its
+                    # commits; the raw payload is kept for a remap after a mapping fix
+                    batch.add([], dump(), [(str(dep_id), raw)])
+                    continue
+                if ships:
                     state["last_success_id"] = dep_id
                     state["last_success_sha"] = deployment["sha"]
-                events = [
-                    *map_commits(self.service.name, shipped or []),
-                    map_deployment(self.service.name, deployment, shipped),
-                ]
-                raw = {"deployment": deployment, "compare_commits": shipped}
-                batch.add(events, dump(), [(str(dep_id), raw)])
+                commits = checked_commits(
+                    ctx, f"gitlab {self.project}", shipped or [], "id", self._map_commits
+                )
+                batch.add([*commits, event], dump(), [(str(dep_id), raw)])
             batch.set_cursor(dump())
 
     def _stored_status(self, ctx: SyncContext, dep_id: int) -> str | None:
@@ -342,9 +363,16 @@ class GitLabCollector:
                         {"sort": "asc", "order_by": "created_at", "per_page": PER_PAGE},
                     )
                 )
-                event = map_merge_request(self.service.name, merge_request, commits, notes)
+                event = checked(
+                    ctx,
+                    "change",
+                    f"gitlab {self.project} merge request !{iid}",
+                    functools.partial(
+                        map_merge_request, self.service.name, merge_request, commits, notes
+                    ),
+                )
                 raw = {"merge_request": merge_request, "commits": commits, "notes": notes}
-                batch.add([event], cursor.dump(), [(str(iid), raw)])
+                batch.add([event] if event else [], cursor.dump(), [(str(iid), raw)])
             batch.set_cursor(cursor.dump())
 
     def _sync_incidents(self, ctx: SyncContext) -> None:
@@ -374,7 +402,13 @@ class GitLabCollector:
                 if not cursor.is_new(issue["updated_at"], str(issue["iid"])):
                     continue
                 cursor.advance(issue["updated_at"], str(issue["iid"]))
-                event = map_incident(self.service.name, issue, label)
+                try:
+                    event = map_incident(self.service.name, issue, label)
+                except ValueError as exc:  # refused by the event model: skip it, keep the rest
+                    what = f"gitlab {self.project} issue #{issue['iid']}"
+                    ctx.skip("incident", what, refusal(exc))
+                    batch.add([], cursor.dump())
+                    continue
                 if event is None:
                     batch.add([], cursor.dump(), removed_incidents=[str(issue["iid"])])
                     continue

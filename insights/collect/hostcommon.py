@@ -1,18 +1,28 @@
 """What the GitHub and GitLab collectors share: client credentials and the rate-limit stop, the
-updated-time cursor, and incident references."""
+updated-time cursor, incident references, and the refusal of invalid records.
+
+The mappings (`github_map`, `gitlab_map`) build event-model records, so an API object goes
+through the same boundary as an imported line (`insights.model`: time range, non-negative
+durations, Unicode). A record the model refuses is skipped with a warning naming it
+(`checked`, `refusal`), counted in the sync report, and the sync goes on.
+"""
 
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pydantic import ValidationError
 
 from insights.collect.events import AnyEvent
 from insights.collect.ratelimit import RateLimited, WaitBudget
 from insights.config import ServiceConfig, secret
+from insights.model import describe_validation_error
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
 from insights.timeutil import parse_time
@@ -21,6 +31,7 @@ if TYPE_CHECKING:
     from insights.collect.sync import SyncContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _DEPLOYMENT_LABEL = re.compile(r"^deploy(?:ment)?[:=/ ]\s*#?(\S+)$", re.IGNORECASE)
 _DEPLOYMENT_LINE = re.compile(
@@ -184,3 +195,40 @@ def stored_payloads(
         repo = TenantRepository.open(session, ctx.tenant.name, create=True)
         stored = {kind: repo.raw_payloads(ctx.source, ctx.repo_key, kind) for kind in kinds}
         return {kind: [(p.external_id, p.payload) for p in rows] for kind, rows in stored.items()}
+
+
+def refusal(exc: ValueError) -> str:
+    """The one-line reason the event model (or a time the mapping reads) refused a record:
+    `merged_at: before opened_at (…)`, `opened_at: outside the accepted range …`."""
+    if isinstance(exc, ValidationError):
+        # a model-level check names its field after a "." (the record type is not in the path)
+        return describe_validation_error(exc).lstrip(".")
+    return str(exc)
+
+
+def checked(ctx: SyncContext, kind: str, what: str, build: Callable[[], T]) -> T | None:
+    """`build()` (a mapping that constructs event records), or None when the event model
+    refuses what it builds: the record is skipped with a warning naming `what` and counted
+    under `kind` in the sync report. A `ValueError` is the model's (pydantic's
+    ValidationError is one) or `parse_time`'s on a time the mapping compares."""
+    try:
+        return build()
+    except ValueError as exc:
+        ctx.skip(kind, what, refusal(exc))
+        return None
+
+
+def checked_commits(
+    ctx: SyncContext,
+    where: str,
+    commits: Sequence[dict[str, Any]],
+    sha_key: str,
+    build: Callable[[list[dict[str, Any]]], list[AnyEvent]],
+) -> list[AnyEvent]:
+    """Map commits one by one, so one commit with an impossible date skips only itself."""
+    events: list[AnyEvent] = []
+    for commit in commits:
+        sha = str(commit.get(sha_key))[:12]
+        one = functools.partial(build, [commit])
+        events += checked(ctx, "commit", f"{where} commit {sha}", one) or []
+    return events

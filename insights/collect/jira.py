@@ -228,6 +228,7 @@ class JiraCollector:
                 event
                 for key, raw in payloads
                 for event in _valid(
+                    ctx,
                     f"jira issue {key}",
                     functools.partial(
                         map_issue, self.service.name, raw, self.config.deployment_field
@@ -280,6 +281,7 @@ class JiraCollector:
                     continue
                 cursor.advance(updated, key)
                 events += _valid(
+                    ctx,
                     f"jira issue {key}",
                     functools.partial(
                         map_issue, self.service.name, issue, self.config.deployment_field
@@ -309,12 +311,12 @@ def base_jql(jql: str | None, project: str | None, issue_types: list[str]) -> st
     return clause
 
 
-def _valid(where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
-    """The mapped incident, or none (with a warning naming it) when the boundary refuses it
-    (a resolution before the opening, a time out of range): one bad record of the source does
-    not stop the sync or lose what it read."""
+def _valid(ctx: SyncContext, where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
+    """The mapped incident, or none when the event model refuses it (a resolution before the
+    opening, a time out of range): skipped with a warning naming it and counted in the sync
+    report, so one bad record of the source neither stops the sync nor loses what it read."""
     try:
         return [build()]
     except ValidationError as exc:
-        log.warning("%s skipped: %s", where, describe_validation_error(exc))
+        ctx.skip("incident", where, describe_validation_error(exc))
         return []

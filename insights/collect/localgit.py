@@ -39,6 +39,7 @@ Rules (DESIGN.md):
 from __future__ import annotations
 
 import fnmatch
+import functools
 import gc
 import hashlib
 import json
@@ -57,11 +58,12 @@ from typing import IO, Any, ClassVar
 
 from insights.boundedjson import JsonInputError, loads
 from insights.collect.events import iter_lines
+from insights.collect.hostcommon import refusal
 from insights.collect.sync import SyncContext, SyncReport, register, sync_service
 from insights.config import ServiceConfig, SourceConfig, TenantConfig
 from insights.errors import UserError
 from insights.model import MESSAGE_MAX, TITLE_MAX, CommitEvent, DeploymentEvent, EventError
-from insights.timeutil import iso
+from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, TimeRangeError, iso
 
 COMMIT_BATCH = 10_000  # commits per transaction; INSIGHTS_LOCALGIT_BATCH overrides
 DEPLOYMENT_BATCH = 250
@@ -352,9 +354,17 @@ class TagSelection:
 
 
 def tag_deployments(
-    git: Git, service: str, selection: TagSelection, warn: Callable[[str], None] | None = None
+    git: Git,
+    service: str,
+    selection: TagSelection,
+    warn: Callable[[str], None] | None = None,
+    refuse: Callable[[str, str], None] | None = None,
 ) -> list[Planned]:
-    """One successful production deployment per selected tag (tags on commits only)."""
+    """One successful production deployment per selected tag (tags on commits only).
+
+    A tag whose date the event model refuses (before 1970, after 2100) deploys nothing:
+    `refuse(what, problem)` is told, and the sync goes on.
+    """
     out = git.run(
         "for-each-ref",
         "--sort=-creatordate",
@@ -380,15 +390,19 @@ def tag_deployments(
             at = tagged or nested_dates[sha]
         else:
             continue  # a tag of a tree or blob deploys nothing
-        finished = datetime.fromtimestamp(int(at), UTC)
-        event = DeploymentEvent(
-            service=service,
-            id=name,
-            environment="production",
-            sha=sha,
-            status="success",
-            finished_at=finished,
-        )
+        try:  # through the event model: a tag dated 2300 (or 1600) is refused, not stored
+            event = DeploymentEvent(
+                service=service,
+                id=name,
+                environment="production",
+                sha=sha,
+                status="success",
+                finished_at=_epoch(at),
+            )
+        except ValueError as exc:
+            if refuse is not None:
+                refuse(f"tag {name!r}", refusal(exc))
+            continue
         raw = {"tag": name, "annotated": annotated, "object": oid, "sha": sha, "time": int(at)}
         planned.append(Planned(event, raw, listed=False))
     return planned
@@ -501,6 +515,7 @@ class LocalGitCollector:
                 self.service.name,
                 TagSelection.of(self.config),
                 ctx.warn if ctx is not None else None,
+                functools.partial(ctx.skip, "deployment") if ctx is not None else None,
             )
         planned = log_deployments(self.config.deploy_log, self.service.name)
         full = self.git.resolve(p.event.sha for p in planned)
@@ -624,9 +639,13 @@ class LocalGitCollector:
                 ).split("\0", 5)
                 if sha in reverting:  # the subject alone does not say which commit it reverts
                     subject = f"{subject}\n\n{reverting[sha]}"
-                batch.append(
-                    _commit_event(name, sha, parents.split(), author, authored, committed, subject)
+                commit = _commit_event(
+                    name, sha, parents.split(), author, authored, committed, subject
                 )
+                if commit is None:
+                    ctx.skip("commit", f"commit {sha[:12]}", f"date outside {RANGE_TEXT}")
+                    continue
+                batch.append(commit)
                 if len(batch) >= size:
                     if pending is not None:
                         pending.result()  # at most one batch in flight; re-raises its error
@@ -706,6 +725,17 @@ def _without_cycle_collection() -> Iterator[None]:
 
 _COMMIT_FIELDS = frozenset(CommitEvent.model_fields)
 _set = object.__setattr__
+_EARLIEST_S = int(EARLIEST.timestamp())
+_LATEST_S = int(LATEST.timestamp())
+
+
+def _epoch(seconds: str) -> datetime:
+    """A git epoch time as UTC; one beyond what datetime holds is a `TimeRangeError` (the
+    event model then names it) rather than an OverflowError."""
+    try:
+        return datetime.fromtimestamp(int(seconds), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise TimeRangeError(f"outside the accepted range {RANGE_TEXT}") from None
 
 
 def _commit_event(
@@ -716,14 +746,19 @@ def _commit_event(
     authored: str,
     committed: str,
     subject: str,
-) -> CommitEvent:
-    """A CommitEvent from the fields of one `git log` line (times are epoch seconds).
+) -> CommitEvent | None:
+    """A CommitEvent from the fields of one `git log` line (times are epoch seconds), or None
+    when a time lies outside the event model's range (`git commit --date=@10000000000`).
 
     Git's output is already canonical (lower-case hex shas, epoch times), so the event is
     assembled the way pydantic's `model_construct` does, without its per-field loop: running
     the validators over 10⁵ commits cost more than reading them from git. Text is cut to the
-    model's limits like the validators would; a test pins equality with the validated event.
+    model's limits like the validators would, and the range check is two integer comparisons;
+    a test pins equality with the validated event.
     """
+    committed_s, authored_s = int(committed), int(authored)
+    if not (_EARLIEST_S <= committed_s <= _LATEST_S and _EARLIEST_S <= authored_s <= _LATEST_S):
+        return None
     if len(author) > TITLE_MAX:
         author = author[: TITLE_MAX - 1] + "…"
     if len(subject) > MESSAGE_MAX:
@@ -736,8 +771,8 @@ def _commit_event(
             "service": service,
             "type": "commit",
             "sha": sha,
-            "committed_at": datetime.fromtimestamp(int(committed), UTC),
-            "authored_at": datetime.fromtimestamp(int(authored), UTC),
+            "committed_at": datetime.fromtimestamp(committed_s, UTC),
+            "authored_at": datetime.fromtimestamp(authored_s, UTC),
             "parents": tuple(parents),
             "author": author or None,
             "message": subject or None,

@@ -220,6 +220,7 @@ class PagerDutyCollector:
                 event
                 for key, raw in payloads
                 for event in _valid(
+                    ctx,
                     f"pagerduty incident {key}",
                     functools.partial(
                         map_incident, self.service.name, raw["incident"], raw.get("notes") or []
@@ -283,6 +284,7 @@ class PagerDutyCollector:
                     continue
                 notes = api.notes(incident_id)
                 events += _valid(
+                    ctx,
                     f"pagerduty incident {incident_id}",
                     functools.partial(map_incident, self.service.name, incident, notes),
                 )
@@ -314,12 +316,12 @@ def _version(incident: dict[str, Any]) -> str:
     )
 
 
-def _valid(where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
-    """The mapped incident, or none (with a warning naming it) when the boundary refuses it
-    (a resolution before the opening, a time out of range): one bad record of the source does
-    not stop the sync or lose what it read."""
+def _valid(ctx: SyncContext, where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
+    """The mapped incident, or none when the event model refuses it (a resolution before the
+    opening, a time out of range): skipped with a warning naming it and counted in the sync
+    report, so one bad record of the source neither stops the sync nor loses what it read."""
     try:
         return [build()]
     except ValidationError as exc:
-        log.warning("%s skipped: %s", where, describe_validation_error(exc))
+        ctx.skip("incident", where, describe_validation_error(exc))
         return []

@@ -40,7 +40,7 @@ class RebuildReport:
     removed: dict[str, int] = field(default_factory=dict)
     derived: dict[str, int] = field(default_factory=dict)
     deliveries: int = 0  # kept webhook deliveries replayed
-    skipped: int = 0  # kept deliveries the current mapping rejects
+    skipped: int = 0  # kept payloads and deliveries the current mapping rejects
     warnings: list[str] = field(default_factory=list)
 
 
@@ -65,12 +65,17 @@ def rebuild_service(engine: Engine, tenant: TenantConfig, service: ServiceConfig
         return report
     ctx = SyncContext(engine, tenant, service, kind, collector.repo_key())
     derived = collector.raw_events(ctx)  # type: ignore[attr-defined]
+    # kept payloads the event model refuses are skipped there, each named in a warning
+    report.skipped += sum(ctx.report.skipped.values())
+    report.warnings += ctx.report.warnings
     for view in service.sources():
         if view.source.kind in INCIDENT_KINDS:  # their incidents are cleared below too
             tool = make_collector(tenant, view)
             tool_ctx = SyncContext(engine, tenant, view, view.source.kind, tool.repo_key())
             for name, events in tool.raw_events(tool_ctx).items():  # type: ignore[attr-defined]
                 derived.setdefault(f"{view.source.kind}:{name}", []).extend(events)
+            report.skipped += sum(tool_ctx.report.skipped.values())
+            report.warnings += tool_ctx.report.warnings
     with unit_of_work(engine) as session:
         from insights.pipeline import store_events
 

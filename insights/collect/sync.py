@@ -43,6 +43,8 @@ class SyncReport:
     stopped_early: str | None = None  # why the run stopped before the end (rate limit, …)
     warnings: list[str] = field(default_factory=list)  # e.g. a tag pattern that matched nothing
     removed: dict[str, int] = field(default_factory=dict)  # records the source no longer has
+    # records the event model refused (out-of-range time, negative duration, …), per kind
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def add(self, kind: str, counts: UpsertCounts) -> None:
         self.counts.setdefault(kind, UpsertCounts())
@@ -85,6 +87,12 @@ class SyncContext:
         """Note something the user should fix (shown after the sync, and logged)."""
         log.warning("%s/%s: %s", self.tenant.name, self.service.name, message)
         self.report.warnings.append(message)
+
+    def skip(self, kind: str, what: str, problem: str) -> None:
+        """Refuse one record the source sent (it failed the event model) and go on: a warning
+        naming it, counted in the report's `skipped` under `kind`."""
+        self.report.skipped[kind] = self.report.skipped.get(kind, 0) + 1
+        self.warn(f"skipped invalid {what}: {problem}")
 
     def stored_deployments(self) -> dict[str, tuple[str, datetime | None]]:
         """(environment, finished_at) of each stored deployment of this service, by id."""

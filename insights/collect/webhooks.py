@@ -125,9 +125,11 @@ def _mapping(root: str, build: Any, *args: Any) -> Any:
     except (TypeError, AttributeError):
         raise PayloadError(root, "does not have the expected shape") from None
     except ValidationError as exc:
-        message = describe_validation_error(exc)
+        message = describe_validation_error(exc).lstrip(".")
         where, _, problem = message.partition(": ")
         raise PayloadError(f"{root} ({where})", problem or message) from None
+    except ValueError as exc:  # a time the mapping compares (parse_time): garbled or out of range
+        raise PayloadError(root, str(exc)) from None
 
 
 def github_repository(payload: dict[str, Any]) -> str | None:
@@ -194,7 +196,7 @@ def github_event(event: str, payload: dict[str, Any], service: ServiceConfig) ->
         review = _object(payload, "review")
         if payload.get("action") == "dismissed":
             return _ignored("a dismissed review is not a new review")
-        first, approved = github_map.review_times(pull, [review])
+        first, approved = _mapping("review", github_map.review_times, pull, [review])
         if first is None:
             return _ignored("review by the pull request's author (or not submitted)")
         change = _mapping("pull_request", github_map.map_review, name, pull, first, approved)
