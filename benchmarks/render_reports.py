@@ -25,8 +25,8 @@ from sqlalchemy import delete
 from insights import demo, pipeline
 from insights.deliver.html import write_report
 from insights.metrics.windows import default_window, previous
+from insights.narrate.builtin import as_result as builtin_result
 from insights.narrate.facts import build_facts
-from insights.narrate.service import builtin_result
 from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
 from insights.store.models import Narrative
 

@@ -11,20 +11,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from insights.collect.events import AnyEvent
 from insights.config import TenantConfig
 from insights.errors import NotFound, UserError
-from insights.metrics import compute as metrics_compute
 from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, Scope, Window
-from insights.metrics.verdicts import BASELINE_WINDOWS
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
 from insights.store import read_cache
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
+
+if TYPE_CHECKING:
+    from insights.metrics.compute import Prepared
 
 KINDS = ("commit", "change", "deployment", "incident")
 PROGRESS_STEP = 5000
@@ -117,13 +119,16 @@ def scope_services(repo: TenantRepository, scope: Scope) -> list[str]:
 
 
 def _report(
-    prepared: metrics_compute.Prepared,
+    prepared: Prepared,
     tenant: str,
     scope: Scope,
     services: list[str],
     window: Window,
     history: int,
 ) -> MetricReport:
+    from insights.metrics import compute as metrics_compute
+    from insights.metrics.verdicts import BASELINE_WINDOWS  # numpy: only where metrics are
+
     if history < 1:
         raise UserError(f"history {history}: must be at least 1 window")
     windows = metric_windows.history(window, max(history, 2))
@@ -146,6 +151,7 @@ def _report(
         slowest_changes=metrics_compute.slowest_changes(prepared, window, services),
         deployments_by_day=metrics_compute.deployments_by_day(prepared, window, services),
         services=sorted(services),
+        recorded=metrics_compute.recorded(prepared, window, services),
     )
 
 
@@ -155,6 +161,8 @@ def compute_report(
     """The metric report of one scope and window: the window's metrics, the previous window,
     `history` windows (oldest first, ending with this one), the 5 slowest changes and the
     deployments per day. Reads through the tenant's repository; computes with pure functions."""
+    from insights.metrics import compute as metrics_compute  # pandas: only where metrics are
+
     repo = TenantRepository.open(session, tenant)
     if scope.kind == "tenant":
         scope = Scope(kind="tenant", name=tenant)
@@ -173,6 +181,8 @@ def compute_all(
     """Reports for every service, every team and the tenant over `window`; each is stored as
     a metric snapshot (the report's JSON document, replacing an earlier one of that window).
     `frames`: the tenant's delivery frames when the caller has already read them."""
+    from insights.metrics import compute as metrics_compute
+
     repo = TenantRepository.open(session, tenant)
     prepared = metrics_compute.prepare(frames if frames is not None else repo.delivery_frames())
     scopes = [Scope(kind="service", name=s.name) for s in repo.services()]
@@ -187,6 +197,15 @@ def compute_all(
         )
         reports.append(report)
     return reports
+
+
+def with_sources(report: MetricReport, tenant_config: TenantConfig) -> MetricReport:
+    """`report` with what counts as a deployment of each of its services (from the config):
+    the narrative and the report word a release-tagged library as "releases"."""
+    from insights.deliver.coverage import deployment_sources
+
+    sources = deployment_sources(tenant_config, report.services)
+    return report.model_copy(update={"deployment_sources": sources})
 
 
 @dataclass
@@ -219,7 +238,10 @@ def build_reports(
 
     generated_at = generated_at or now()
     frames = TenantRepository.open(session, tenant_config.name).delivery_frames()
-    reports = compute_all(session, tenant_config.name, window, frames=frames)
+    reports = [
+        with_sources(r, tenant_config)
+        for r in compute_all(session, tenant_config.name, window, frames=frames)
+    ]
     covered = coverage(frames, tenant_config, window)
     paths, outcomes, narrated = [], Counter[str](), []
     for report in reports:

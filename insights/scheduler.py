@@ -149,9 +149,11 @@ def _current() -> Runtime:
 def run_tenant_sync(
     rt: Runtime, tenant: str, scheduled_at: datetime | None = None
 ) -> dict[str, Any]:
-    """Sync every configured service of `tenant`; returns the counts per service.
+    """Sync every configured service of `tenant`; returns the counts and outcome per service.
 
-    With `INSIGHTS_QUEUE=procrastinate` the scheduler only enqueues one job per service for the
+    Every source is tried; `failures` counts the sources that failed, which makes the run
+    `partial` (the others' data is stored) rather than `failed`. With
+    `INSIGHTS_QUEUE=procrastinate` the scheduler only enqueues one job per service for the
     workers (insights/ops/queue.py) and records what it enqueued."""
     from insights.collect.sync import run_sync
     from insights.ops.queue import enqueue_tenant_sync, queue_mode
@@ -160,11 +162,13 @@ def run_tenant_sync(
         config = rt.tenant_org().tenant(tenant)
         return enqueue_tenant_sync(rt.engine, rt.settings, config, scheduled_at)
 
-    reports = run_sync(rt.engine, rt.tenant_org(), tenant=tenant)
+    reports = run_sync(rt.engine, rt.tenant_org(), tenant=tenant, keep_going=True)
     services: dict[str, Any] = {}
     for report in reports:
         services[report.service] = {
             "source": report.source,
+            "outcome": report.outcome,
+            "error": report.error,
             "batches": report.batches,
             "seconds": round(report.seconds, 3),
             "stopped_early": report.stopped_early,
@@ -174,7 +178,7 @@ def run_tenant_sync(
                 for kind, c in report.counts.items()
             },
         }
-    return {"services": services}
+    return {"services": services, "failures": sum(r.error is not None for r in reports)}
 
 
 def run_tenant_weekly(rt: Runtime, tenant: str, scheduled_at: datetime) -> dict[str, Any]:

@@ -30,11 +30,11 @@ from insights.deliver.email import email_settings, send_report_email
 from insights.deliver.html import report_path, safe_name
 from insights.deliver.links import link_secret, signed_report_url
 from insights.errors import UserError
-from insights.metrics.result import MetricReport
+from insights.metrics.result import MetricReport, Window
 from insights.metrics.windows import parse_window
 from insights.narrate.schema import NarrativeResult
 from insights.narrate.service import narrate_report
-from insights.pipeline import build_reports, compute_all
+from insights.pipeline import build_reports, compute_all, with_sources
 from insights.store.db import unit_of_work
 from insights.timeutil import now as utcnow
 
@@ -76,7 +76,7 @@ def build_week(
     engine: Engine,
     settings: Settings,
     tenant: TenantConfig,
-    window_text: str | None,
+    window_text: str | Window | None,
     at: datetime,
     write: bool = True,
 ) -> WeeklyBuild:
@@ -87,14 +87,14 @@ def build_week(
     INSIGHTS_REPORT_LINK_SECRET is refused here, before any work.
     """
     link_secret(settings)
-    window = parse_window(window_text, at)
+    window = window_text if isinstance(window_text, Window) else parse_window(window_text, at)
     out_dir = Path(settings.reports_dir)
     with unit_of_work(engine) as session:
         if write:
             items = build_reports(session, tenant, window, out_dir, generated_at=at).narrated
         else:
             reports = compute_all(session, tenant.name, window)
-            items = [(r, narrate_report(session, tenant, r)) for r in reports]
+            items = [(r, narrate_report(session, tenant, with_sources(r, tenant))) for r in reports]
     paths = {(r.scope.kind, r.scope.name): report_path(out_dir, r) for r, _ in items}
     return WeeklyBuild(tenant.name, window.label, items, paths)
 
@@ -125,7 +125,7 @@ def deliver_digests(
         try:
             url = slack.webhook_url(tenant, team)
         except UserError as exc:
-            outcomes[team] = f"not sent: {exc}"
+            outcomes[team] = f"not sent: {str(exc).removeprefix(f'team {team}: ')}"
             continue
         result = slack.send_digest(url, payload)
         outcomes[team] = "sent" if result.ok else f"failed: {result.error}"

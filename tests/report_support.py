@@ -15,6 +15,7 @@ from insights.metrics.result import (
     LeadTimeHours,
     MetricReport,
     MetricVerdict,
+    RecordedData,
     RecoveryTimeHours,
     Scope,
     SlowChange,
@@ -75,6 +76,8 @@ def make_report(
     previous: WindowMetrics | bool | None = True,
     slowest: list[SlowChange] | None = None,
     history_windows: int = 12,
+    recorded: RecordedData | None = None,
+    deployment_sources: dict[str, str] | None = None,
     **overrides: Any,
 ) -> MetricReport:
     """A weekly report for team `payments`; `previous=None` makes a first-ever window."""
@@ -107,6 +110,8 @@ def make_report(
         slowest_changes=slowest,
         deployments_by_day=days,
         services=["checkout", "billing"],
+        recorded=recorded or RecordedData(),
+        deployment_sources=deployment_sources or {},
     )
 
 

@@ -41,7 +41,7 @@ def test_metrics_document_is_the_clis_json_byte_for_byte(api, monkeypatch):
     monkeypatch.setenv("INSIGHTS_DATABASE_URL", api.db.url)
     cli = CliRunner().invoke(
         cli_app,
-        ["metrics", "-t", "acme", "-s", "service:checkout", "-w", WINDOW, "--format", "json"],
+        ["metrics", "-t", "acme", "--scope", "service:checkout", "-w", WINDOW, "--format", "json"],
     )
     assert cli.exit_code == 0, cli.output
     assert cli.stdout == response.text

@@ -136,7 +136,7 @@ def test_usage_of_an_empty_month_says_so(acme: Any) -> None:
     ("args", "message"),
     [
         (["narrate", "--provider", "gpt"], "error: --provider 'gpt': use one of builtin"),
-        (["narrate", "--format", "xml"], "error: --format 'xml': use text or json"),
+        (["narrate", "--format", "xml"], "error: Invalid value for '--format'"),
         (["usage", "--month", "2026-13"], "error: --month: '2026-13' is not a month like 2026-01"),
     ],
 )

@@ -171,6 +171,29 @@ def test_demo_command_writes_reports_into_its_own_database(tmp_path: Path, monke
     again = CliRunner().invoke(app, ["demo", "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert sorted(re.findall(r'<a href="([^"]+)">', index.read_text())) == links
+    # `demo --repo` into the same folder: its index lists only the clone's reports.
+    repo = _tagged_repo(tmp_path / "shop-app")
+    local = CliRunner().invoke(app, ["demo", "--repo", str(repo.path), "--out", str(out)])
+    assert local.exit_code == 0, local.output
+    repo_links = sorted(re.findall(r'<a href="([^"]+)">', index.read_text()))
+    assert repo_links == ["2026-W03/service-shop-app.html", "2026-W03/tenant.html"]
+    assert sorted(p.name for p in index.parent.glob("*/*.html")) == [
+        "service-shop-app.html",
+        "tenant.html",
+    ]
+
+
+def test_demo_refuses_to_clear_a_folder_it_did_not_write(tmp_path: Path):
+    real = tmp_path / "out" / "demo" / "2026-W05"
+    real.mkdir(parents=True)
+    (real / "tenant.html").write_text("a real tenant named demo")
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {tmp_path / 'out' / 'demo'}: holds reports that `insights demo` did not write;"
+        " choose another --out"
+    )
+    assert (real / "tenant.html").read_text() == "a real tenant named demo"
 
 
 def _tagged_repo(path: Path) -> GitRepo:
@@ -197,7 +220,7 @@ def test_demo_with_a_local_repo_reports_the_week_of_its_newest_tag(tmp_path: Pat
     assert "Service shop-app — 2026-W03" in html
     assert "localgit" in html  # the coverage table names the source
     # v2 shipped the two commits after v1: lead times 54 h and 25 h, median 39.5 h.
-    assert '<div class="value">39.5 <span class="unit">h median</span></div>' in html
+    assert '<div class="value">39.5 <span class="unit">hours median</span></div>' in html
 
 
 def test_demo_with_a_missing_repo_is_a_one_line_error(tmp_path: Path):

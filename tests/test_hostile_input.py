@@ -489,7 +489,7 @@ def test_import_keeps_the_good_lines_of_a_file_with_an_out_of_range_line(cli_env
         ndjson(COMMIT, incident(opened_at="0001-01-01T00:30:00+01:00"), DEPLOYMENT, DEEP)
     )
     result = runner.invoke(cli, ["import", str(path)])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output  # the good lines were kept
     assert "events.ndjson: line 2: incident.opened_at: outside the accepted range" in result.stderr
     assert "events.ndjson: line 4: not valid JSON (nested deeper than 64 levels)" in result.stderr
     assert "Traceback" not in result.output
@@ -547,7 +547,7 @@ def test_nul_characters_in_paths_queries_and_keys_are_4xx(refusing_api):
 def test_import_from_stdin_reports_a_line_that_is_not_utf8_and_keeps_the_rest(cli_env):
     content = ndjson(COMMIT).encode() + b'{"type": "commit", "message": "\xff"}\n'
     result = runner.invoke(cli, ["import", "-"], input=content + ndjson(DEPLOYMENT).encode())
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 3, result.output  # the good lines were kept
     assert "stdin: line 2: not valid JSON (not valid Unicode" in result.stderr
     with unit_of_work(cli_env.engine) as session:
         counts = TenantRepository.open(session, "default").counts()

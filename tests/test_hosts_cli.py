@@ -110,13 +110,17 @@ def test_sync_reports_a_rate_limit_stop_and_exits_zero(
     assert "warning: acme/web stopped early: github acme/shop: rate limited" in result.output
 
 
-def test_sync_with_bad_github_token_is_one_line_error(
+def test_sync_with_bad_github_token_is_one_line_and_the_other_source_still_syncs(
     sqlite_cli_env: Database, hosts: tuple[FakeGitHub, FakeGitLab], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLI_GITHUB_TOKEN", "ghp_notTheRightOne")
 
     result = runner.invoke(app, ["sync", "--tenant", "acme"])
 
-    assert result.exit_code == 2
-    assert result.output.startswith("error: github acme/shop: the token in CLI_GITHUB_TOKEN")
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(
+        "error: acme/web (github): github acme/shop: the token in CLI_GITHUB_TOKEN"
+    )
+    assert "1 of 2 source(s) synced" in result.stdout and "1 failed" in result.stdout
     assert "ghp_notTheRightOne" not in result.output

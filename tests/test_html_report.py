@@ -90,7 +90,7 @@ def test_report_shows_tiers_deltas_narrative_and_who_wrote_it():
     assert "Written by the built-in narrator (builtin-2)" in html
     for rec in result.narrative.recommendations:
         assert rec.title in html
-    assert "Trends over 12 windows" in html
+    assert "Trends over 12 weeks" in html
     assert "Refactor payment retries" in html  # slowest change title
 
 

@@ -344,3 +344,18 @@ def test_tag_of_a_tag_deploys_the_commit_it_finally_points_at(db, repo):
     assert found["v9"]["sha"] == repo.head("v3^{commit}")
     assert found["v9"]["finished_at"] == at("2026-01-09T10:00:00Z")
     assert found["v9"]["commits"] == set()  # the same sha as v3: ships nothing
+
+
+def test_pull_heads_and_other_refs_are_not_the_history_only_branches_and_tags(db, repo):
+    """A mirror carries refs/pull/* (unmerged pull request heads) and notes: not commits of
+    the project, so they must not inflate lead-time inputs or the coverage counts."""
+    repo.checkout("pr-head", create=True, start="v3")
+    unmerged = repo.commit("never merged", "2026-01-09T09:00:00Z")
+    repo.checkout("main")
+    repo.git("update-ref", "refs/pull/7/head", unmerged)
+    repo.git("branch", "-D", "pr-head")
+    repo.git("notes", "add", "-m", "a note", "v3", date="2026-01-09T10:00:00Z")
+    sync_local_repo(db.engine, repo.path, service="app")
+    stored = commits(db)
+    assert unmerged not in stored
+    assert set(stored) == repo.rev_list("--branches", "--tags")

@@ -45,6 +45,7 @@ OUTPUT_KEYS = {
 def loaded(cli_env, tmp_path):
     path = tmp_path / "events.ndjson"
     path.write_text("\n".join(json.dumps(e) for e in EVENTS) + "\n")
+    assert runner.invoke(app, ["tenant", "create", "acme"]).exit_code == 0
     result = runner.invoke(app, ["import", str(path), "--tenant", "acme"])
     assert result.exit_code == 0, result.output
     return cli_env
@@ -94,7 +95,7 @@ def test_metrics_table_is_the_default_format(loaded):
     result = invoke("metrics", "--from", "2026-01-05", "--to", "2026-01-07")
     assert result.exit_code == 0, result.output
     assert "2026-01-05..2026-01-07" in result.stdout
-    assert "Deployments per week" in result.stdout
+    assert "Deployment rate" in result.stdout
 
 
 def test_compute_stores_snapshots_for_every_scope(loaded):
@@ -182,7 +183,11 @@ BAD_INPUT = [
     (["metrics", "--from", "2026-01-09", "--to", "2026-01-02"], "must be after --from"),
     (["gate"], "give at least one rule"),
     (["gate", "--max-lead-time", "soon"], "--max-lead-time 'soon'"),
-    (["gate", "--max-change-failure-rate", "15"], "must be between 0 and 1"),
+    (["gate", "--max-change-failure-rate", "15"], "at most 1 (100%) (did you mean 15%?)"),
+    (["gate", "--max-change-failure-rate", "fifteen"], "a fraction (0.15) or a percentage (15%)"),
+    (["gate", "--max-change-failure-rate", "150%"], "at most 1 (100%)"),
+    (["metrics", "--service", "checkout", "--team", "payments"], "give only one of"),
+    (["metrics", "--scope", "tenant:other"], "names tenant 'other' but --tenant is 'acme'"),
 ]
 
 

@@ -195,7 +195,7 @@ def test_empty_window_has_zero_counts_and_null_rates_and_times():
     assert m.deployment_count == 0 and m.failed_deployments == 0
     assert m.deployments_per_week == 0.0
     assert m.change_failure_rate is None and m.rework_rate is None
-    assert m.deployment_days_share is None
+    assert m.deployment_days_share == 0.0 and m.deployment_weeks_share == 0.0
     assert m.lead_time_hours.median is None and m.recovery_time_hours.median is None
     assert m.tier.overall is None
     dumped = m.model_dump_json()

@@ -46,6 +46,7 @@ def report(events=EVENTS) -> MetricReport:
 def test_json_output_of_an_empty_window_is_null_not_zero_or_nan():
     doc = json.loads(render_json(report([])))
     assert doc["deployment_count"] == 0
+    assert doc["deployment_days_share"] == 0  # days are its denominator: known, not null
     assert doc["change_failure_rate"] is None
     assert doc["lead_time_hours"] == {"median": None, "p75": None, "p90": None, "samples": 0}
     assert doc["tier"]["overall"] is None
@@ -63,17 +64,46 @@ def test_output_document_previous_has_the_metric_keys_of_its_own_window():
 
 def test_markdown_quotes_untrusted_titles_inside_one_table_cell():
     text = render_markdown(report())
-    row = next(line for line in text.splitlines() if line.startswith("| 7 "))
-    assert "fix \\| table break &lt;b&gt;" in row
+    row = next(line for line in text.splitlines() if line.startswith("| `7 "))
+    assert "`7 fix \\| table break <b>`" in row
     assert row.count(" | ") == 2  # three cells: title, service, lead time
     assert "| Deployments | 2 | 0 |" in text
+
+
+HOSTILE_TITLES = [
+    "[click me](https://evil.test) ![img](https://evil.test/x.png)",
+    "ping @octocat and @acme/security-team",
+    "<img src=https://evil.test/x.png onerror=alert(1)> <a href='https://evil.test'>x</a>",
+    "https://evil.test/autolink and www.evil.test",
+    "`code` ``double`` and a trailing backtick`",
+]
+
+
+def _rendered_title_cells(title: str) -> list:
+    """The slowest-change cells of the Markdown rendered as CommonMark + GFM tables."""
+    from markdown_it import MarkdownIt
+
+    events = [*EVENTS[:3], dict(EVENTS[3], title=title), EVENTS[4]]
+    html = MarkdownIt("commonmark").enable("table").render(render_markdown(report(events)))
+    return [cell for cell in html.split("<td>")[1:] if cell.startswith("<code>7 ")]
+
+
+def test_markdown_neutralises_links_mentions_and_html_in_titles():
+    for title in HOSTILE_TITLES:
+        (cell,) = _rendered_title_cells(title)
+        body = cell.split("</td>")[0]
+        assert body.startswith("<code>") and body.endswith("</code>"), (title, body)
+        # one code span: no link, image or raw HTML element is produced, and GitHub does not
+        # turn @names or URLs inside code into mentions or autolinks
+        assert body.count("<code>") == 1, (title, body)
+        assert "<a " not in body and "<img" not in body, (title, body)
 
 
 def test_table_renders_every_headline_metric():
     out = io.StringIO()
     Console(file=out, width=120).print(render_table(report()))
     text = out.getvalue()
-    for label in ("Deployments per week", "Lead time, median", "Change failure rate", "Rework"):
+    for label in ("Deployment rate", "Lead time, median", "Change failure rate", "Rework"):
         assert label in text
 
 

@@ -56,7 +56,15 @@ def test_history_is_oldest_first_and_ends_with_the_window():
 
 @pytest.mark.parametrize(
     "text",
-    ["2026-W54", "2025-W53", "2026-13", "last week", "2026-01-19..2026-01-05", "2026-01-05..soon"],
+    [
+        "2026-W54",
+        "2025-W53",
+        "2026-13",
+        "2026-Q5",
+        "last week",
+        "2026-01-19..2026-01-05",
+        "2026-01-05..soon",
+    ],
 )
 def test_bad_window_is_a_one_line_user_error_naming_it(text):
     with pytest.raises(UserError) as err:
@@ -81,3 +89,38 @@ def test_scopes_parse_service_team_and_tenant():
 def test_bad_scope_is_a_user_error_naming_it(text):
     with pytest.raises(UserError, match="scope"):
         parse_scope(text)
+
+
+def test_quarter_window_and_its_history_are_calendar_quarters():
+    w = parse_window("2022-Q1", NOW)
+    assert (w.start, w.end) == (datetime(2022, 1, 1, tzinfo=UTC), datetime(2022, 4, 1, tzinfo=UTC))
+    labels = [x.label for x in history(w, 5)]
+    assert labels == ["2021-Q1", "2021-Q2", "2021-Q3", "2021-Q4", "2022-Q1"]
+    q4 = previous(w)
+    assert (q4.start, q4.end) == (datetime(2021, 10, 1, tzinfo=UTC), w.start)
+
+
+def test_year_window_and_its_previous_are_calendar_years():
+    w = parse_window("2025", NOW)
+    assert (w.start, w.end) == (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+    assert [x.label for x in history(w, 3)] == ["2023", "2024", "2025"]
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("2022-01-01..2022-04-01", "2022-Q1"),
+        ("2022-10-01..2023-01-01", "2022-Q4"),
+        ("2022-01-01..2023-01-01", "2022"),
+        ("2022-02-01..2022-03-01", "2022-02"),
+        ("2022-02-01..2022-05-01", "2022-02-01..2022-05-01"),
+    ],
+)
+def test_a_range_that_is_exactly_a_calendar_window_becomes_one(text, label):
+    assert parse_window(text, NOW).label == label
+
+
+def test_a_range_quarter_steps_back_by_calendar_quarters_not_by_its_length():
+    w = parse_window("2022-01-01..2022-04-01", NOW)
+    p = previous(w)
+    assert (p.label, p.start) == ("2021-Q4", datetime(2021, 10, 1, tzinfo=UTC))

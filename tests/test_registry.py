@@ -117,6 +117,7 @@ def test_team_scope_works_after_import_once_teams_are_configured_without_init(
     cli_env: Database, tmp_path: Path
 ) -> None:
     (tmp_path / "events.ndjson").write_text(EVENTS)
+    assert _run("tenant", "create", "acme")[0] == 0  # writes go only to existing tenants
     assert _run("import", "events.ndjson", "-t", "acme")[0] == 0
     code, out = _run("metrics", "-t", "acme", "--scope", "team:payments", "--window", "2026-W02")
     assert code == 2 and "team 'payments': not found" in out
@@ -149,6 +150,7 @@ def test_apply_keeps_what_the_file_dropped_unless_pruned(cli_env: Database, tmp_
     (tmp_path / "org.toml").write_text(ORG_TOML)
     assert _run("apply", "org.toml")[0] == 0
     (tmp_path / "events.ndjson").write_text(EVENTS)
+    assert _run("tenant", "create", "acme")[0] == 0  # writes go only to existing tenants
     assert _run("import", "events.ndjson", "-t", "acme")[0] == 0
     dropped = ORG_TOML.split('  [[tenants.services]]\n  name = "ledger"')[0]
     dropped += '\n[[tenants]]\nname = "globex"\n'
@@ -169,6 +171,7 @@ def test_apply_keeps_what_the_file_dropped_unless_pruned(cli_env: Database, tmp_
 
 def test_prune_leaves_services_that_only_events_created(cli_env: Database, tmp_path: Path) -> None:
     (tmp_path / "events.ndjson").write_text(EVENTS)
+    assert _run("tenant", "create", "acme")[0] == 0  # writes go only to existing tenants
     assert _run("import", "events.ndjson", "-t", "acme")[0] == 0
     (tmp_path / "org.toml").write_text('[[tenants]]\nname = "acme"\n')
     code, out = _run("apply", "org.toml", "--prune")

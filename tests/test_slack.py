@@ -133,7 +133,7 @@ def test_digest_has_header_numbers_with_tiers_and_deltas_movement_advice_and_lin
     )
     assert (
         fields[1]["text"]
-        == "*Lead time (median)*\n26.0 h · high\n−14.0 h vs previous :white_check_mark:"
+        == "*Lead time (median)*\n26 h · high\n−14 h vs previous :white_check_mark:"
     )
     assert (
         fields[2]["text"]
@@ -159,7 +159,7 @@ def test_digest_calls_noise_noise_and_says_when_samples_are_too_few():
 
 def test_a_move_the_verdict_backs_is_named_before_a_larger_one_that_is_noise():
     text = moved_most(report(verdicts=verdicts_of(lead_time="improved")))
-    assert text == "*Lead time (median)* improved 35% (40.0 h → 26.0 h)"
+    assert text == "*Lead time (median)* improved 35% (40 h → 26 h)"
 
 
 def test_collected_text_cannot_ping_or_link_in_slack():
@@ -167,7 +167,46 @@ def test_collected_text_cannot_ping_or_link_in_slack():
     advice = next(t for t in texts(payload) if t.startswith(":bulb:"))
     assert "<!channel>" not in advice
     assert "&lt;!channel&gt; reviewers &amp; owners" in advice
-    assert "INSIGHTS_REPORT_BASE_URL" in texts(payload)[-1]
+
+
+def test_a_digest_without_report_url_has_no_link_and_no_setup_hint():
+    payload = build_digest(report(), NARRATIVE, None)
+    assert "INSIGHTS_REPORT_BASE_URL" not in json.dumps(payload)
+    assert all(b["type"] != "actions" for b in payload["blocks"])
+
+
+def _moved_line(payload) -> str:
+    return next(t for t in texts(payload) if "improved" in t or "worsened" in t or "changed" in t)
+
+
+def test_the_emoji_follows_whether_the_move_is_good_or_bad():
+    # lead time falling 40 h -> 20 h is good news; rising 40 h -> 80 h is bad news
+    quiet = dict(change_failure_rate=0.25, rework_rate=0.25, deployments_per_week=4.0)
+    better = report(
+        lead_time_hours=LeadTimeHours(median=20.0, samples=3),
+        verdicts=verdicts_of(lead_time="improved"),
+        **quiet,
+    )
+    worse = report(
+        lead_time_hours=LeadTimeHours(median=80.0, samples=3),
+        verdicts=verdicts_of(lead_time="worsened"),
+        **quiet,
+    )
+    noise = report(lead_time_hours=LeadTimeHours(median=80.0, samples=3), **quiet)
+    good = _moved_line(build_digest(better, None, None))
+    bad = _moved_line(build_digest(worse, None, None))
+    unclear = _moved_line(build_digest(noise, None, None))
+    assert good.startswith(":white_check_mark: *Lead time (median)* improved"), good
+    assert bad.startswith(":warning: *Lead time (median)* worsened"), bad
+    assert unclear.startswith(":information_source: "), unclear
+    assert ":chart_with_upwards_trend:" not in good + bad + unclear
+
+
+def test_one_deployment_is_singular():
+    payload = build_digest(report(deployment_count=1, deployments_per_week=1.0), None, None)
+    context = payload["blocks"][1]["elements"][0]["text"]
+    assert " · 1 deployment · " in context
+    assert payload["text"].endswith(": 1 deployment, overall tier high")
 
 
 def test_the_recommendation_names_its_dora_capability():
@@ -219,8 +258,10 @@ def test_huge_texts_and_block_counts_are_cut_to_slack_limits():
     ("value", "unit", "text"),
     [
         (None, "hours", "no data"),
-        (26.04, "hours", "26.0 h"),
-        (50.0, "hours", "2.1 d"),
+        (26.04, "hours", "26 h"),
+        (50.0, "hours", "50 h"),
+        (84.0, "hours", "3.5 d"),
+        (4127.9, "hours", "24.6 wk"),
         (0.083, "rate", "8.3%"),
         (3.0, "count", "3"),
         (2.5, "count", "2.5"),
@@ -235,6 +276,12 @@ def test_deltas_are_signed_and_unchanged_reads_plus_minus_zero():
     assert fmt_delta(0.056, 0.067, "rate") == "−1.1 pp"
     assert fmt_delta(3.0, 3.0, "count") == "±0"
     assert fmt_delta(None, 3.0, "count") is None
+
+
+def test_a_change_that_rounds_to_nothing_is_plus_minus_zero_not_minus_zero():
+    assert fmt_delta(26.01, 26.04, "hours") == "±0"
+    assert fmt_delta(0.1, 0.10001, "rate") == "±0"
+    assert fmt_delta(2.01, 2.04, "count") == "±0"
 
 
 # --- delivery against a local webhook ------------------------------------------------------
@@ -275,6 +322,20 @@ def test_unreachable_webhook_is_a_result_not_a_crash():
     result = send_digest("http://127.0.0.1:9/services/s3cr3tXYZ", {"text": "x"}, timeout=2)
     assert not result.ok and result.status is None
     assert "s3cr3tXYZ" not in (result.error or "")
+    assert result.error == "cannot reach the Slack webhook (Connection refused)"
+
+
+def test_a_value_that_is_not_a_url_is_refused_without_echoing_it(monkeypatch):
+    result = send_digest("xoxb-s3cr3tXYZ", {"text": "x"})
+    assert not result.ok
+    assert result.error == "Slack webhook: not an http(s) URL (expected https://hooks.slack.com/…)"
+    tenant = TenantConfig(name="acme", teams=[TeamConfig(name="web", slack_webhook_env="HOOK")])
+    monkeypatch.setenv("HOOK", "xoxb-s3cr3tXYZ")
+    with pytest.raises(UserError) as caught:
+        webhook_url(tenant, "web")
+    assert str(caught.value) == (
+        "team web: Slack webhook in HOOK: not an http(s) URL (expected https://hooks.slack.com/…)"
+    )
 
 
 def test_webhook_url_comes_from_the_team_env_then_the_tenant_env(monkeypatch):

@@ -64,7 +64,7 @@ def test_sync_command_prints_counts_per_kind(cli_env, tmp_path, small_repo, monk
     commit_row = next(row for row in rows if "commit" in row)
     assert commit_row[:3] == ["default", "app", "commit"]
     assert commit_row[3:6] == ["2", "0", "0"]  # new, updated, unchanged
-    assert "1 service(s) synced, 4 records read" in result.stdout
+    assert "1 of 1 source(s) synced, 4 records read" in result.stdout
     again = runner.invoke(app, ["sync", "--service", "app"])
     assert again.exit_code == 0, again.output
     assert "0 records read" in again.stdout
@@ -103,25 +103,95 @@ def test_sync_unknown_service_or_tenant_is_one_line_error(
     assert result.stderr.strip() == message
 
 
-def test_sync_bad_repository_path_is_one_line_error_and_stores_nothing(
-    cli_env, tmp_path, small_repo, monkeypatch
-):
-    extra = f"""
+GHOST_AND_GITHUB = """
   [[tenants.services]]
   name = "ghost"
     [tenants.services.source]
     kind = "localgit"
-    path = "{tmp_path / "missing"}"
+    path = "{missing}"
+  [[tenants.services]]
+  name = "web"
+    [tenants.services.source]
+    kind = "github"
+    repo = "acme/web"
+    token_env = "INSIGHTS_TEST_UNSET_GITHUB_TOKEN"
+  [[tenants.services]]
+  name = "later"
+    [tenants.services.source]
+    kind = "localgit"
+    path = "{repo}"
 """
+
+
+def later_repo(tmp_path: Path) -> Path:
+    r = GitRepo(tmp_path / "later")
+    r.commit("later one", "2026-01-07T10:00:00Z")
+    r.tag("v1", date="2026-01-07T12:00:00Z")
+    return r.path
+
+
+def test_sync_tries_every_source_and_exits_1_when_any_failed(
+    cli_env, tmp_path, small_repo, monkeypatch
+):
+    monkeypatch.delenv("INSIGHTS_TEST_UNSET_GITHUB_TOKEN", raising=False)
+    extra = GHOST_AND_GITHUB.format(missing=tmp_path / "missing", repo=later_repo(tmp_path))
     monkeypatch.setenv(
         "INSIGHTS_CONFIG", str(write_config(tmp_path / "i.toml", small_repo.path, extra))
     )
     result = runner.invoke(app, ["sync"])
-    assert result.exit_code == 2
-    assert result.stderr.strip() == (
-        f"error: {tmp_path / 'missing'}: no such directory (source.path of service 'ghost')"
+    assert result.exit_code == 1, result.output
+    errors = result.stderr.strip().splitlines()
+    assert errors[0] == (
+        f"error: default/ghost (localgit): {tmp_path / 'missing'}: no such directory"
+        " (source.path of service 'ghost')"
     )
-    assert scalar(cli_env, "select count(*) from commits") == 0  # checked before any work
+    assert errors[1].startswith("error: default/web (github): ")
+    assert "INSIGHTS_TEST_UNSET_GITHUB_TOKEN" in errors[1]
+    assert len(errors) == 2
+    # the sources before and after the failing ones were synced, and the summary says so
+    assert "2 of 4 source(s) synced" in result.stdout and "2 failed" in result.stdout
+    for service, outcome in (("app", "ok"), ("ghost", "failed"), ("web", "failed")):
+        row = next(line for line in result.stdout.splitlines() if f" {service} " in line)
+        assert outcome in row, row
+    with unit_of_work(cli_env.engine) as session:
+        names = (
+            session.execute(
+                text(
+                    "select s.name from services s join commits c on c.service_id = s.id "
+                    "group by s.name order by s.name"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert names == ["app", "later"]
+
+
+def test_scheduled_sync_of_a_tenant_is_partial_when_one_source_fails(
+    db, tmp_path, small_repo, monkeypatch
+):
+    from insights.config import Settings
+    from insights.runs import recorded_run
+    from insights.scheduler import Runtime, run_tenant_sync
+
+    monkeypatch.delenv("INSIGHTS_TEST_UNSET_GITHUB_TOKEN", raising=False)
+    extra = GHOST_AND_GITHUB.format(missing=tmp_path / "missing", repo=later_repo(tmp_path))
+    org = load_org_config(write_config(tmp_path / "i.toml", small_repo.path, extra))
+    runtime = Runtime(db.engine, Settings(database_url=db.url), org)
+    result = recorded_run(
+        db.engine, "sync", "default", None, lambda: run_tenant_sync(runtime, "default")
+    )
+    assert result.outcome == "partial"
+    services = result.detail["services"]
+    assert {name: s["outcome"] for name, s in services.items()} == {
+        "app": "ok",
+        "ghost": "failed",
+        "web": "failed",
+        "later": "ok",
+    }
+    assert "no such directory" in services["ghost"]["error"]
+    assert result.detail["failures"] == 2
+    assert scalar(db, "select count(*) from commits") == 3
 
 
 def test_sync_without_config_is_one_line_error(cli_env):

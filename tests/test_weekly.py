@@ -77,7 +77,7 @@ def test_weekly_run_writes_reports_then_sends_each_team_its_digest(db, settings,
     assert counts["failures"] == 0
     # payments has a webhook; web has none (and no tenant-wide one): reported, not failed.
     assert counts["digests"]["payments"] == "sent"
-    assert counts["digests"]["web"].startswith("not sent: team web: no Slack webhook")
+    assert counts["digests"]["web"].startswith("not sent: no Slack webhook")
     report = Path(settings.reports_dir) / "acme" / "2026-W05" / "team-payments.html"
     assert report.is_file()
     [(request, _)] = httpserver.log
@@ -170,11 +170,49 @@ def test_digest_send_failure_exits_1_and_keeps_the_report(digest_cli, httpserver
     result = CliRunner().invoke(app, ["digest", "-t", "acme", "--window", "2026-W05"])
     assert result.exit_code == 1
     assert "team payments: failed: HTTP 500: oops" in result.output
-    assert "team web: not sent: team web: no Slack webhook configured" in result.output
+    assert "team web: not sent: no Slack webhook configured" in result.output
     assert "pay-secret" not in result.output
     assert (tmp_path / "reports" / "acme" / "2026-W05" / "team-payments.html").is_file()
     [run] = recent_runs(digest_cli.engine, "acme")
     assert (run.job, run.outcome, run.run_key) == ("digest", "partial", None)
+
+
+def test_digest_dry_run_for_a_team_has_no_setup_hint_for_the_channel(digest_cli):
+    from typer.testing import CliRunner
+
+    from insights.cli import app
+
+    args = ["digest", "-t", "acme", "--team", "payments", "--window", "2026-W05", "--dry-run"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "INSIGHTS_REPORT_BASE_URL" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("hook", "line"),
+    [
+        (None, "team payments: not sent: Slack webhook: environment variable"),
+        ("xoxb-not-a-url", "team payments: not sent: Slack webhook in PAY_HOOK:"),
+        ("http://127.0.0.1:9/hook", "team payments: failed: cannot reach the Slack webhook"),
+    ],
+)
+def test_digest_missing_bad_or_unreachable_webhook_is_one_line_and_exit_1(
+    digest_cli, monkeypatch, hook, line
+):
+    from typer.testing import CliRunner
+
+    from insights.cli import app
+
+    if hook is None:
+        monkeypatch.delenv("PAY_HOOK")
+    else:
+        monkeypatch.setenv("PAY_HOOK", hook)
+    args = ["digest", "-t", "acme", "--team", "payments", "--window", "2026-W05"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(line), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output and "xoxb" not in result.output
 
 
 @pytest.mark.parametrize(
@@ -220,3 +258,15 @@ def test_scheduled_weekly_job_reports_the_week_before_its_fire_time(db, settings
     assert run.detail["window"] == "2026-W05"
     assert run.detail["digests"]["payments"] == "sent"
     assert len(httpserver.log) == 1
+
+
+def test_digest_takes_from_and_to_like_every_windowed_command(digest_cli):
+    from typer.testing import CliRunner
+
+    from insights.cli import app
+
+    args = ["digest", "-t", "acme", "--team", "payments", "--dry-run"]
+    result = CliRunner().invoke(app, [*args, "--from", "2026-01-26", "--to", "2026-02-02"])
+    assert result.exit_code == 0, result.output
+    header = json.loads(result.output)["blocks"][0]["text"]["text"]
+    assert header == "DORA digest · Team payments · 2026-01-26..2026-02-02"

@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
 
-from insights import pipeline
-from insights.cli import app, console, err_console
-from insights.cli.common import TenantOption, open_database
-from insights.deliver.text import render_json, render_markdown, render_table
+from insights.cli import command, console, err_console
+from insights.cli.common import (
+    FromOption,
+    ScopeOption,
+    ServiceOption,
+    TeamOption,
+    TenantOption,
+    ToOption,
+    WindowOption,
+    open_database,
+    resolve_target,
+    resolve_window,
+)
 from insights.errors import UserError
-from insights.metrics.gate import Limits, evaluate, parse_duration_hours
-from insights.metrics.result import MetricReport, Window
-from insights.metrics.scope import parse_scope
-from insights.metrics.windows import between, parse_time_bound, parse_window
-from insights.store.db import unit_of_work
-from insights.timeutil import now
 
-WindowOption = typer.Option(
-    None,
-    "--window",
-    "-w",
-    help="ISO week (2026-W05, the default is the last complete week) or month (2026-01).",
-)
-FromOption = typer.Option(None, "--from", help="Window start: a date or ISO time (UTC if Z).")
-ToOption = typer.Option(None, "--to", help="Window end, excluded: a date or ISO time.")
-ScopeOption = typer.Option(
-    "tenant", "--scope", "-s", help="service:NAME, team:NAME or tenant (the default)."
-)
+if TYPE_CHECKING:
+    from insights.metrics.result import MetricReport, Scope, Window
 
 
 class MetricsFormat(StrEnum):
@@ -46,21 +41,32 @@ class GateFormat(StrEnum):
     markdown = "markdown"
 
 
-def resolve_window(window: str | None, start: str | None, end: str | None) -> Window:
-    """The window from --window or --from/--to (not both); the default is last week."""
-    if start is None and end is None:
-        return parse_window(window, now())
-    if window is not None:
-        raise UserError("--window: give either --window or --from/--to, not both")
-    if start is None or end is None:
-        raise UserError("--from/--to: give both ends of the window")
-    return between(parse_time_bound(start, "--from"), parse_time_bound(end, "--to"))
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(%?)\s*$")
 
 
-def _report(tenant: str, scope: str, window: Window) -> MetricReport:
+def parse_rate(text: str, option: str) -> float:
+    """A rate given as a fraction (`0.15`) or a percentage (`15%`), between 0 and 1.
+
+    >>> parse_rate("15%", "--max-change-failure-rate")
+    0.15
+    """
+    match = _RATE.match(text)
+    if match is None:
+        raise UserError(f"{option} {text!r}: give a fraction (0.15) or a percentage (15%)")
+    value = float(match[1]) / (100 if match[2] else 1)
+    if value > 1:
+        hint = f" (did you mean {text.strip()}%?)" if not match[2] and value <= 100 else ""
+        raise UserError(f"{option} {text!r}: a rate is at most 1 (100%){hint}")
+    return value
+
+
+def _report(tenant: str, scope: Scope, window: Window) -> MetricReport:
+    from insights import pipeline
+    from insights.store.db import unit_of_work
+
     engine = open_database()
     with unit_of_work(engine) as session:
-        return pipeline.compute_report(session, tenant, parse_scope(scope, tenant), window)
+        return pipeline.compute_report(session, tenant, scope, window)
 
 
 def _step_summary(markdown: str) -> None:
@@ -75,9 +81,9 @@ def _step_summary(markdown: str) -> None:
         raise UserError(f"GITHUB_STEP_SUMMARY {target!r}: cannot append ({exc.strerror})") from None
 
 
-@app.command()
+@command()
 def compute(
-    tenant: str = TenantOption,
+    tenant: str | None = TenantOption,
     window: str | None = WindowOption,
     start: str | None = FromOption,
     end: str | None = ToOption,
@@ -86,11 +92,17 @@ def compute(
 
     Example: insights compute --tenant acme --window 2026-W05
     """
+    from rich.table import Table
+
+    from insights import pipeline
+    from insights.store.db import unit_of_work
+
+    name, _ = resolve_target(tenant)
     span = resolve_window(window, start, end)
     engine = open_database()
     with unit_of_work(engine) as session:
-        reports = pipeline.compute_all(session, tenant, span)
-    table = Table(title=f"metric snapshots stored: {tenant} {span.label}")
+        reports = pipeline.compute_all(session, name, span)
+    table = Table(title=f"metric snapshots stored: {name} {span.label}")
     for column in ("scope", "deployments", "lead time h (median)", "CFR", "tier"):
         table.add_column(column, justify="left" if column == "scope" else "right")
     for r in reports:
@@ -104,24 +116,29 @@ def compute(
     console.print(table)
 
 
-@app.command()
+@command()
 def metrics(
-    scope: str = ScopeOption,
-    tenant: str = TenantOption,
+    scope: str | None = ScopeOption,
+    service: str | None = ServiceOption,
+    team: str | None = TeamOption,
+    tenant: str | None = TenantOption,
     window: str | None = WindowOption,
     start: str | None = FromOption,
     end: str | None = ToOption,
     output: MetricsFormat = typer.Option(
-        MetricsFormat.table, "--format", "-f", help="json, markdown or table."
+        MetricsFormat.table, "--format", "-f", metavar="json|markdown|table", help="Output format."
     ),
 ) -> None:
     """Print the DORA metrics of a scope and window (with the previous window for trends).
 
     --format markdown also appends to $GITHUB_STEP_SUMMARY when it is set.
 
-    Example: insights metrics --scope service:checkout --window 2026-W05 --format json
+    Example: insights metrics --service checkout --window 2026-W05 --format json
     """
-    report = _report(tenant, scope, resolve_window(window, start, end))
+    from insights.deliver.text import render_json, render_markdown, render_table
+
+    name, chosen = resolve_target(tenant, scope, service, team)
+    report = _report(name, chosen, resolve_window(window, start, end))
     if output is MetricsFormat.json:
         console.out(render_json(report), end="")
     elif output is MetricsFormat.markdown:
@@ -152,36 +169,58 @@ def _gate_markdown(
     return f"{head}\n\n| Rule | Actual | Limit | Result |\n|---|---:|---:|---|\n{rows}\n{note}"
 
 
-@app.command()
+@command()
 def gate(
-    max_change_failure_rate: float | None = typer.Option(
-        None, help="Fail when the change failure rate is above this fraction (0.15 = 15%)."
+    max_change_failure_rate: str | None = typer.Option(
+        None,
+        "--max-change-failure-rate",
+        metavar="RATE",
+        help="Fail when the change failure rate is above this (0.15 or 15%).",
     ),
     max_lead_time: str | None = typer.Option(
-        None, help="Fail when the median lead time is longer (48h, 2d, 90m)."
+        None,
+        "--max-lead-time",
+        metavar="DURATION",
+        help="Fail when the median lead time is longer (48h, 2d, 90m).",
     ),
     min_deployments_per_week: float | None = typer.Option(
-        None, help="Fail when there are fewer production deployments per week."
+        None,
+        "--min-deployments-per-week",
+        metavar="N",
+        help="Fail when there are fewer production deployments per week.",
     ),
     max_recovery_time: str | None = typer.Option(
-        None, help="Fail when the median failed-deployment recovery time is longer."
+        None,
+        "--max-recovery-time",
+        metavar="DURATION",
+        help="Fail when the median failed-deployment recovery time is longer.",
     ),
-    scope: str = ScopeOption,
-    tenant: str = TenantOption,
+    scope: str | None = ScopeOption,
+    service: str | None = ServiceOption,
+    team: str | None = TeamOption,
+    tenant: str | None = TenantOption,
     window: str | None = WindowOption,
     start: str | None = FromOption,
     end: str | None = ToOption,
-    output: GateFormat = typer.Option(GateFormat.text, "--format", "-f", help="text or markdown."),
+    output: GateFormat = typer.Option(
+        GateFormat.text, "--format", "-f", metavar="text|markdown", help="Output format."
+    ),
 ) -> None:
     """Exit 1 when a metric breaches its limit (one line per breached rule), 0 otherwise.
 
     A window without deployments breaches --min-deployments-per-week; rules on rates and times
     have no data then and are reported as not evaluated (they do not fail the gate).
 
-    Example: insights gate --max-change-failure-rate 0.15 --max-lead-time 48h --scope service:api
+    Example: insights gate --max-change-failure-rate 15% --max-lead-time 48h --service api
     """
+    from insights.metrics.gate import Limits, evaluate, parse_duration_hours
+
     limits = Limits(
-        max_change_failure_rate=max_change_failure_rate,
+        max_change_failure_rate=(
+            parse_rate(max_change_failure_rate, "--max-change-failure-rate")
+            if max_change_failure_rate is not None
+            else None
+        ),
         max_lead_time_hours=(
             parse_duration_hours(max_lead_time, "--max-lead-time") if max_lead_time else None
         ),
@@ -192,7 +231,8 @@ def gate(
             else None
         ),
     )
-    report = _report(tenant, scope, resolve_window(window, start, end))
+    name, chosen = resolve_target(tenant, scope, service, team)
+    report = _report(name, chosen, resolve_window(window, start, end))
     verdicts = evaluate(report, limits)
     breached = [v for v in verdicts if v.outcome == "breach"]
     where = f"{report.scope.kind}:{report.scope.name} {report.window.label}"

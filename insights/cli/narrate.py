@@ -3,20 +3,34 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
 import typer
 
-from insights import pipeline
-from insights.cli import app, console
-from insights.cli.common import TenantOption, open_database, settings
+from insights.cli import command, console
+from insights.cli.common import (
+    FromOption,
+    ScopeOption,
+    ServiceOption,
+    TeamOption,
+    TenantOption,
+    ToOption,
+    WindowOption,
+    open_database,
+    resolve_target,
+    resolve_window,
+    settings,
+)
 from insights.errors import UserError
-from insights.metrics.scope import parse_scope
-from insights.metrics.windows import parse_window
-from insights.narrate import ledger
-from insights.narrate.providers import PROVIDER_NAMES
-from insights.narrate.schema import NarrativeResult
-from insights.narrate.service import narrate_report
-from insights.store.db import unit_of_work
-from insights.timeutil import now
+
+if TYPE_CHECKING:
+    from insights.narrate.schema import NarrativeResult
+
+
+class NarrateFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def _author(result: NarrativeResult) -> str:
@@ -35,43 +49,53 @@ def _author(result: NarrativeResult) -> str:
     return line
 
 
-@app.command()
+@command()
 def narrate(
-    scope: str = typer.Option("tenant", "--scope", help="service:NAME, team:NAME or tenant."),
-    window: str | None = typer.Option(
-        None, "--window", help="2026-W05, 2026-01 or 2026-01-05..2026-01-19 (default: last week)."
-    ),
-    tenant: str = TenantOption,
+    scope: str | None = ScopeOption,
+    service: str | None = ServiceOption,
+    team: str | None = TeamOption,
+    tenant: str | None = TenantOption,
+    window: str | None = WindowOption,
+    start: str | None = FromOption,
+    end: str | None = ToOption,
     provider: str | None = typer.Option(
-        None, "--provider", help="Narrator instead of the tenant's: builtin, bedrock or openai."
+        None,
+        "--provider",
+        metavar="NAME",
+        help="Narrator instead of the tenant's: builtin, bedrock or openai.",
     ),
-    fmt: str = typer.Option("text", "--format", help="text or json."),
+    fmt: NarrateFormat = typer.Option(
+        NarrateFormat.text, "--format", "-f", metavar="text|json", help="Output format."
+    ),
 ) -> None:
     """Narrate one scope and window and say which narrator wrote it.
 
-    Uses the tenant's `[tenants.llm]` routing (cache, monthly budget, checks, fallback).
+    Uses the tenant's [tenants.llm] routing (cache, monthly budget, checks, fallback).
 
-    Example: insights narrate --scope service:checkout --window 2026-W05 --tenant acme
+    Example: insights narrate --service checkout --window 2026-W05 --tenant acme
     """
+    from insights import pipeline
+    from insights.narrate.providers import PROVIDER_NAMES
+    from insights.narrate.service import narrate_report
+    from insights.store.db import unit_of_work
+
     if provider is not None and provider not in PROVIDER_NAMES:
         raise UserError(f"--provider {provider!r}: use one of {', '.join(PROVIDER_NAMES)}")
-    if fmt not in ("text", "json"):
-        raise UserError(f"--format {fmt!r}: use text or json")
     from insights.store.registry import tenant_config as registered
 
+    name, chosen = resolve_target(tenant, scope, service, team)
+    span = resolve_window(window, start, end)
     s = settings()
     engine = open_database(s)
-    tenant_config = registered(engine, s, tenant)
+    tenant_config = registered(engine, s, name)
     if provider is not None:
         llm = tenant_config.llm.model_copy(update={"provider": provider})
         tenant_config = tenant_config.model_copy(update={"llm": llm})
-    at = now()
     with unit_of_work(engine) as session:
-        report = pipeline.compute_report(
-            session, tenant, parse_scope(scope, tenant), parse_window(window, at)
-        )
+        report = pipeline.compute_report(session, name, chosen, span)
+        report = pipeline.with_sources(report, tenant_config)
         result = narrate_report(session, tenant_config, report)
-    if fmt == "json":
+    if fmt is NarrateFormat.json:
         console.print_json(result.model_dump_json())
         return
     narrative = result.narrative
@@ -90,13 +114,13 @@ def narrate(
     console.print("\n".join(out), markup=False)
 
 
-@app.command()
+@command()
 def usage(
     tenant: str | None = typer.Option(
-        None, "--tenant", "-t", help="Only this tenant (default: every tenant)."
+        None, "--tenant", "-t", metavar="NAME", help="Only this tenant (default: every tenant)."
     ),
     month: str | None = typer.Option(
-        None, "--month", help="UTC calendar month YYYY-MM (default: this month)."
+        None, "--month", metavar="YYYY-MM", help="UTC calendar month (default: this month)."
     ),
 ) -> None:
     """LLM narrations, tokens and estimated cost per tenant, provider and model in a month,
@@ -104,6 +128,10 @@ def usage(
 
     Example: insights usage --tenant acme --month 2026-02
     """
+    from insights.narrate import ledger
+    from insights.store.db import unit_of_work
+    from insights.timeutil import now
+
     s = settings()
     at = now()
     start, _ = ledger.month_bounds(month, at)

@@ -9,13 +9,20 @@ import threading
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from insights.cli import app, console, err_console
-from insights.cli.common import TenantOption, open_database, settings
+from insights.cli import command, console, err_console
+from insights.cli.common import (
+    FromOption,
+    TeamOption,
+    TenantOption,
+    ToOption,
+    WindowOption,
+    open_database,
+    resolve_target,
+    resolve_window,
+    settings,
+)
 from insights.errors import UserError
-from insights.runs import recent_runs, recorded_run
-from insights.timeutil import iso, now
 
 
 def configure_logging() -> None:
@@ -26,18 +33,27 @@ def configure_logging() -> None:
     logging.getLogger("insights").setLevel(logging.INFO)
 
 
-@app.command()
+@command()
 def scheduler(
     poll_seconds: float = typer.Option(
-        5.0, "--poll-seconds", min=0.05, help="How often a follower tries to become leader."
+        5.0,
+        "--poll-seconds",
+        min=0.05,
+        metavar="SECONDS",
+        help="How often a follower tries to become leader.",
     ),
     lease_seconds: float = typer.Option(
-        30.0, "--lease-seconds", min=1.0, help="SQLite only: how long a leader's lease lasts."
+        30.0,
+        "--lease-seconds",
+        min=1.0,
+        metavar="SECONDS",
+        help="SQLite only: how long a leader's lease lasts.",
     ),
     misfire_grace: int = typer.Option(
         6 * 3600,
         "--misfire-grace",
         min=1,
+        metavar="SECONDS",
         help="Seconds after its time a missed run still runs (once) on restart.",
     ),
 ) -> None:
@@ -77,21 +93,33 @@ def scheduler(
         logging.getLogger("insights.scheduler").info("scheduler stopped")
 
 
-@app.command()
+@command()
 def runs(
     tenant: str | None = typer.Option(
-        None, "--tenant", "-t", help="Only this tenant's runs (default: all)."
+        None, "--tenant", "-t", metavar="NAME", help="Only this tenant's runs (default: all)."
     ),
-    limit: int = typer.Option(20, "--limit", "-n", help="How many runs, newest first."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    limit: int = typer.Option(
+        20, "--limit", "-n", metavar="N", help="How many runs, newest first."
+    ),
+    output: str = typer.Option(
+        "table", "--format", "-f", metavar="table|json", help="Output format."
+    ),
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Same as --format json."),
 ) -> None:
     """Show recent scheduled and manual runs: start, duration, outcome, counts.
 
     Example: insights runs --tenant acme --limit 10
     """
+    from rich.table import Table
+
+    from insights.runs import recent_runs
+    from insights.timeutil import iso
+
+    if output not in ("table", "json"):
+        raise UserError(f"--format {output!r}: use table or json")
     engine = open_database()
     rows = recent_runs(engine, tenant, limit)
-    if as_json:
+    if as_json or output == "json":
         console.print_json(json.dumps([r.as_dict() for r in rows]))
         return
     table = Table(title=f"last {limit} runs" + (f" of {tenant}" if tenant else ""))
@@ -112,13 +140,13 @@ def runs(
     console.print(table)
 
 
-@app.command()
+@command()
 def digest(
-    tenant: str = TenantOption,
-    team: str | None = typer.Option(None, "--team", help="Only this team (default: every team)."),
-    window: str | None = typer.Option(
-        None, "--window", "-w", help="2026-W05, 2026-01 or FROM..TO (default: last full week)."
-    ),
+    tenant: str | None = TenantOption,
+    team: str | None = TeamOption,
+    window: str | None = WindowOption,
+    start: str | None = FromOption,
+    end: str | None = ToOption,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the Slack JSON payload instead of sending it."
     ),
@@ -126,37 +154,45 @@ def digest(
     """Build the weekly reports and send each team its Slack digest (Block Kit).
 
     The webhook URL comes from the env var named by the team's slack_webhook_env, else the
-    tenant's slack.webhook_url_env. A failed send is reported; the report file stays.
+    tenant's slack.webhook_url_env. Every team gets one line: `sent`, or why not (no webhook
+    configured, not an http(s) URL, unreachable, refused); any team not sent makes the exit
+    code 1. The reports are written first, so a failed send loses nothing.
 
     Example: insights digest --tenant acme --team payments --window 2026-W05 --dry-run
     """
+    from insights.runs import recorded_run
+    from insights.timeutil import now
     from insights.weekly import build_week, deliver_digests, team_digests
 
+    name, _ = resolve_target(tenant)
+    span = resolve_window(window, start, end)
     s = settings()
     engine = open_database(s)
     from insights.store.registry import tenant_config as registered
 
-    tenant_config = registered(engine, s, tenant)
+    tenant_config = registered(engine, s, name)
     if dry_run:
-        build = build_week(engine, s, tenant_config, window, now(), write=False)
+        build = build_week(engine, s, tenant_config, span, now(), write=False)
         payloads = team_digests(build, s, team)
         if not payloads:
-            raise UserError(f"tenant {tenant}: no teams to send digests to")
+            raise UserError(f"tenant {name}: no teams to send digests to")
         out = payloads[0][1] if team else dict(payloads)
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return
 
     def work() -> dict[str, Any]:
-        build = build_week(engine, s, tenant_config, window, now())
+        build = build_week(engine, s, tenant_config, span, now())
         sent = deliver_digests(tenant_config, team_digests(build, s, team))
-        failures = sum(v.startswith("failed") for v in sent.values())
+        failures = sum(v != "sent" for v in sent.values())
         return {"window": build.window, "digests": sent, "failures": failures}
 
-    result = recorded_run(engine, "digest", tenant, None, work)
+    result = recorded_run(engine, "digest", name, None, work)
     if result.outcome == "failed":
         raise UserError(result.detail["error"])
-    for name, outcome in result.detail["digests"].items():
-        line = f"team {name}: {outcome}"
+    if not result.detail["digests"]:
+        raise UserError(f"tenant {name}: no teams to send digests to")
+    for team_name, outcome in result.detail["digests"].items():
+        line = f"team {team_name}: {outcome}"
         (console if outcome == "sent" else err_console).print(line, markup=False)
     if result.detail["failures"]:
         raise typer.Exit(1)

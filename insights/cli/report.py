@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from insights import demo as demo_org
-from insights import pipeline
-from insights.cli import app, console, err_console
-from insights.cli.common import TenantOption, open_database, settings
-from insights.collect.sync import run_sync
-from insights.config import OrgConfig
+from insights.cli import command, console, err_console
+from insights.cli.common import (
+    FromOption,
+    TenantOption,
+    ToOption,
+    WindowOption,
+    resolve_target,
+    resolve_window,
+    settings,
+)
 from insights.errors import UserError
-from insights.metrics.windows import default_window, parse_window
-from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
-from insights.store.repository import TenantRepository
-from insights.timeutil import now
 
 DEMO_DB = "demo.db"
+# Written into the demo tenant's report folder: only a folder carrying it is cleared on the
+# next run (a real tenant's reports are never deleted).
+DEMO_MARKER = ".insights-demo"
 
 
-def _progress(total: int) -> Progress:
+def _progress(total: int) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err_console.get(),
         transient=True,
         disable=not err_console.is_terminal,
     )
@@ -45,48 +51,63 @@ def _writable(out: Path) -> Path:
     return out
 
 
-@app.command()
+@command()
 def report(
-    tenant: str = TenantOption,
-    window: str | None = typer.Option(
-        None,
-        "--window",
-        "-w",
-        help="ISO week (2026-W05), month (2026-01) or FROM..TO dates; default: last full week.",
-    ),
+    tenant: str | None = TenantOption,
+    window: str | None = WindowOption,
+    start: str | None = FromOption,
+    end: str | None = ToOption,
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Reports directory (default: INSIGHTS_REPORTS_DIR or ./reports)."
+        None,
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Reports directory (default: INSIGHTS_REPORTS_DIR or ./reports).",
     ),
 ) -> None:
     """Write the HTML reports of a window: every service, team and the tenant, plus the index.
 
     Example: insights report --tenant acme --window 2026-W05 --out reports
     """
+    from insights import pipeline
+    from insights.cli.common import open_database
+    from insights.store.db import unit_of_work
+    from insights.store.repository import TenantRepository
+
+    name, _ = resolve_target(tenant)
+    chosen = resolve_window(window, start, end)
     s = settings()
-    chosen = parse_window(window, now())
     out_dir = _writable(out or s.reports_dir)
     engine = open_database(s)
     from insights.store.registry import tenant_config as registered
 
-    tenant_config = registered(engine, s, tenant)
+    tenant_config = registered(engine, s, name)
     with unit_of_work(engine) as session:
-        TenantRepository.open(session, tenant)  # unknown tenant: one-line error
+        TenantRepository.open(session, name)  # unknown tenant: one-line error
         built = pipeline.build_reports(session, tenant_config, chosen, out_dir)
-    console.print(f"{len(built.paths)} reports for tenant {tenant}, {chosen.label}")
+    console.print(f"{len(built.paths)} reports for tenant {name}, {chosen.label}")
     console.print(str(built.index.resolve()), markup=False)
 
 
-@app.command()
+@command()
 def demo(
     out: Path | None = typer.Option(
-        None, "--out", "-o", help="Where to write (default: INSIGHTS_REPORTS_DIR or ./reports)."
+        None,
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="Where to write (default: INSIGHTS_REPORTS_DIR or ./reports).",
     ),
     repo: Path | None = typer.Option(
-        None, "--repo", help="Report on this local git clone instead of generated data."
+        None,
+        "--repo",
+        metavar="PATH",
+        help="Report on this local git clone instead of generated data.",
     ),
     tags: str | None = typer.Option(
         None,
         "--tags",
+        metavar="GLOB",
         help="With --repo: tags matching this glob are production deployments (default:"
         " version tags like v1.2.3 or 1.2; pre-releases never).",
     ),
@@ -94,9 +115,12 @@ def demo(
         None,
         "--window",
         "-w",
-        help="Week, month or FROM..TO; default: the last full week (with --repo: the week of "
-        "the newest deployment).",
+        metavar="WINDOW",
+        help="Week, month, quarter (2026-Q1), year (2026) or FROM..TO; default: the last full "
+        "week (with --repo: the week of the newest deployment).",
     ),
+    start: str | None = FromOption,
+    end: str | None = ToOption,
 ) -> None:
     """Build reports for a demo organisation (or a local clone) and print the index path.
 
@@ -105,14 +129,25 @@ def demo(
     normal event path. With --repo PATH: the local-git collector reads the clone (tags are
     deployments). Either way the data goes into its own SQLite database, OUT/demo.db —
     recreated on each run, never your configured database — and is then computed, narrated by
-    the built-in narrator and written to OUT/demo/.
+    the built-in narrator and written to OUT/demo/, which is replaced on each run too (so
+    the index never mixes reports of an earlier demo).
 
     Examples: insights demo --out /tmp/dora-demo ;  insights demo --repo ~/src/app --tags 'v*'
     """
+    from insights import demo as demo_org
+    from insights import pipeline
+    from insights.collect.sync import run_sync
+    from insights.config import OrgConfig
+    from insights.deliver.html import safe_name
+    from insights.metrics.windows import default_window
+    from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
+    from insights.timeutil import now
+
     started = time.perf_counter()
     stamp = now()
-    chosen = parse_window(window, stamp) if window else None
+    chosen = resolve_window(window, start, end) if window or start or end else None
     out_dir = _writable(out or settings().reports_dir)
+    _clear_demo_reports(out_dir / safe_name(demo_org.TENANT))
     db_path = out_dir / DEMO_DB
     db_path.unlink(missing_ok=True)
     url = f"sqlite:///{db_path.resolve()}"
@@ -163,3 +198,17 @@ def demo(
         markup=False,
     )
     console.print(str(built.index.resolve()), markup=False)
+
+
+def _clear_demo_reports(folder: Path) -> None:
+    """Remove the previous demo's reports (its database is recreated too); a folder of that
+    name without the demo's marker belongs to a real tenant and is refused, never deleted."""
+    if folder.exists():
+        # demo.db beside it: written by a demo from before the marker existed
+        if not (folder / DEMO_MARKER).is_file() and not (folder.parent / DEMO_DB).is_file():
+            raise UserError(
+                f"{folder}: holds reports that `insights demo` did not write; choose another --out"
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / DEMO_MARKER).write_text("written by `insights demo`; replaced on each run\n")

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from insights.cli import app, console, err_console
+from insights.cli import command, console, err_console, sub_app
 from insights.cli.common import open_database, settings
 from insights.cli.data import tenant_app
-from insights.store.db import unit_of_work
-from insights.timeutil import iso
 
-token_app = typer.Typer(help="API tokens of a tenant (shown once; only a hash is stored).")
+token_app = sub_app("API tokens of a tenant (shown once; only a hash is stored).")
 tenant_app.add_typer(token_app, name="token")
 
 
-@app.command()
+@command()
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8000, "--port", help="TCP port."),
-    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", metavar="ADDRESS", help="Interface to listen on."
+    ),
+    port: int = typer.Option(8000, "--port", metavar="PORT", help="TCP port."),
+    log_level: str = typer.Option(
+        "info", "--log-level", metavar="LEVEL", help="uvicorn log level."
+    ),
     scheduler: str = typer.Option(
         "on",
         "--scheduler",
         envvar="INSIGHTS_SCHEDULER",
+        metavar="on|off",
         help="on: also run the scheduler (one leader among replicas); off: API only.",
     ),
 ) -> None:
@@ -48,16 +50,19 @@ def serve(
     uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
 
 
-@token_app.command("create")
+@command("create", on=token_app)
 def token_create(
-    tenant: str = typer.Argument(..., help="Tenant the token acts for."),
-    name: str = typer.Option("ci", "--name", help="A label to recognise (and revoke) it by."),
+    tenant: str = typer.Argument(..., metavar="TENANT", help="Tenant the token acts for."),
+    name: str = typer.Option(
+        "ci", "--name", metavar="NAME", help="A label to recognise (and revoke) it by."
+    ),
 ) -> None:
     """Create an API token and print it once (store it as a CI secret).
 
     Example: insights tenant token create acme --name github-actions
     """
     from insights.api.auth import create_token
+    from insights.store.db import unit_of_work
 
     with unit_of_work(open_database()) as session:
         token = create_token(session, tenant, name)
@@ -65,10 +70,14 @@ def token_create(
     console.print(token, markup=False)
 
 
-@token_app.command("list")
-def token_list(tenant: str = typer.Argument(..., help="Tenant.")) -> None:
+@command("list", on=token_app)
+def token_list(tenant: str = typer.Argument(..., metavar="TENANT", help="Tenant.")) -> None:
     """List a tenant's tokens (names and dates; tokens themselves are never stored)."""
+    from rich.table import Table
+
     from insights.api.auth import list_tokens
+    from insights.store.db import unit_of_work
+    from insights.timeutil import iso
 
     table = Table("name", "created", "revoked")
     with unit_of_work(open_database()) as session:
@@ -77,14 +86,15 @@ def token_list(tenant: str = typer.Argument(..., help="Tenant.")) -> None:
     console.print(table)
 
 
-@token_app.command("revoke")
+@command("revoke", on=token_app)
 def token_revoke(
-    tenant: str = typer.Argument(..., help="Tenant."),
-    name: str = typer.Option(..., "--name", help="Name of the token(s) to revoke."),
+    tenant: str = typer.Argument(..., metavar="TENANT", help="Tenant."),
+    name: str = typer.Option(..., "--name", metavar="NAME", help="Name of the token(s) to revoke."),
 ) -> None:
     """Revoke a tenant's tokens of that name; requests with them get 401 from now on."""
     from insights.api.auth import revoke_tokens
     from insights.errors import NotFound
+    from insights.store.db import unit_of_work
 
     with unit_of_work(open_database()) as session:
         count = revoke_tokens(session, tenant, name)

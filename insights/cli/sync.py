@@ -1,38 +1,49 @@
-"""`insights sync`: run the collectors configured in insights.toml, with progress and a summary."""
+"""`insights sync`: run the collectors configured in insights.toml, with progress and a summary.
+
+Every source is tried even when an earlier one fails (a missing token, an unreachable host);
+the summary gives each source's outcome and the exit code is 1 when any source failed (what
+the others stored is kept).
+"""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from insights.cli import app, console, err_console
-from insights.cli.common import open_database, settings
-from insights.collect.sync import SyncReport, run_sync
-from insights.config import ServiceConfig, TenantConfig
+from insights.cli import command, console, err_console
+from insights.cli.common import ServiceOption, open_database, settings
 from insights.errors import UserError
 
+if TYPE_CHECKING:
+    from insights.collect.sync import SyncReport
+    from insights.config import ServiceConfig, TenantConfig
 
-@app.command()
+
+@command()
 def sync(
     tenant: str | None = typer.Option(
         None,
         "--tenant",
         "-t",
         envvar="INSIGHTS_TENANT",
+        metavar="NAME",
         help="Only this tenant (default: every tenant in insights.toml).",
     ),
-    service: str | None = typer.Option(None, "--service", "-s", help="Only this service."),
+    service: str | None = ServiceOption,
 ) -> None:
     """Fetch new delivery data for the services configured in insights.toml.
 
     Each source keeps a cursor in the database, so a sync reads only what changed; a sync that
-    is interrupted (even kill -9) resumes from its last committed batch.
+    is interrupted (even kill -9) resumes from its last committed batch. Every source is
+    tried; the exit code is 1 when any of them failed.
 
     Example: INSIGHTS_CONFIG=insights.toml insights sync --service checkout
     """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from insights.collect.sync import run_sync
     from insights.store.registry import organisation
 
     s = settings()
@@ -48,7 +59,7 @@ def sync(
         TextColumn("{task.description}"),
         TextColumn("{task.fields[records]:>9,} records  {task.fields[kind]}"),
         TimeElapsedColumn(),
-        console=err_console,
+        console=err_console.get(),
         transient=True,
         disable=not err_console.is_terminal,
     ) as progress:
@@ -69,7 +80,13 @@ def sync(
                 progress.update(task, records=report.records, kind=kind)
 
         reports = run_sync(
-            engine, org, tenant=tenant, service=service, on_batch=on_batch, on_start=on_start
+            engine,
+            org,
+            tenant=tenant,
+            service=service,
+            on_batch=on_batch,
+            on_start=on_start,
+            keep_going=True,
         )
     console.print(summary_table(reports))
     for report in reports:
@@ -86,20 +103,44 @@ def sync(
                 f"warning: {report.tenant}/{report.service} stopped early: {report.stopped_early}",
                 markup=False,
             )
+    failed = [r for r in reports if r.error]
+    for report in failed:
+        err_console.print(
+            f"error: {report.tenant}/{report.service} ({report.source}): {report.error}",
+            markup=False,
+        )
     total = sum(r.records for r in reports)
     console.print(
-        f"{len(reports)} service(s) synced, {total} records read in "
-        f"{time.perf_counter() - started:.1f} s"
+        f"{len(reports) - len(failed)} of {len(reports)} source(s) synced, {total} records "
+        f"read in {time.perf_counter() - started:.1f} s"
+        + (f"; {len(failed)} failed" if failed else "")
     )
+    if failed:
+        raise typer.Exit(1)
 
 
-def summary_table(reports: list[SyncReport]) -> Table:
+def summary_table(reports: list[SyncReport]) -> Any:
     """Records new/updated/unchanged per service and kind, the records of each kind skipped as
-    invalid (refused by the event model, each named in a warning), and the time each took."""
+    invalid (refused by the event model, each named in a warning), the time each took and
+    its outcome (ok, stopped early, failed)."""
+    from rich.table import Table
+
     table = Table(title="sync")
     numbers = ("new", "updated", "unchanged", "skipped")
-    for column in ("tenant", "service", "kind", *numbers, "seconds"):
-        table.add_column(column, justify="right" if column in {*numbers, "seconds"} else "left")
+    widths = {
+        "tenant": max([6] + [len(r.tenant) for r in reports]),
+        "service": max([7] + [len(r.service) for r in reports]),
+        "kind": 10,
+        "outcome": max([7] + [len(r.outcome) for r in reports]),
+    }
+    for column in ("tenant", "service", "kind", *numbers, "seconds", "outcome"):
+        # words are never cut to fit an 80-column terminal; the number headers wrap instead
+        table.add_column(
+            column,
+            justify="right" if column in {*numbers, "seconds"} else "left",
+            no_wrap=column in widths,
+            min_width=widths.get(column),
+        )
     for report in reports:
         kinds = sorted(set(report.counts) | set(report.skipped)) or ["-"]
         for index, kind in enumerate(kinds):
@@ -114,18 +155,22 @@ def summary_table(reports: list[SyncReport]) -> Table:
                 str(counts.unchanged) if counts else "0",
                 str(report.skipped.get(kind, 0)),
                 f"{report.seconds:.1f}" if first else "",
+                report.outcome if first else "",
             )
     return table
 
 
-@app.command()
+@command()
 def rebuild(
-    service: str = typer.Option(..., "--service", "-s", help="The service to rebuild."),
+    service: str = typer.Option(
+        ..., "--service", "-s", metavar="NAME", help="The service to rebuild."
+    ),
     tenant: str | None = typer.Option(
         None,
         "--tenant",
         "-t",
         envvar="INSIGHTS_TENANT",
+        metavar="NAME",
         help="Its tenant (needed when several tenants have a service of that name).",
     ),
 ) -> None:

@@ -5,10 +5,13 @@ through `SyncContext.commit`, so a history of any size is read in bounded memory
 resumes where its last batch left off.
 
 Rules (DESIGN.md):
-- Commits: every commit reachable from the repository's refs (branches, tags, remotes, other
-  refs such as pull heads; not notes or the stash). Times are git's epoch seconds, stored as UTC
-  (the author's offset only changes how git prints the time, not the instant). Message = subject,
-  plus for a revert git's `This reverts commit <sha>.` line of the body (the revert rule).
+- Commits: every commit reachable from the repository's branches and tags (`refs/heads`,
+  `refs/remotes`, `refs/tags`) and from the deployed shas. Other refs are not the project's
+  history: a mirror's `refs/pull/*` holds every pull request head, merged or not, which
+  inflated commit counts, and notes and the stash are not code. Times are git's epoch seconds,
+  stored as UTC (the author's offset only changes how git prints the time, not the instant).
+  Message = subject, plus for a revert git's `This reverts commit <sha>.` line of the body
+  (the revert rule).
 - Deployments: each release tag (see `TagSelection`: version-like tags such as `v2.34.0` or
   `2.0.0` by default, never pre-releases like `-rc1`/`rc1`/`.dev1`/`a1`/`b1`/`-beta` unless
   `tag_prereleases`, never maintenance lines like `1.0.x`) is a successful `production`
@@ -73,7 +76,8 @@ LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s"
 _REVERT_LINE = re.compile(
     r"This reverts commit [0-9a-f]{40,64}(?:\.|,\s+reversing\s+changes made to [0-9a-f]{40,64}\.)"
 )
-_EXCLUDED_REFS = ("refs/notes/", "refs/stash")
+# Branches (local and remote-tracking) and tags; see the module rules.
+HISTORY_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 
 
 # -- git plumbing -------------------------------------------------------------------------------
@@ -172,16 +176,18 @@ class Git:
         return dict(line.split() for line in out.splitlines() if line.strip())
 
     def ref_tips(self) -> list[str]:
-        """The commits the refs point at (tags peeled; notes, stash and non-commits left out)."""
+        """The commits the branches and tags point at (tags peeled; other refs and non-commits
+        left out)."""
         out = self.run(
             "for-each-ref",
             "--format=%(refname)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)",
+            *(prefix.rstrip("/") for prefix in HISTORY_REFS),
         )
         tips = set()
         nested = []
         for line in out.splitlines():
             name, kind, oid, peeled_kind, peeled = line.split("\0")
-            if name.startswith(_EXCLUDED_REFS):
+            if not name.startswith(HISTORY_REFS):
                 continue
             if kind == "commit":
                 tips.add(oid)

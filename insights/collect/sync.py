@@ -41,10 +41,18 @@ class SyncReport:
     requests: int = 0
     seconds: float = 0.0
     stopped_early: str | None = None  # why the run stopped before the end (rate limit, …)
+    error: str | None = None  # why the source failed (one line); batches before it are kept
     warnings: list[str] = field(default_factory=list)  # e.g. a tag pattern that matched nothing
     removed: dict[str, int] = field(default_factory=dict)  # records the source no longer has
     # records the event model refused (out-of-range time, negative duration, …), per kind
     skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> str:
+        """`ok`, `stopped early` (cursor kept, retry later) or `failed`."""
+        if self.error:
+            return "failed"
+        return "stopped early" if self.stopped_early else "ok"
 
     def add(self, kind: str, counts: UpsertCounts) -> None:
         self.counts.setdefault(kind, UpsertCounts())
@@ -217,12 +225,16 @@ def sync_service(
     ctx = SyncContext(
         engine, tenant, service, service.source.kind, collector.repo_key(), progress, on_batch
     )
+    _timed(ctx, collector)
+    return ctx.report
+
+
+def _timed(ctx: SyncContext, collector: Collector) -> None:
     started = time.perf_counter()
     try:
         collector.sync(ctx)
     finally:
         ctx.report.seconds = time.perf_counter() - started
-    return ctx.report
 
 
 def make_collector(tenant: TenantConfig, service: ServiceConfig) -> Collector:
@@ -244,28 +256,77 @@ def run_sync(
     progress: Callable[[str], None] | None = None,
     on_batch: BatchCallback | None = None,
     on_start: Callable[[TenantConfig, ServiceConfig], None] | None = None,
+    keep_going: bool = False,
 ) -> list[SyncReport]:
     """Run the collector of every configured service (optionally one tenant / one service).
 
     Services whose source is `events` (pushed by import/record/API) have nothing to fetch and
-    are skipped; a service's incident tools (`incidents`) run after its source. Every selected
-    collector is built (and its settings checked) before any runs.
-    Returns one `SyncReport` per service run: counts per kind and seconds taken.
+    are skipped; a service's incident tools (`incidents`) run after its source, each as its
+    own source. Returns one `SyncReport` per service source, in configuration order: counts per
+    kind, seconds taken and the outcome.
+
+    `keep_going` (what `insights sync` and the scheduler use): every selected source is
+    tried, whatever happened to the others; a source that cannot be built (a missing token)
+    or fails while fetching gets a report with `error` set, and what its earlier batches
+    committed stays. Without it, every collector is built (its settings checked) before any
+    runs, and the first error is raised — for callers that sync one source and want the
+    exception.
     """
     tenants = [org.tenant(tenant)] if tenant else org.tenants
     selected = [(t, s) for t in tenants for s in t.services if service is None or s.name == service]
     if service and not selected:
         where = f" of tenant {tenant!r}" if tenant else ""
         raise UserError(f"--service {service}: not configured in insights.toml{where}")
-    runs = [(t, view, make_collector(t, view)) for t, s in selected for view in s.sources()]
+    if not keep_going:
+        runs = [(t, view, make_collector(t, view)) for t, s in selected for view in s.sources()]
+        strict: list[SyncReport] = []
+        for tenant_config, service_config, collector in runs:
+            if on_start:
+                on_start(tenant_config, service_config)
+            strict.append(
+                sync_service(engine, tenant_config, service_config, progress, on_batch, collector)
+            )
+        return strict
     reports: list[SyncReport] = []
-    for tenant_config, service_config, collector in runs:
+    views = [(t, view) for t, s in selected for view in s.sources()]
+    for tenant_config, service_config in views:
         if on_start:
             on_start(tenant_config, service_config)
-        reports.append(
-            sync_service(engine, tenant_config, service_config, progress, on_batch, collector)
-        )
+        kind = service_config.source.kind
+        try:
+            collector = make_collector(tenant_config, service_config)
+            ctx = SyncContext(
+                engine,
+                tenant_config,
+                service_config,
+                kind,
+                collector.repo_key(),
+                progress,
+                on_batch,
+            )
+        except Exception as exc:  # bad settings of this source only: try the next one
+            failed = SyncReport(tenant_config.name, service_config.name, kind)
+            failed.error = _one_line(exc)
+            reports.append(failed)
+            continue
+        try:
+            _timed(ctx, collector)
+        except Exception as exc:  # one source's outage must not starve the others
+            ctx.report.error = _one_line(exc)
+            log.warning(
+                "sync %s/%s failed: %s", tenant_config.name, service_config.name, ctx.report.error
+            )
+        reports.append(ctx.report)
     return reports
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error; our own errors name the input, others get their type
+    (collector errors never carry tokens: clients are built from env vars, not URLs)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, UserError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _load_collector(kind: str) -> None:

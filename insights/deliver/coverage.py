@@ -7,6 +7,15 @@ Gap rules, per service (the report shows them next to the numbers they weaken):
 - no production deployment in the window → rates and times have no data
 - no incidents ever → change failure rate counts rollbacks only
 - nothing recorded in the 7 days before the window end → the data may be stale
+
+What counts as a deployment, per service (`deployment_source`), shown on every report so a
+reader knows what the frequency measures: release tags of a local clone (`release_tags`, read
+as releases: a library's cadence is not a deployment pipeline), a deploy log (`deploy_log`), a
+GitHub Actions workflow's successful runs (`workflow`), the GitHub/GitLab deployments API
+(`deployments_api`), or events sent by import, `insights record` and the API (`events`).
+
+Commit counts come from what the collectors store, which for local clones is the history of
+branches and tags only (`collect/localgit.py`): pull-request heads of a mirror are not counted.
 """
 
 from __future__ import annotations
@@ -17,11 +26,67 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from insights.config import TenantConfig
+from insights.config import ServiceConfig, SourceConfig, TenantConfig
 from insights.metrics.result import Window
 from insights.store.repository import DeliveryFrames
 
 STALE_AFTER = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class DeploymentSource:
+    """What counts as a production deployment of one service, and how to speak of it."""
+
+    kind: str
+    description: str
+
+    @property
+    def noun(self) -> str:
+        """`release` for release tags, `deployment` otherwise."""
+        return "release" if self.kind == "release_tags" else "deployment"
+
+
+def deployment_source(service: ServiceConfig | None) -> DeploymentSource:
+    """What counts as a deployment of `service` (None: a service only known from events).
+
+    >>> deployment_source(None).description
+    'deployment events sent by the pipeline (import, insights record or the API)'
+    """
+    source = service.source if service is not None else None
+    if source is None or source.kind == "events":
+        return DeploymentSource(
+            "events", "deployment events sent by the pipeline (import, insights record or the API)"
+        )
+    if source.kind == "localgit":
+        if source.deploy_log is not None:
+            return DeploymentSource(
+                "deploy_log", f"each successful entry of the deploy log {source.deploy_log.name}"
+            )
+        return DeploymentSource("release_tags", _release_tags(source))
+    host = "GitHub" if source.kind == "github" else "GitLab"
+    if source.kind == "github" and source.workflow:
+        return DeploymentSource(
+            "workflow", f"each successful run of the {host} Actions workflow {source.workflow}"
+        )
+    where = ", ".join(source.environments) if source.environments else "production environments"
+    return DeploymentSource("deployments_api", f"each successful {host} deployment to {where}")
+
+
+def _release_tags(source: SourceConfig) -> str:
+    """Which tags are releases, in words: "each tag matching v*", "each version tag (v1.2.3,
+    1.2)", with the exclusions and the pre-release rule of localgit's tag selection."""
+    include = [*source.tag_include, *([source.tag_pattern] if source.tag_pattern else [])]
+    text = f"each tag matching {' or '.join(include)}" if include else "each version tag"
+    if source.tag_exclude:
+        text += f", except {' or '.join(source.tag_exclude)}"
+    if not source.tag_prereleases:
+        text += " (not pre-releases)"
+    return text
+
+
+def deployment_sources(tenant_config: TenantConfig, services: list[str]) -> dict[str, str]:
+    """Service → deployment source kind, for `MetricReport.deployment_sources`."""
+    return {name: deployment_source(tenant_config.service(name)).kind for name in services}
 
 
 @dataclass(frozen=True)
@@ -39,6 +104,7 @@ class ServiceCoverage:
     changes: int
     deployments: int
     incidents: int
+    deployments_counted: DeploymentSource = field(default_factory=lambda: deployment_source(None))
     gaps: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +163,7 @@ def coverage(
             changes=len(_in(changes, "merged_at", window)),
             deployments=len(_in(deployments, "finished_at", window)),
             incidents=len(_in(incidents, "opened_at", window)),
+            deployments_counted=deployment_source(configured),
         )
         out[name] = _with_gaps(cov, commits, changes, incidents, window)
     return out
@@ -114,8 +181,13 @@ def _with_gaps(
         gaps.append("no commits recorded: lead time cannot be measured")
     if changes.empty:
         gaps.append("no pull requests recorded: no lead-time breakdown")
+    noun = cov.deployments_counted.noun
     if cov.deployments == 0:
-        gaps.append("no production deployment in this window")
+        gaps.append(
+            f"no {noun} in this window"
+            if noun == "release"
+            else "no production deployment in this window"
+        )
     if incidents.empty:
         gaps.append("no incidents ever recorded: failures are rollbacks only")
     last = cov.last_seen

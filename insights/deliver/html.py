@@ -7,7 +7,11 @@ headline numbers the index shows.
 
 Rules: Jinja2 autoescape is on, so collected text (titles, names) always renders as text;
 CSS and pygal SVG charts are inline and nothing references the network or needs JavaScript;
-the numbers shown are the facts document's roundings, the same ones the narrative quotes.
+the numbers shown are the facts document's roundings, the same ones the narrative quotes,
+written in humane units (`insights.humanize`: hours → days → weeks; a cadence per day, week,
+month or year). Every sentence holds on any window: the trend heading says how many windows
+have data, the slowest-changes note tells pull-request samples from commit samples, and each
+service says what counts as a deployment there (release tags read "releases").
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from insights import humanize
 from insights.deliver import charts
 from insights.deliver.coverage import ServiceCoverage
 from insights.metrics.result import MetricReport, Scope
@@ -82,9 +87,12 @@ def window_span(start: datetime, end: datetime) -> str:
 
 
 def _signed(value: float | None, suffix: str) -> str:
+    """`+2.4 pp`, `−1.3 h`; suffix `duration` writes the value in humane units (`−3.5 d`)."""
     if value is None:
         return ""
     sign = "+" if value > 0 else "−" if value < 0 else "±"
+    if suffix == "duration":
+        return f"{sign}{humanize.duration(abs(value), short=True)}"
     return f"{sign}{fmt(abs(value))}{suffix}"
 
 
@@ -98,9 +106,23 @@ def _signals(cfr: dict[str, Any]) -> str:
     return f" ({' · '.join(parts)})" if parts else ""
 
 
+def dur(hours: float | None, none: str = "—") -> str:
+    """A duration for tables and cards: `5.2 h`, `3.5 d`, `24.6 wk`; None as a dash."""
+    return humanize.duration(hours, short=True, none=none)
+
+
+def _duration_value(hours: float | None, what: str) -> tuple[str, str]:
+    """(number, unit words) for a card: `("3.5", "days median")`; no data is a dash."""
+    if hours is None:
+        return "—", ""
+    q = humanize.duration_parts(hours)
+    return q.value, f"{q.unit} {what}"
+
+
 def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
     m = facts["metrics"]
     prev = facts["previous_window"]
+    noun = (facts.get("deployment_source") or {}).get("noun", "deployment")
 
     def delta(metric: str, suffix: str) -> tuple[str, str | None]:
         change = m[metric]["change"]
@@ -108,53 +130,67 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             return ("no previous data" if prev else "first window"), None
         if change["direction"] == "unchanged":
             return f"unchanged vs {prev}", "unchanged"
+        if metric == "deployment_frequency":
+            # The card shows a count, so its delta is a count too ("+4 vs 2025-Q2"), not a
+            # per-week rate that reads "+0.3/week" for a quarter.
+            now = m[metric]["current"]["deployments"]
+            before = (m[metric]["previous"] or {}).get("deployments", now)
+            if now != before:
+                arrow = "▲" if now > before else "▼"
+                return f"{arrow} {_signed(now - before, '')} vs {prev}", change["direction"]
         arrow = "▲" if change["absolute"] > 0 else "▼"
         return f"{arrow} {_signed(change['absolute'], suffix)} vs {prev}", change["direction"]
 
     df, lt = m["deployment_frequency"]["current"], m["lead_time"]["current"]
     cfr, rt = m["change_failure_rate"]["current"], m["recovery_time"]["current"]
     rw = m["rework_rate"]["current"]
+    cadence = df.get("cadence") or {}
+    df_sub = f"{fmt(cadence.get('value'))} per {cadence.get('per', 'week')}"
+    if facts["window"]["days"] <= 31 or noun != "release":
+        df_sub += f" · on {fmt(df['deployment_days_pct'], '%')} of days"
+    lt_value, lt_unit = _duration_value(lt["median_hours"], "median")
+    rt_value, rt_unit = _duration_value(rt["median_hours"], "median")
     specs = [
         (
             "deployment_frequency",
-            "Deployment frequency",
+            "Release frequency" if noun == "release" else "Deployment frequency",
             fmt(df["deployments"]),
-            "deployments",
-            f"{fmt(df['per_day'])} per day · on {fmt(df['deployment_days_pct'], '%')} of days",
+            humanize.plural(df["deployments"], noun).split(" ", 1)[1],
+            df_sub,
             "/week",
         ),
         (
             "lead_time",
             "Lead time for changes",
-            fmt(lt["median_hours"]),
-            "h median",
-            f"p75 {fmt(lt['p75_hours'], ' h')} · p90 {fmt(lt['p90_hours'], ' h')} · "
-            f"{lt['samples']} commits",
-            " h",
+            lt_value,
+            lt_unit,
+            f"p75 {dur(lt['p75_hours'])} · p90 {dur(lt['p90_hours'])} · "
+            f"{humanize.plural(lt['samples'], 'commit')}",
+            "duration",
         ),
         (
             "change_failure_rate",
             "Change failure rate",
             fmt(cfr["rate_pct"]),
             "%" if cfr["rate_pct"] is not None else "",
-            f"{cfr['failed_deployments']} of {cfr['deployments']} deployments failed"
-            + _signals(cfr),
+            f"{cfr['failed_deployments']} of {cfr['deployments']} {noun}s failed" + _signals(cfr),
             " pp",
         ),
         (
             "recovery_time",
             "Recovery time",
-            fmt(rt["median_hours"]),
-            "h median" if rt["median_hours"] is not None else "",
-            f"p90 {fmt(rt['p90_hours'], ' h')} · {rt['samples']} recoveries",
-            " h",
+            rt_value,
+            rt_unit,
+            f"p90 {dur(rt['p90_hours'])} · "
+            f"{humanize.plural(rt['samples'], 'recovery', 'recoveries')}",
+            "duration",
         ),
         (
             "rework_rate",
             "Rework rate",
             fmt(rw["rate_pct"]),
             "%" if rw["rate_pct"] is not None else "",
-            f"{rw['rework_deployments']} of {rw['deployments']} deployments were fixes",
+            f"{rw['rework_deployments']} of {rw['deployments']} {noun}s were fixes",
             " pp",
         ),
     ]
@@ -242,9 +278,9 @@ def _breakdown_rows(facts: dict[str, Any]) -> list[dict[str, str]]:
     return [
         {
             "stage": stage,
-            "current": fmt(cur.get(f"{stage}_hours"), " h"),
+            "current": dur(cur.get(f"{stage}_hours")),
             "share": fmt(shares.get(stage), "%"),
-            "previous": fmt(prev.get(f"{stage}_hours"), " h"),
+            "previous": dur(prev.get(f"{stage}_hours")),
         }
         for stage in STAGES
     ]
@@ -256,8 +292,8 @@ def _slowest(facts: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "ref": c["ref"],
             "title": titles.get(c["ref"]),
-            "lead_time": fmt(c["lead_time_hours"], " h"),
-            **{s: fmt(c.get(f"{s}_hours"), " h") for s in STAGES},
+            "lead_time": dur(c["lead_time_hours"]),
+            **{s: dur(c.get(f"{s}_hours")) for s in STAGES},
         }
         for c in facts["slowest_changes"]
     ]
@@ -269,6 +305,8 @@ def _coverage_rows(coverage: list[ServiceCoverage]) -> list[dict[str, Any]]:
         row = asdict(cov)
         last = cov.last_seen
         row["last_seen"] = last.strftime("%Y-%m-%d %H:%M UTC") if last else "never"
+        row["counted"] = cov.deployments_counted.description
+        row["noun"] = cov.deployments_counted.noun
         rows.append(row)
     return rows
 
@@ -277,6 +315,39 @@ def _scope_title(scope: Scope) -> str:
     if scope.kind == "tenant":
         return f"All services of {scope.name}"
     return f"{scope.kind.capitalize()} {scope.name}"
+
+
+def window_kind(label: str) -> str:
+    """What a window label names, in words: `2026-Q1` → "quarter" (plural: add an s)."""
+    if re.fullmatch(r"\d{4}-W\d{2}", label):
+        return "week"
+    if re.fullmatch(r"\d{4}-\d{2}", label):
+        return "month"
+    if re.fullmatch(r"\d{4}-Q[1-4]", label):
+        return "quarter"
+    if re.fullmatch(r"\d{4}", label):
+        return "year"
+    return "window"
+
+
+def _trend_heading(report: MetricReport, noun: str) -> str:
+    """ "Trends over 12 quarters (deployments in 5)": how many history windows carry data."""
+    kind = window_kind(report.window.label)
+    total = len(report.history)
+    text = f"Trends over {humanize.plural(total, kind)}"
+    with_data = sum(1 for w in report.history if w.deployment_count)
+    if with_data < total:
+        text += f" ({noun}s in {with_data} of them)"
+    return text
+
+
+def _counted(coverage: list[ServiceCoverage]) -> str | None:
+    """One line saying what counts as a deployment, when all services agree; else None
+    (the coverage table then says it per service)."""
+    kinds = {c.deployments_counted.description for c in coverage}
+    if len(kinds) != 1:
+        return None
+    return kinds.pop()
 
 
 def render_report(
@@ -289,14 +360,19 @@ def render_report(
     """The HTML document for one report."""
     facts = facts or build_facts(report)
     prefix = f"{report.scope.kind}-{safe_name(report.scope.name)}"
-    trend_charts = [
-        {
-            "title": charts.TRENDS[metric][0],
-            "svg": Markup(charts.trend_chart(metric, report.history, f"{prefix}-trend-{metric}")),
-            "note": _trend_note(report, metric),
-        }
-        for metric in charts.TRENDS
-    ]
+    noun = (facts.get("deployment_source") or {}).get("noun", "deployment")
+    trend_charts = []
+    for metric in charts.TRENDS:
+        title, svg = charts.trend_chart(
+            metric, report.history, f"{prefix}-trend-{metric}", noun=noun
+        )
+        trend_charts.append(
+            {"title": title, "svg": Markup(svg), "note": _trend_note(report, metric)}
+        )
+    per_title, per_svg = charts.deployments_chart(
+        report.deployments_by_day, f"{prefix}-per-day", noun=noun
+    )
+    breakdown_title, breakdown_svg = charts.breakdown_chart(report, f"{prefix}-breakdown")
     template = _ENV.get_template("report.html.j2")
     return template.render(
         tenant=report.tenant,
@@ -316,14 +392,21 @@ def render_report(
         narrative=result.narrative,
         narrator=_narrator(result),
         metric_labels=LABELS,
-        history_count=len(report.history),
+        trends=_trend_heading(report, noun),
         trend_charts=trend_charts,
-        breakdown_chart=Markup(charts.breakdown_chart(report, f"{prefix}-breakdown")),
+        breakdown_title=breakdown_title,
+        breakdown_chart=Markup(breakdown_svg),
         breakdown_rows=_breakdown_rows(facts),
         breakdown_samples=report.lead_time_breakdown_hours.samples,
-        per_day_chart=Markup(
-            charts.deployments_per_day_chart(report.deployments_by_day, f"{prefix}-per-day")
+        any_breakdown=bool(
+            report.lead_time_breakdown_hours.samples
+            or (report.previous and report.previous.lead_time_breakdown_hours.samples)
         ),
+        commit_samples=report.lead_time_hours.samples,
+        per_day_title=per_title,
+        per_day_chart=Markup(per_svg),
+        counted=_counted(coverage),
+        noun=noun,
         slowest=_slowest(facts),
         coverage=_coverage_rows(coverage),
         generated_at=generated_at.strftime("%Y-%m-%d %H:%M UTC"),
@@ -361,7 +444,7 @@ def _entry(report: MetricReport, result: NarrativeResult, facts: dict[str, Any])
         window_end=iso(report.window.end) or "",
         overall_tier=facts["tiers"]["overall"],
         deployments=m["deployment_frequency"]["current"]["deployments"],
-        lead_time=fmt(m["lead_time"]["current"]["median_hours"], " h"),
+        lead_time=dur(m["lead_time"]["current"]["median_hours"]),
         cfr=fmt(m["change_failure_rate"]["current"]["rate_pct"], "%"),
         narrator=narrator,
     )

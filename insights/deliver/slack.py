@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from insights import humanize
 from insights.config import TenantConfig, secret
 from insights.deliver.html import window_span
 from insights.errors import UserError
@@ -103,13 +104,14 @@ def clip(text: str, limit: int) -> str:
 
 
 def fmt_value(value: float | None, unit: str) -> str:
-    """`12`, `3.5`, `26.5 h`, `3.2 d` (from 48 h), `5.6%`, `0%`; None is `no data`."""
+    """`12`, `3.5`, `26.5 h`, `3.5 d` (from 72 h), `24.6 wk` (from 14 days), `5.6%`, `0%`;
+    None is `no data`. Durations follow `insights.humanize`, like the report and narrative."""
     if value is None:
         return "no data"
     if unit == "rate":
         return f"{value * 100:.1f}".removesuffix(".0") + "%"
     if unit == "hours":
-        return f"{value / 24:.1f} d" if value >= 48 else f"{value:.1f} h"
+        return humanize.duration(value, short=True)
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
@@ -121,10 +123,10 @@ def fmt_delta(current: float | None, previous: float | None, unit: str) -> str |
     if unit == "rate":
         text = f"{abs(diff) * 100:.1f}".removesuffix(".0") + " pp"
     elif unit == "hours":
-        text = f"{abs(diff):.1f} h"
+        text = humanize.duration(abs(diff), short=True)
     else:
         text = f"{abs(diff):.1f}".removesuffix(".0")
-    if text.startswith("0 ") or text in ("0", "0.0"):
+    if float(text.split()[0]) == 0:  # rounds to nothing: no "−0.0 h"
         return "±0"
     return ("+" if diff > 0 else "−") + text
 
@@ -164,16 +166,27 @@ def _arrow(report: MetricReport, h: Headline, current: float | None, previous: f
     return " :white_check_mark:" if improved else " :warning:"
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 deployment`, `2 deployments`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def moved_most(report: MetricReport) -> str:
+    """The sentence of `movement()`."""
+    return movement(report)[0]
+
+
+def movement(report: MetricReport) -> tuple[str, bool | None]:
     """The headline metric with the largest relative change against the previous window.
 
     Example: lead time median 40 h → 26 h reads "Lead time (median) improved 35% (40.0 h →
     26.0 h)" when its verdict says improved, "Lead time (median) changed 35% (40.0 h → 26.0 h),
     within normal variation" when not; moves the verdict backs come first. Metrics without a
-    value in either window, or with 0 before, are not compared.
+    value in either window, or with 0 before, are not compared. Returns the sentence and
+    whether the move is good news (None: nothing compared, or not backed by its verdict).
     """
     if report.previous is None:
-        return "No previous window to compare with yet."
+        return "No previous window to compare with yet.", None
     best: tuple[tuple[bool, float], Headline, float, float, str] | None = None
     for h in HEADLINES:
         cur, prev = h.value(report), h.value(report.previous)
@@ -185,12 +198,17 @@ def moved_most(report: MetricReport) -> str:
         if best is None or rank > best[0]:
             best = (rank, h, cur, prev, verb)
     if best is None:
-        return "Nothing moved against the previous window."
+        return "Nothing moved against the previous window.", None
     (backed, change), h, cur, prev, verb = best
     values = f"({fmt_value(prev, h.unit)} → {fmt_value(cur, h.unit)})"
     if backed:
-        return f"*{h.label}* {verb} {change * 100:.0f}% {values}"
-    return f"*{h.label}* changed {change * 100:.0f}% {values}, {_unclear(report, h)}"
+        return f"*{h.label}* {verb} {change * 100:.0f}% {values}", verb == "improved"
+    return f"*{h.label}* changed {change * 100:.0f}% {values}, {_unclear(report, h)}", None
+
+
+# The emoji says whether the move is good news, not which way the number went: a lead time
+# that falls is an improvement; a move within normal variation is neither.
+_MOVE_EMOJI = {True: ":white_check_mark:", False: ":warning:", None: ":information_source:"}
 
 
 def _scope_title(report: MetricReport) -> str:
@@ -216,6 +234,7 @@ def build_digest(
             line += f"\n{delta} vs previous{_arrow(report, h, cur, prev)}"
         fields.append({"type": "mrkdwn", "text": clip(line, MAX_FIELD_TEXT)})
     overall = report.tier.overall or "not enough data"
+    moved = movement(report)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         {
@@ -225,7 +244,8 @@ def build_digest(
                     "type": "mrkdwn",
                     "text": escape(
                         f"{window_span(report.window.start, report.window.end)}"
-                        f" · {report.deployment_count} deployments · overall tier: {overall}"
+                        f" · {plural(report.deployment_count, 'deployment')}"
+                        f" · overall tier: {overall}"
                     ),
                 }
             ],
@@ -233,7 +253,7 @@ def build_digest(
         {"type": "section", "fields": fields[:MAX_FIELDS]},
         {
             "type": "section",
-            "text": {"type": "mrkdwn", "text": ":chart_with_upwards_trend: " + moved_most(report)},
+            "text": {"type": "mrkdwn", "text": f"{_MOVE_EMOJI[moved[1]]} {moved[0]}"},
         },
     ]
     if narrative is not None:
@@ -264,19 +284,8 @@ def build_digest(
                 ],
             }
         )
-    else:
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": "Full report: set INSIGHTS_REPORT_BASE_URL to link it here.",
-                    }
-                ],
-            }
-        )
-    text = f"{title}: {report.deployment_count} deployments, overall tier {overall}"
+    # Without a report URL the digest has no link: the team channel is no place for setup hints.
+    text = f"{title}: {plural(report.deployment_count, 'deployment')}, overall tier {overall}"
     return {"text": clip(text, MAX_SECTION_TEXT), "blocks": fit_blocks(blocks)}
 
 
@@ -313,7 +322,22 @@ def webhook_url(tenant: TenantConfig, team: str) -> str:
             f"team {team}: no Slack webhook configured (set slack_webhook_env on the team or"
             f" [tenants.slack] webhook_url_env for tenant {tenant.name})"
         )
-    return secret(env_name, f"team {team}: Slack webhook")
+    url = secret(env_name, f"team {team}: Slack webhook")
+    check_webhook_url(url, f"team {team}: Slack webhook in {env_name}")
+    return url
+
+
+def check_webhook_url(url: str, what: str) -> None:
+    """Refuse a value that is not an http(s) URL (a token pasted into the variable, say),
+    naming where it came from and never echoing it: it is a secret either way."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UserError(f"{what}: not an http(s) URL (expected https://hooks.slack.com/…)")
 
 
 @dataclass
@@ -328,7 +352,14 @@ class DeliveryResult:
 def send_digest(
     url: str, payload: dict[str, Any], max_retries: int = 3, timeout: int = 15
 ) -> DeliveryResult:
-    """POST `payload` to the webhook; 429 is retried after Retry-After up to `max_retries`."""
+    """POST `payload` to the webhook; 429 is retried after Retry-After up to `max_retries`.
+
+    Every failure is a one-line `error`: not a URL, unreachable, or the HTTP status and body.
+    """
+    try:
+        check_webhook_url(url, "Slack webhook")
+    except UserError as exc:
+        return DeliveryResult(False, None, str(exc))
     client = WebhookClient(
         url,
         timeout=timeout,
@@ -341,8 +372,9 @@ def send_digest(
     try:
         response = client.send_dict(payload)
     except Exception as exc:  # connection refused, TLS, timeout…
-        message = str(exc).replace(url, "<webhook>")
-        return DeliveryResult(False, None, f"{type(exc).__name__}: {message}"[:300])
+        reason = getattr(exc, "reason", None) or exc  # URLError wraps the socket error
+        message = (getattr(reason, "strerror", None) or str(reason)).replace(url, "<webhook>")
+        return DeliveryResult(False, None, f"cannot reach the Slack webhook ({message})"[:300])
     if response.status_code == 200:
         return DeliveryResult(True, 200)
     body = (response.body or "").replace(url, "<webhook>").strip()

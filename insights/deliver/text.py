@@ -1,18 +1,27 @@
 """Metric reports as text for CI and terminals: JSON (DESIGN.md "Metric output"), Markdown, table.
 
 `output_document()` is the one place that maps a `MetricReport` to the stable output keys;
-`render_json`, `render_markdown` and `render_table` present that document. Markdown and the
-table show each figure's 95% interval with its sample size and the verdicts of its changes
+`render_json`, `render_markdown` and `render_table` present that document. JSON keeps hours
+and fractions (DESIGN.md); Markdown and the table write durations in humane units (`5.2 h`,
+`3.5 d`, `24.6 wk`) and the deployment rate per day, week, month or year (`insights.humanize`),
+and show each figure's 95% interval with its sample size and the verdicts of its changes
 ("no clear change" is what most week-to-week differences are).
+
+Markdown goes into PR comments and job summaries, where GitHub renders links, images, HTML
+and `@mentions`. Text from outside (change titles, ids) is therefore shown as an inline code
+span (`inert()`): nothing inside one renders or pings anyone — `[x](https://evil)` stays
+text, `@octocat` is not notified, `<img>` is shown, not loaded.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from rich.table import Table
 
+from insights import humanize
 from insights.metrics.result import Interval, MetricReport, WindowMetrics
 from insights.timeutil import iso
 
@@ -70,6 +79,15 @@ def _num(value: float | int | None, unit: str = "") -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".") + unit
 
 
+def _dur(hours: float | None) -> str:
+    return humanize.duration(hours, short=True)
+
+
+def _rate(m: WindowMetrics) -> str:
+    days = (m.window.end - m.window.start).total_seconds() / 86_400
+    return humanize.cadence(m.deployment_count, days).text
+
+
 def _pct(value: float | None) -> str:
     return "no data" if value is None else f"{value * 100:.1f}%"
 
@@ -115,9 +133,9 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str, str, str]]:
             _verdict(report, "deployment_frequency"),
         ),
         (
-            "Deployments per week",
-            _num(report.deployments_per_week),
-            _num(p.deployments_per_week),
+            "Deployment rate",
+            _rate(report),
+            _rate(p),
             t.deployment_frequency or "",
             _interval(ci.deployments_per_week),
             "",
@@ -132,16 +150,16 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str, str, str]]:
         ),
         (
             "Lead time, median",
-            _num(report.lead_time_hours.median, " h"),
-            _num(p.lead_time_hours.median, " h"),
+            _dur(report.lead_time_hours.median),
+            _dur(p.lead_time_hours.median),
             t.lead_time or "",
             _interval(ci.lead_time_hours.median, unit=" h"),
             _verdict(report, "lead_time"),
         ),
         (
             "Lead time, p90",
-            _num(report.lead_time_hours.p90, " h"),
-            _num(p.lead_time_hours.p90, " h"),
+            _dur(report.lead_time_hours.p90),
+            _dur(p.lead_time_hours.p90),
             "",
             _interval(ci.lead_time_hours.p90, unit=" h"),
             "",
@@ -156,8 +174,8 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str, str, str]]:
         ),
         (
             "Recovery time, median",
-            _num(report.recovery_time_hours.median, " h"),
-            _num(p.recovery_time_hours.median, " h"),
+            _dur(report.recovery_time_hours.median),
+            _dur(p.recovery_time_hours.median),
             t.recovery_time or "",
             _interval(ci.recovery_time_hours.median, unit=" h"),
             _verdict(report, "recovery_time"),
@@ -189,6 +207,25 @@ def _cell(text: str) -> str:
     )
 
 
+_BACKTICKS = re.compile(r"`+")
+
+
+def inert(text: str) -> str:
+    """Untrusted text as one inline code span for a Markdown table cell: no link, image,
+    HTML or mention renders inside it. The fence is one backtick longer than any run in the
+    text (CommonMark's rule); `|` is escaped because GFM splits cells even inside code.
+
+    >>> inert("Fix @octocat's [link](https://x.test)")
+    "`Fix @octocat's [link](https://x.test)`"
+    """
+    flat = " ".join(text.split())
+    if not flat:
+        return ""
+    fence = "`" * (max((len(run) for run in _BACKTICKS.findall(flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat.replace('|', chr(92) + '|')}{pad}{fence}"
+
+
 def render_markdown(report: MetricReport) -> str:
     """A GitHub-flavoured Markdown summary: the headline table, tier, breakdown, slowest changes."""
     previous = report.previous.window.label if report.previous else "previous"
@@ -210,15 +247,15 @@ def render_markdown(report: MetricReport) -> str:
     if b.samples:
         lines += [
             "",
-            f"Lead-time breakdown (median hours over {b.samples} changes): coding "
-            f"{_num(b.coding)}, pickup {_num(b.pickup)}, review {_num(b.review)}, "
-            f"deploy {_num(b.deploy)}.",
+            f"Lead-time breakdown (medians over {b.samples} changes): coding "
+            f"{_dur(b.coding)}, pickup {_dur(b.pickup)}, review {_dur(b.review)}, "
+            f"deploy {_dur(b.deploy)}.",
         ]
     if report.slowest_changes:
         lines += ["", "| Slowest change | Service | Lead time |", "|---|---|---:|"]
         for c in report.slowest_changes:
-            title = _cell(f"{c.id} {c.title or ''}".strip()[:120])
-            lines.append(f"| {title} | {_cell(c.service)} | {_num(c.lead_time_hours, ' h')} |")
+            title = inert(f"{c.id} {c.title or ''}".strip()[:120])
+            lines.append(f"| {title} | {_cell(c.service)} | {_dur(c.lead_time_hours)} |")
     if report.incidents_without_deployment:
         lines += [
             "",

@@ -33,6 +33,7 @@ from insights.metrics.result import (
     FailureSignals,
     Interval,
     Intervals,
+    RecordedData,
     SlowChange,
     Verdicts,
     Window,
@@ -142,13 +143,16 @@ class Prepared:
     `rework`,
     `recovery_hours`, `finished_ns`. lead_times: first shipment per commit (`hours`,
     `finished_ns`). changes: merged + deployed changes with stages (`deployed_ns`).
-    incidents: incidents with their blamed deployment (`opened_ns`).
+    incidents: incidents with their blamed deployment (`opened_ns`). records: one row per
+    stored commit, change and incident (`service`, `kind`, `at_ns`: committed, opened, opened),
+    so a report can say what data exists before advising on it.
     """
 
     deployments: pd.DataFrame
     lead_times: pd.DataFrame
     changes: pd.DataFrame
     incidents: pd.DataFrame
+    records: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,39 @@ def prepare(frames: DeliveryFrames) -> Prepared:
     stages = lead_time.change_stages(changes, first, shas)
     stages = stages.assign(deployed_ns=_ns(pd.to_datetime(stages["deployed_at"], utc=True)))
     blamed = blamed.assign(opened_ns=_ns(blamed["opened_at"]))
-    return Prepared(prod, first, stages, blamed)
+    return Prepared(prod, first, stages, blamed, _records(commits, changes, incidents))
+
+
+def _records(commits: pd.DataFrame, changes: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
+    parts = [
+        pd.DataFrame({"service": f["service"], "kind": kind, "at_ns": _ns(f[column])})
+        for f, kind, column in (
+            (commits, "commit", "committed_at"),
+            (changes, "change", "opened_at"),
+            (incidents, "incident", "opened_at"),
+        )
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def recorded(
+    prepared: Prepared, window: Window, services: Collection[str] | None = None
+) -> RecordedData:
+    """Commits, changes and incidents stored for `services` before the window end, and the
+    commits made in the window (a record without a time counts as before the end)."""
+    records = prepared.records
+    if services is not None:
+        records = records[records["service"].isin(list(services)).to_numpy()]
+    start, end = _bounds(window)
+    at = records["at_ns"].to_numpy()
+    before = at < end  # NaT is the smallest int64: an unknown time is "before"
+    kinds = records["kind"].to_numpy()
+    return RecordedData(
+        commits=int((before & (kinds == "commit")).sum()),
+        changes=int((before & (kinds == "change")).sum()),
+        incidents=int((before & (kinds == "incident")).sum()),
+        commits_in_window=int(((at >= start) & before & (kinds == "commit")).sum()),
+    )
 
 
 _NS_LOWEST = pd.Timestamp("1678-01-01", tz="UTC")  # within int64 nanoseconds (1677..2262)
@@ -343,6 +379,7 @@ def window_metrics(
             rollback=int(deps["rolled_back"].sum()),
             revert=int(deps["reverted"].sum()),
         ),
+        rolled_back_deployments=int((deps["failed"] & deps["rolled_back"]).sum()),
         recovery_time_hours=rec,
         rework_rate=round(reworked / count, 4) if count else None,
         rework_deployments=reworked,

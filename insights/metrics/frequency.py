@@ -3,7 +3,9 @@
 Rules: deployments are counted at `finished_at` in [start, end). Per day = count / days of the
 window; per week = count / (days / 7). Share of days (weeks) = days (weeks, counted from the
 window start in 7-day steps) with at least one deployment / days (weeks) in the window, a part
-day or week counting as one. Without deployments: count 0, per day/week 0, shares None.
+day or week counting as one. Without deployments: count 0, per day/week 0, and the shares 0
+too: days are their denominator, so "no day had a deployment" is known (DESIGN.md), unlike
+rates over deployments, which have no denominator and stay None.
 
 Example: 3 deployments on 2 days of an ISO week → 3.0 per week, deployment_days_share 2/7.
 """
@@ -25,8 +27,8 @@ class Frequency:
     count: int
     per_day: float
     per_week: float
-    days_share: float | None
-    weeks_share: float | None
+    days_share: float
+    weeks_share: float
 
 
 def window_days(window: Window) -> float:
@@ -53,7 +55,7 @@ def deployment_frequency(finished_ns: np.ndarray, window: Window) -> Frequency:
     days = window_days(window)
     count = int(finished_ns.size)
     if count == 0:
-        return Frequency(0, 0.0, 0.0, None, None)
+        return Frequency(0, 0.0, 0.0, 0.0, 0.0)
     day_index = _day_index(finished_ns, window)
     active = np.unique(day_index).size
     active_weeks = np.unique(day_index // 7).size

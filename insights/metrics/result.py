@@ -159,12 +159,15 @@ class WindowMetrics(_Result):
     deployment_count: int = 0
     deployments_per_day: float = 0.0
     deployments_per_week: float = 0.0
-    deployment_days_share: float | None = None
-    deployment_weeks_share: float | None = None
+    # 0 (not None) without deployments: days are the denominator (DESIGN.md).
+    deployment_days_share: float = 0.0
+    deployment_weeks_share: float = 0.0
     lead_time_hours: LeadTimeHours = Field(default_factory=LeadTimeHours)
     change_failure_rate: float | None = None
     failed_deployments: int = 0
     failed_by: FailureSignals = Field(default_factory=FailureSignals)
+    # failed deployments that were rolled back (the rest failed by incident only)
+    rolled_back_deployments: int = 0
     recovery_time_hours: RecoveryTimeHours = Field(default_factory=RecoveryTimeHours)
     rework_rate: float | None = None
     rework_deployments: int = 0
@@ -178,10 +181,22 @@ class WindowMetrics(_Result):
     verdicts: Verdicts | None = None
 
 
+class RecordedData(_Result):
+    """What the store holds for a report's services up to the window end (commits, pull/merge
+    requests, incidents) and the commits made in the window: what advice may assume exists."""
+
+    commits: int = 0
+    changes: int = 0
+    incidents: int = 0
+    commits_in_window: int = 0
+
+
 class MetricReport(WindowMetrics):
     """Metrics of a window plus what a report needs around them: the previous window for
     deltas, a history of windows for trend charts (oldest first, ending with this one), the
-    slowest changes, and per-day deployment counts."""
+    slowest changes, per-day deployment counts, what is recorded, and what counts as a
+    deployment per service (`deployment_sources`: service → `release_tags`, `deploy_log`,
+    `workflow`, `deployments_api` or `events`; empty when the caller did not say)."""
 
     tenant: str
     scope: Scope
@@ -190,3 +205,5 @@ class MetricReport(WindowMetrics):
     slowest_changes: list[SlowChange] = Field(default_factory=list)
     deployments_by_day: dict[str, int] = Field(default_factory=dict)
     services: list[str] = Field(default_factory=list)
+    recorded: RecordedData = Field(default_factory=RecordedData)
+    deployment_sources: dict[str, str] = Field(default_factory=dict)

@@ -1,8 +1,15 @@
-"""Reporting windows: ISO weeks (the default), calendar months, or explicit [from, to) ranges.
+"""Reporting windows: ISO weeks (the default), calendar months, quarters and years, or explicit
+[from, to) ranges.
 
 A window is a half-open UTC interval `[start, end)`. Its label says what kind it is, so the
 previous window and a history of windows can be derived from the window alone:
-`2026-W05` (ISO week), `2026-01` (month), `2026-01-05..2026-01-19` (explicit range).
+`2026-W05` (ISO week), `2026-01` (month), `2026-Q1` (quarter), `2026` (year),
+`2026-01-05..2026-01-19` (explicit range).
+
+Calendar windows stay calendar windows: the window before `2022-Q1` is `2021-Q4`
+(2021-10-01..2022-01-01), never "the 90 days before". A `--from/--to` range that is exactly a
+calendar month, quarter or year is that calendar window (`2022-01-01..2022-04-01` is `2022-Q1`),
+so its history is calendar-aligned too; any other range steps back by its own length.
 
 A window the user names (`parse_window`, `--from/--to` through `parse_time_bound`) must lie in
 the range every stored time lies in (`insights.timeutil`: 1970-01-01..2100-01-01 UTC); outside
@@ -21,6 +28,8 @@ from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, TimeRangeError, boun
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+_YEAR = re.compile(r"^(\d{4})$")
 _RANGE_SEP = ".."
 
 
@@ -45,6 +54,47 @@ def month(year: int, number: int) -> Window:
     start = datetime(year, number, 1, tzinfo=UTC)
     end = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
     return Window(start=start, end=end, label=f"{year}-{number:02d}")
+
+
+def quarter(year: int, number: int) -> Window:
+    """The calendar quarter `year-Qnumber` in UTC (Q1 = January to March).
+
+    >>> quarter(2022, 1).end.isoformat()
+    '2022-04-01T00:00:00+00:00'
+    """
+    if not 1 <= number <= 4 or year < 1:
+        raise UserError(f"window {year}-Q{number}: no such quarter")
+    first = month(year, 3 * number - 2)
+    end = month(year + number // 4, 3 * number % 12 + 1).start
+    return Window(start=first.start, end=end, label=f"{year}-Q{number}")
+
+
+def year(number: int) -> Window:
+    """The calendar year `number` in UTC."""
+    if not 1 <= number < 9999:
+        raise UserError(f"window {number}: no such year")
+    start = datetime(number, 1, 1, tzinfo=UTC)
+    return Window(start=start, end=datetime(number + 1, 1, 1, tzinfo=UTC), label=str(number))
+
+
+def calendar_window(start: datetime, end: datetime) -> Window | None:
+    """The calendar month, quarter or year that is exactly [start, end), else None."""
+    if start.time() != time() or end.time() != time() or start.day != 1 or end.day != 1:
+        return None
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if months == 1:
+        return month(start.year, start.month)
+    if months == 3 and start.month % 3 == 1:
+        return quarter(start.year, start.month // 3 + 1)
+    if months == 12 and start.month == 1:
+        return year(start.year)
+    return None
+
+
+def aligned(start: datetime, end: datetime) -> Window:
+    """The window [start, end): a calendar window when it is exactly one, else a range."""
+    window = between(start, end)
+    return calendar_window(window.start, window.end) or window
 
 
 def _in_range(label: str, year: int) -> None:
@@ -103,7 +153,8 @@ def current_week(now: datetime) -> Window:
 
 
 def parse_window(text: str | None, now: datetime) -> Window:
-    """Parse a window label: `2026-W05`, `2026-01`, `2026-01-05..2026-01-19`, or the default.
+    """Parse a window label: `2026-W05`, `2026-01`, `2026-Q1`, `2026`, `2026-01-05..2026-01-19`,
+    or the default.
 
     Empty/None means the last complete ISO week before `now`. A bad label is a `UserError`
     naming it.
@@ -120,23 +171,35 @@ def parse_window(text: str | None, now: datetime) -> Window:
     if m := _MONTH.match(value):
         _in_range(value, int(m[1]))
         return month(int(m[1]), int(m[2]))
+    if m := _QUARTER.match(value.upper()):
+        _in_range(value, int(m[1]))
+        return quarter(int(m[1]), int(m[2]))
+    if m := _YEAR.match(value):
+        _in_range(value, int(m[1]))
+        return year(int(m[1]))
     if _RANGE_SEP in value:
         left, right = value.split(_RANGE_SEP, 1)
-        return between(parse_time_bound(left, "--from"), parse_time_bound(right, "--to"))
+        return aligned(parse_time_bound(left, "--from"), parse_time_bound(right, "--to"))
     raise UserError(
-        f"window {text!r}: use an ISO week (2026-W05), a month (2026-01) or --from/--to dates"
+        f"window {text!r}: use an ISO week (2026-W05), a month (2026-01), a quarter (2026-Q1), "
+        "a year (2026) or --from/--to dates"
     )
 
 
 def previous(window: Window) -> Window:
-    """The window just before `window`, of the same kind (week, month, or same length)."""
-    if m := _WEEK.match(window.label):
-        year, number, _ = (window.start - timedelta(days=7)).isocalendar()
-        del m
-        return week(year, number)
+    """The window just before `window`, of the same kind (week, month, quarter, year, or a
+    range of the same length)."""
+    if _WEEK.match(window.label):
+        iso_year, number, _ = (window.start - timedelta(days=7)).isocalendar()
+        return week(iso_year, number)
     if m := _MONTH.match(window.label):
-        year, number = int(m[1]), int(m[2])
-        return month(year - 1, 12) if number == 1 else month(year, number - 1)
+        y, number = int(m[1]), int(m[2])
+        return month(y - 1, 12) if number == 1 else month(y, number - 1)
+    if m := _QUARTER.match(window.label):
+        y, number = int(m[1]), int(m[2])
+        return quarter(y - 1, 4) if number == 1 else quarter(y, number - 1)
+    if m := _YEAR.match(window.label):
+        return year(int(m[1]) - 1)
     return between(window.start - (window.end - window.start), window.start)
 
 

@@ -26,8 +26,18 @@ distinct ones are kept:
 Every recommendation names the DORA capability it applies (`CAPABILITY_OF`, from the catalog in
 `narrate/capabilities.py`, fitting the rule's metric).
 When fewer than three rules fire, advice for the metrics no rule spoke about fills the list
-(weakest tier first): how to improve a low/medium metric, how to keep a high/elite one. A window
-without deployments gets advice on getting the data in.
+(weakest tier first): how to improve a low/medium metric, how to keep a high/elite one.
+
+Advice follows what the data holds (the facts' `data`, `deployment_source`, `incidents`):
+- a window without deployments asks for the data that is missing (deployments; commits and
+  pull requests only when none are recorded; incidents only when none are recorded) and, when
+  commits were made in the window, points at the unreleased work;
+- incident practice (post-incident reviews) only when incidents exist; failures that are all
+  rollbacks get rollback advice;
+- a service whose deployments are release tags is spoken of in releases, and is advised on its
+  release cadence, not told to deploy each merged change every day.
+Durations are written with `insights.humanize` (hours, days or weeks); the facts list those
+renderings, so the checker accepts them. Trend claims count the windows with data.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from insights import humanize
 from insights.narrate import trend_claims
 from insights.narrate.schema import Narrative, NarrativeResult, Recommendation
 from insights.narrate.verify import check
@@ -100,7 +111,8 @@ def n(value: float | int) -> str:
 
 
 def hours(value: float) -> str:
-    return f"{n(value)} hour" if value == 1 else f"{n(value)} hours"
+    """A duration from the facts as people read it: "5 hours", "3.5 days", "24.6 weeks"."""
+    return humanize.duration(value)
 
 
 def plural(count: int, word: str) -> str:
@@ -161,6 +173,37 @@ class _Facts:
         return self.cur("deployment_frequency", "deployments") or 0
 
     @property
+    def releases(self) -> bool:
+        """Deployments are release tags: speak of releases and release cadence."""
+        return (self.raw.get("deployment_source") or {}).get("kind") == "release_tags"
+
+    @property
+    def noun(self) -> str:
+        return "release" if self.releases else "deployment"
+
+    def label_of(self, metric: str) -> str:
+        """The metric's name as the reader knows it ("release frequency" for release tags)."""
+        if metric == "deployment_frequency" and self.releases:
+            return "release frequency"
+        return LABELS[metric]
+
+    def data(self, key: str) -> int:
+        return (self.raw.get("data") or {}).get(key) or 0
+
+    @property
+    def incidents_known(self) -> bool:
+        """Incidents are recorded for the scope (so incident practice can be discussed)."""
+        return bool(self.data("incidents_recorded") or self.raw["incidents"]["opened"])
+
+    def cadence(self, side: str = "current") -> str | None:
+        """The deployment rate in the unit where it reaches one: "8 per year"."""
+        section = self.metric("deployment_frequency")[side] or {}
+        cadence = section.get("cadence")
+        if not cadence:
+            return None
+        return f"{n(cadence['value'])} per {cadence['per']}"
+
+    @property
     def breakdown(self) -> dict[str, Any]:
         return self.raw["lead_time_breakdown"]["current"] or {}
 
@@ -188,18 +231,23 @@ class _Candidate:
 
 
 def _sentence_deployments(f: _Facts) -> str:
+    what = "releases" if f.releases else "production deployments"
     if f.deployments == 0:
         return (
-            f"{f.scope} made no production deployments in {f.label}, so change failure "
+            f"{f.scope} made no {what} in {f.label}, so change failure "
             "rate, recovery time and rework rate have no data for this window."
         )
-    per_week = f.cur("deployment_frequency", "per_week")
     days = f.cur("deployment_frequency", "deployment_days_pct")
-    text = f"{f.scope} shipped {plural(f.deployments, 'production deployment')} in {f.label}"
+    if f.releases:
+        text = f"{f.scope} made {plural(f.deployments, 'release')} in {f.label}"
+    else:
+        text = f"{f.scope} shipped {plural(f.deployments, 'production deployment')} in {f.label}"
     extras = []
-    if f.raw["window"]["days"] != 7 and per_week is not None:
-        extras.append(f"{n(per_week)} per week")
-    if days is not None:
+    cadence = (f.metric("deployment_frequency")["current"] or {}).get("cadence") or {}
+    # "2 releases in 2025 (2 per year)" says nothing twice: the rate only when it differs.
+    if cadence and cadence["value"] != f.deployments:
+        extras.append(f.cadence() or "")
+    if days is not None and not f.releases:
         extras.append(f"deploying on {n(days)}% of days")
     if extras:
         text += f" ({', '.join(extras)})"
@@ -214,7 +262,11 @@ def _sentence_lead_time(f: _Facts) -> str | None:
             return None
         return "No shipped commit had a known commit time, so lead time has no data."
     p90 = f.cur("lead_time", "p90_hours")
-    text = f"The median commit reached production in {hours(median)}"
+    if f.releases:
+        # "lead time" last: the claim checker ties "up from …" to the nearest metric named.
+        text = f"Measured to each release, the median lead time was {hours(median)}"
+    else:
+        text = f"The median commit reached production in {hours(median)}"
     if p90 is not None:
         text += f" (p90 {hours(p90)})"
     tier = f.tier("lead_time")
@@ -224,6 +276,9 @@ def _sentence_lead_time(f: _Facts) -> str | None:
     before = f.prev("lead_time", "median_hours")
     if change["direction"] in MOVED and before is not None:
         worsened = change["direction"] == "worsened"
+        # "up from 3 days" says nothing next to a median written as "3 days".
+        if hours(before) == hours(median):
+            return text + "."
         text += f"; {'up' if worsened else 'down'} from {hours(before)} in {f.previous_label}"
         if f.verdict("lead_time") == change["direction"]:
             text += _stage_reason(f, worsened)
@@ -256,16 +311,19 @@ def _sentence_stability(f: _Facts) -> str | None:
     if rate is None:
         return None
     failed = f.cur("change_failure_rate", "failed_deployments")
-    text = f"{n(rate)}% of deployments failed ({failed} of {f.deployments})"
+    text = f"{n(rate)}% of {f.noun}s failed ({failed} of {f.deployments})"
     recovery = f.cur("recovery_time", "median_hours")
     if recovery is not None:
-        text += f" and service was restored in a median of {hours(recovery)}"
+        if f.releases:
+            text += f" and a failed release was replaced in a median of {hours(recovery)}"
+        else:
+            text += f" and service was restored in a median of {hours(recovery)}"
     rework = f.cur("rework_rate", "rate_pct")
     # "none" is a count claim: it rests on the count, not on a rate that rounds to 0%.
     if rework is not None and f.cur("rework_rate", "rework_deployments") == 0:
         text += "; none was an unplanned fix"
     elif rework is not None:
-        text += f"; {n(rework)}% of deployments were unplanned fixes"
+        text += f"; {n(rework)}% of {f.noun}s were unplanned fixes"
     return text + "."
 
 
@@ -281,6 +339,10 @@ def _value(f: _Facts, metric: str, side: str) -> str | None:
     if key == "rate_pct":
         return f"{n(value)}%"
     if key == "per_week":
+        cadence = section.get("cadence")
+        if cadence:
+            count, per = cadence["value"], cadence["per"]
+            return f"{n(count)} {f.noun if count == 1 else f.noun + 's'} per {per}"
         return (
             f"{n(value)} deployment per week" if value == 1 else f"{n(value)} deployments per week"
         )
@@ -316,12 +378,12 @@ def _sentence_move(f: _Facts) -> str | None:
     backed = f.verdict(metric) == change["direction"]
     verb = change["direction"] if backed else "went"
     text = (
-        f"The biggest other move since {f.previous_label}: {LABELS[metric]} "
+        f"The biggest other move since {f.previous_label}: {f.label_of(metric)} "
         f"{verb} from {before} to {after}"
     )
     if metric in ("change_failure_rate", "rework_rate"):
         key = "failed_deployments" if metric == "change_failure_rate" else "rework_deployments"
-        noun = "failed deployment" if metric == "change_failure_rate" else "unplanned fix"
+        noun = f"failed {f.noun}" if metric == "change_failure_rate" else "unplanned fix"
         text += f" ({plural(f.cur(metric, key) or 0, noun)} of {f.deployments})"
     if not backed:
         text += f", {_unclear(f, metric)}"
@@ -354,9 +416,20 @@ def _summary(f: _Facts) -> str:
 # ---------------------------------------------------------------- highlights
 
 
+def _over_windows(trend: dict[str, Any]) -> str:
+    """How many windows a trend claim rests on: only those with data, and said so."""
+    with_data, total = trend["windows_with_data"], trend["windows"]
+    if with_data == total:
+        return f"over {total} windows"
+    # "over the 5 windows with data (of 12)": the claim counts what it rests on, in the form
+    # the claim checker reads as a trend (narrate/claims.py).
+    return f"over the {with_data} windows with data (of {total})"
+
+
 def _highlights(f: _Facts) -> list[str]:
     out = []
-    for metric, label in LABELS.items():
+    for metric in LABELS:
+        label = f.label_of(metric)
         now = _value(f, metric, "current")
         if now is None:
             continue
@@ -381,7 +454,7 @@ def _highlights(f: _Facts) -> list[str]:
         if baseline in MOVED and windows and f.verdict(metric) == baseline == direction:
             text += f"; {baseline} against the {windows} windows before"
             if trend.get("direction") == TREND_WORDS[baseline]:
-                text += f", {trend['direction']} over {trend['windows']} windows"
+                text += f", {trend['direction']} {_over_windows(trend)}"
         out.append(text + ".")
     largest = f.breakdown.get("largest_stage")
     if largest:
@@ -475,6 +548,21 @@ def rule_deploy_wait(f: _Facts) -> _Candidate | None:
         return None
     if share < RULES["deploy_share_pct"] and deploy < RULES["deploy_min_hours"]:
         return None
+    if f.releases:
+        return _rec(
+            "deploy_wait",
+            share + deploy / 2,
+            "Shorten the wait from merge to release",
+            "Merged changes wait for the next release before users get them. Automate the "
+            "release steps (changelog, build, publish from the tag) so a release is cheap "
+            "enough to make whenever something worth shipping is merged.",
+            "lead_time",
+            [
+                f"merge to release: {hours(deploy)} ({n(share)}% of the path)",
+                *_lead_time_evidence(f),
+            ],
+            "continuous delivery",
+        )
     return _rec(
         "deploy_wait",
         share + deploy / 2,
@@ -493,19 +581,19 @@ def rule_failures(f: _Facts) -> _Candidate | None:
         return None
     failed = f.cur("change_failure_rate", "failed_deployments")
     evidence = [
-        f"change failure rate: {n(rate)}% ({failed} of {f.deployments} deployments)",
+        f"change failure rate: {n(rate)}% ({failed} of {f.deployments} {f.noun}s)",
     ]
     freq_tier = f.tier("deployment_frequency")
     if freq_tier in FEW_DEPLOYS:
-        evidence.append(f"deployment frequency: {f.deployments} deployments ({freq_tier})")
+        evidence.append(f"{f.noun} frequency: {f.deployments} {f.noun}s ({freq_tier})")
         return _rec(
             "failures",
             rate * 2,
             "Ship smaller, more frequent releases with automated tests",
-            "Deployments are both infrequent and often failing: large batches carry more "
-            "risk and are harder to diagnose. The DORA research finds speed and stability "
-            "go together: release smaller changes more often, each covered by automated "
-            "tests that run on every commit.",
+            f"{f.noun.capitalize()}s are both infrequent and often failing: large batches "
+            "carry more risk and are harder to diagnose. The DORA research finds speed and "
+            "stability go together: release smaller changes more often, each covered by "
+            "automated tests that run on every commit.",
             "change_failure_rate",
             evidence,
             "working in small batches",
@@ -530,6 +618,18 @@ def rule_recovery(f: _Facts) -> _Candidate | None:
     p90 = f.cur("recovery_time", "p90_hours")
     if p90 is not None:
         evidence.append(f"recovery time p90: {hours(p90)}")
+    if f.releases:
+        return _rec(
+            "recovery",
+            40 + median / 2,
+            "Make a fix release quick to publish",
+            "A failed release stayed current for more than a day before the next one replaced "
+            "it. Keep the release steps automated so a fix (or yanking the bad version) takes "
+            "minutes, and say in the changelog which release it replaces.",
+            "recovery_time",
+            evidence,
+            "deployment automation",
+        )
     return _rec(
         "recovery",
         40 + median / 2,
@@ -547,6 +647,21 @@ def rule_rework(f: _Facts) -> _Candidate | None:
     if rate is None or rate < RULES["rework_high_pct"]:
         return None
     count = f.cur("rework_rate", "rework_deployments")
+    evidence = [f"rework rate: {n(rate)}% ({count} of {f.deployments} {f.noun}s)"]
+    if not f.incidents_known:
+        # No incident is recorded: the unplanned fixes are rollbacks, and the advice is about
+        # why changes had to be undone, not about incident reviews that never happened.
+        return _rec(
+            "rework",
+            rate * 1.5,
+            "Find out why changes are rolled back and stop the next one earlier",
+            f"A large share of {f.noun}s undo an earlier one (rollbacks). Go through each "
+            "rolled-back change: what check would have caught it before it shipped? Add that "
+            "test or review step, and keep changes small so the faulty one is easy to find.",
+            "rework_rate",
+            evidence,
+            "test automation",
+        )
     return _rec(
         "rework",
         rate * 1.5,
@@ -556,29 +671,81 @@ def rule_rework(f: _Facts) -> _Candidate | None:
         "actions to done, and add the missing test or check so the same failure cannot ship "
         "twice.",
         "rework_rate",
-        [f"rework rate: {n(rate)}% ({count} of {f.deployments} deployments)"],
+        evidence,
+    )
+
+
+def _no_deployment(f: _Facts) -> _Candidate:
+    """No deployment in the window: unreleased work when commits were made, else a check that
+    deployments reach the store."""
+    commits = f.data("commits_in_window")
+    if f.releases:
+        if commits:
+            return _rec(
+                "frequency",
+                90,
+                "Release the work that is waiting",
+                f"No release was tagged in {f.label}, yet commits landed: users see none of "
+                "them until the next release. A regular release cadence (for example monthly, "
+                "automated from the tag to the published package) keeps each release small "
+                "and every fix reaching users sooner.",
+                "deployment_frequency",
+                [f"releases in {f.label}: 0", f"commits in {f.label}: {commits}"],
+                "working in small batches",
+            )
+        return _rec(
+            "frequency",
+            90,
+            "Check that the release tags are the ones counted",
+            f"Neither a release nor a commit was recorded in {f.label}. If the project did "
+            "release, check that its tags match the configured release pattern; if it was a "
+            "quiet period, there is nothing to act on here.",
+            "deployment_frequency",
+            [f"releases in {f.label}: 0", f"commits in {f.label}: {commits}"],
+            "visibility of work in the value stream",
+        )
+    evidence = [f"deployments: {f.deployments}"]
+    if commits:
+        evidence.append(f"commits in {f.label}: {commits}")
+    return _rec(
+        "frequency",
+        90,
+        "Record every production deployment",
+        f"No production deployment was recorded in {f.label}"
+        + (", although commits were made. " if commits else ". ")
+        + "If the team did deploy, send deployments from the pipeline (`insights record "
+        "deployment` or the API) so the metrics can see them; if it did not, a first small "
+        "automated deployment is the place to start.",
+        "deployment_frequency",
+        evidence,
+        "visibility of work in the value stream",
     )
 
 
 def rule_frequency(f: _Facts) -> _Candidate | None:
     if f.deployments == 0:
-        return _rec(
-            "frequency",
-            90,
-            "Record every production deployment",
-            f"No production deployment was recorded in {f.label}. If the team did deploy, "
-            "send deployments from the pipeline (`insights record deployment` or the API) "
-            "so the metrics can see them; if it did not, a first small automated deployment "
-            "is the place to start.",
-            "deployment_frequency",
-            [f"deployments: {f.deployments}"],
-            "visibility of work in the value stream",
-        )
+        return _no_deployment(f)
     tier = f.tier("deployment_frequency")
     days = f.cur("deployment_frequency", "deployment_days_pct")
     low_days = days is not None and days < RULES["deploy_days_low_pct"]
     if tier not in FEW_DEPLOYS and not low_days:
         return None
+    if f.releases:
+        evidence = [f"releases: {f.deployments} in {f.label}"]
+        if f.cadence():
+            evidence.append(f"release cadence: {f.cadence()}")
+        return _rec(
+            "frequency",
+            (60 if tier in FEW_DEPLOYS else 30) + (100 - (days or 0)) / 10,
+            "Release on a steady cadence, in small releases",
+            "Releases are far apart, so each one bundles many changes and users wait long for "
+            "fixes. Release cadence is not a deployment pipeline: a library need not release "
+            "daily, but a predictable rhythm with the release steps automated (changelog, "
+            "build, publish) keeps each release small and easy to adopt.",
+            "deployment_frequency",
+            evidence,
+            "working in small batches",
+        )
     evidence = [f"deployments: {f.deployments} in {f.label}"]
     if days is not None:
         evidence.append(f"days with a deployment: {n(days)}%")
@@ -614,15 +781,15 @@ def rule_regression(f: _Facts) -> _Candidate | None:
     return _rec(
         "regression",
         50 + min(worst_size, 200) / 4,
-        f"Find out what made {LABELS[worst]} worse since {f.previous_label}",
-        f"{LABELS[worst].capitalize()} worsened sharply since the previous window. Look at "
+        f"Find out what made {f.label_of(worst)} worse since {f.previous_label}",
+        f"{f.label_of(worst).capitalize()} worsened sharply since the previous window. Look at "
         "what changed in that time (team changes, a large migration, a flaky pipeline, "
         "release freezes) before it becomes the new normal; the slowest changes listed in "
         "this report are a good place to start.",
         worst,
         [
-            f"{LABELS[worst]} in {f.previous_label}: {before}",
-            f"{LABELS[worst]} in {f.label}: {after}",
+            f"{f.label_of(worst)} in {f.previous_label}: {before}",
+            f"{f.label_of(worst)} in {f.label}: {after}",
             f"change: {n(change['relative_pct'])}%",
         ],
     )
@@ -752,6 +919,47 @@ _IMPROVE = {
     ),
     "rework_rate": _SUSTAIN["rework_rate"],
 }
+# Release-tagged services: the same advice in terms of releases (index 0: improve, 1: keep),
+# each (title, why, DORA capability).
+_RELEASE = {
+    "deployment_frequency": (
+        (
+            "Automate the release steps",
+            "Releases are not yet routine. Automate changelog, build and publishing from the "
+            "release tag so a release needs no manual step and can happen whenever it is due.",
+            "deployment automation",
+        ),
+        (
+            "Keep releases small and regular",
+            "The release cadence is healthy; keep each release small so it stays easy to "
+            "adopt and to roll back.",
+            "working in small batches",
+        ),
+    ),
+    "lead_time": (
+        (
+            "Shorten the path from commit to release",
+            "Commits wait long before a release ships them. Release when a batch of changes "
+            "is ready rather than on a distant milestone, and automate the release steps so "
+            "a release is cheap; small batches shorten every stage.",
+            "working in small batches",
+        ),
+        _SUSTAIN["lead_time"],
+    ),
+    "change_failure_rate": (
+        (
+            "Test releases before they are tagged",
+            "Releases are undone more often than they should be. Run the full test matrix and "
+            "a pre-release (release candidate) before tagging the final release.",
+            "test automation",
+        ),
+        (
+            "Keep failed releases rare as the cadence grows",
+            "Few releases are undone. Keep every fix paired with a test so that stays true.",
+            "test automation",
+        ),
+    ),
+}
 _TIER_RANK = {"low": 0, "medium": 1, "high": 2, "elite": 3, None: 4}
 
 
@@ -762,36 +970,108 @@ def _filler(f: _Facts, metric: str) -> _Candidate | None:
         return None
     tier = f.tier(metric)
     title, why, capability = (_IMPROVE if tier in FEW_DEPLOYS else _SUSTAIN)[metric]
-    evidence = [f"{LABELS[metric]}: {value}" + (f" ({tier})" if tier else "")]
+    if f.releases and metric in _RELEASE:
+        title, why, capability = _RELEASE[metric][0 if tier in FEW_DEPLOYS else 1]
+    evidence = [f"{f.label_of(metric)}: {value}" + (f" ({tier})" if tier else "")]
     if metric == "lead_time" and f.cur("lead_time", "p90_hours") is not None:
         evidence.append(f"lead time p90: {hours(f.cur('lead_time', 'p90_hours'))}")
     return _rec(f"filler_{metric}", 0, title, why, metric, evidence, capability)
 
 
 def _no_deployments(f: _Facts) -> list[Recommendation]:
-    """Nothing shipped: the advice is about getting the data in before anything else."""
-    opened = f.raw["incidents"]["opened"] or 0
+    """Nothing shipped: advice on the work waiting and on the data that is actually missing
+    (never "send commits" when commits are stored, never incident advice without incidents)."""
     frequency = rule_frequency(f)
     assert frequency is not None  # fires whenever there are no deployments
-    return [
-        frequency.recommendation,
-        Recommendation(
-            title="Send commits and pull requests for each service",
-            why="Lead time is measured from commit to production deployment; with commits and "
-            "pull requests recorded, the next deployment will show where changes wait.",
-            metric="lead_time",
-            capability="visibility of work in the value stream",
-            evidence=[f"lead-time samples: {f.cur('lead_time', 'samples') or 0}"],
-        ),
-        Recommendation(
-            title="Record incidents with the deployment that caused them",
-            why="Change failure rate and recovery time are computed from incidents linked to "
-            "deployments; recording both from the start makes the first numbers trustworthy.",
-            metric="change_failure_rate",
-            capability="visibility of work in the value stream",
-            evidence=[f"incidents opened in {f.label}: {opened}"],
-        ),
-    ]
+    out = [frequency.recommendation]
+    noun = f.noun
+    if not f.data("commits_recorded"):
+        out.append(
+            Recommendation(
+                title="Send commits and pull requests for each service",
+                why=f"Lead time is measured from commit to production {noun}; with commits "
+                f"and pull requests recorded, the next {noun} will show where changes wait.",
+                metric="lead_time",
+                capability="visibility of work in the value stream",
+                evidence=[f"commits recorded: {f.data('commits_recorded')}"],
+            )
+        )
+    elif not f.data("changes_recorded") and not f.releases:
+        out.append(
+            Recommendation(
+                title="Collect pull requests to see where changes wait",
+                why="Commits are recorded, so lead time will be measured at the next deployment; "
+                "pull or merge requests (a GitHub or GitLab source) add the breakdown into "
+                "coding, pickup, review and deploy.",
+                metric="lead_time",
+                capability="visibility of work in the value stream",
+                evidence=[
+                    f"commits recorded: {f.data('commits_recorded')}",
+                    f"pull requests recorded: {f.data('changes_recorded')}",
+                ],
+            )
+        )
+    before = f.prev("lead_time", "median_hours")
+    if before is not None and f.previous_label:
+        out.append(
+            Recommendation(
+                title=f"Keep the next {noun} small",
+                why=f"Commits wait longer the longer a {noun} is put off. The last window with "
+                f"a {noun} gives the lead time to beat: ship the waiting work in small steps "
+                "rather than in one large batch.",
+                metric="lead_time",
+                capability="working in small batches",
+                evidence=[f"lead time median in {f.previous_label}: {hours(before)}"],
+            )
+        )
+    opened = f.raw["incidents"]["opened"] or 0
+    if not f.incidents_known:
+        out.append(
+            Recommendation(
+                title=(
+                    "Record a broken release as an incident of that release"
+                    if f.releases
+                    else "Record incidents with the deployment that caused them"
+                ),
+                why=(
+                    "No incident is recorded, so change failure rate can only count releases "
+                    "that were rolled back. Label the issues that report a broken release as "
+                    "incidents (a GitHub or GitLab source) so a bad release is counted."
+                    if f.releases
+                    else "Change failure rate and recovery time are computed from incidents "
+                    "linked to deployments; recording both from the start makes the first "
+                    "numbers trustworthy."
+                ),
+                metric="change_failure_rate",
+                capability="visibility of work in the value stream",
+                evidence=[f"incidents recorded: {f.data('incidents_recorded')}"],
+            )
+        )
+    elif opened:
+        out.append(
+            Recommendation(
+                title=f"Link this window's incidents to the {noun} that caused them",
+                why=f"Incidents were opened while no {noun} was recorded in the window; each "
+                f"one is blamed on the latest earlier {noun} unless its deployment id is given.",
+                metric="change_failure_rate",
+                capability="visibility of work in the value stream",
+                evidence=[f"incidents opened in {f.label}: {opened}"],
+            )
+        )
+    earlier = f.prev("deployment_frequency", "deployments")
+    if len(out) < 3 and f.previous_label and earlier:
+        out.append(
+            Recommendation(
+                title=f"Compare with {f.previous_label}",
+                why=f"The window before had {noun}s; if this quiet window was planned (a "
+                "freeze, a holiday), nothing needs to change; if not, find what held the "
+                f"{noun}s back.",
+                metric="deployment_frequency",
+                capability="visibility of work in the value stream",
+                evidence=[f"{noun}s in {f.previous_label}: {earlier}"],
+            )
+        )
+    return out[:5]
 
 
 def _fold_regression(fired: list[_Candidate]) -> list[_Candidate]:

@@ -211,7 +211,8 @@ _ENTITY = re.compile(
     r"(?<=\bin\s)(?:coding|pickup|review|deploy)\b(?!\s+(?:frequency|per))|^(?:coding|pickup|review)\b)"
     r"|(?P<lead>lead[\s-]+times?|commits?\s+reached\s+production)"
     r"|(?P<df_days>deployment\s+days|days\s+with\s+a\s+deployment|deploying\s+on\s+\S+\s+of\s+days)"
-    r"|(?P<df_rate>deployment\s+frequency|deploy(?:ment)?s?\s+(?:per|a|each)\s+(?:week|day))"
+    r"|(?P<df_rate>deployment\s+frequency|deploy(?:ment)?s?\s+(?:per|a|each)\s+"
+    r"(?:week|day|month|year))"
     r"|(?P<df_count>deployments?|deploys?\b|releases?\b|deploying|shipped)"
     r"|(?P<overall>\boverall\b|performance\s+tier)"
     r"|(?P<incidents>\bincidents?\b)",
@@ -346,7 +347,10 @@ def _topic(clause: str) -> Entity | None:
             if (e.kind, e.metric) == wanted:
                 return e
     for e in found:
-        if e.key == "deployment_days_pct" or re.search(r"\bdays\b", clause, re.I):
+        # "on 57% of days" is a share of days; "5.8 days (88% of the path)" is a duration.
+        if e.key == "deployment_days_pct" or re.search(
+            r"\b(?:of|on)\s+(?:the\s+)?days\b", clause, re.I
+        ):
             return Entity("metric", "deployment_frequency", "deployment_days_pct")
     for e in found:
         if e.kind == "stage":
@@ -524,7 +528,8 @@ _COUNTED = re.compile(
     r"(?P<adj>(?:production|failed|successful|new|unplanned|"
     r"linked|open|opened|more|separate)\s+)?"
     r"(?P<noun>deployments?|deploys?|releases?|incidents?|failures?|rollbacks?|fix(?:es)?)\b"
-    r"(?P<tail>\s+(?:per|a|each)\s+(?:week|day)|\s+(?:were\s+|was\s+)?(?:failed|rolled\s+back))?",
+    r"(?P<tail>\s+(?:per|a|each)\s+(?:week|day|month|year)|"
+    r"\s+(?:were\s+|was\s+)?(?:failed|rolled\s+back))?",
     re.IGNORECASE,
 )
 _OF_M = re.compile(
@@ -690,7 +695,8 @@ class _Checker:
             elif noun.startswith(("rollback", "fix")) or adj == "unplanned" or "rolled" in tail:
                 metric, key = "rework_rate", "rework_deployments"
             elif tail.startswith(("per", "a ", "each")):
-                key = "per_day" if tail.endswith("day") else "per_week"
+                # the cadence of humane units: per day, week, month or year (facts keys)
+                key = "per_" + tail.split()[-1]
                 metric = "deployment_frequency"
                 trend = self.f.metric(metric).get("trend") or {}
                 allowed_s = set()

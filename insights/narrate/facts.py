@@ -12,6 +12,14 @@ Rules (DESIGN.md, "Narration"):
   digits but are not quantities.
 - Collected text (change titles) is untrusted: it lives only under `untrusted`, cut to
   `TITLE_MAX` characters with control characters removed, so a prompt can fence it as data.
+- Durations keep their `*_hours` keys; `quotable` also holds each one in the unit
+  `insights.humanize` shows it in (days from 72 hours, weeks from 14 days; 1 and 0 decimals,
+  from the unrounded and the quoted hours), so "24.6 weeks" for 4127.9 hours passes the
+  checker. Deployment frequency carries `cadence`, the rate in the unit where it reaches one
+  ("8 per year", never "0 per day").
+- `data` says what is recorded for the scope up to the window end (commits, pull/merge
+  requests, incidents, commits in the window) and `deployment_source` what counts as a
+  deployment (`release_tags` → the noun is "release"), so advice can follow the data it has.
 
 >>> facts = build_facts(report)                                     # doctest: +SKIP
 >>> facts["metrics"]["lead_time"]["current"]["median_hours"]        # doctest: +SKIP
@@ -24,6 +32,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
+from insights import humanize
 from insights.metrics.result import Comparison, MetricReport, WindowMetrics
 from insights.metrics.verdicts import LEVEL
 from insights.timeutil import iso
@@ -35,6 +44,7 @@ STAGES = ("coding", "pickup", "review", "deploy")
 # Metrics where a smaller number is better; for the rest (deployment frequency) larger is better.
 LOWER_IS_BETTER = {"lead_time", "change_failure_rate", "recovery_time", "rework_rate"}
 TIER_ORDER = {"low": 0, "medium": 1, "high": 2, "elite": 3}
+HOUR_METRICS = {"lead_time", "recovery_time"}  # headline values that are durations
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]+")
 
 
@@ -86,6 +96,17 @@ class _Quoter:
         self._allow(value, decimals, percent)
         return float(half_up(value, decimals))
 
+    def hours(self, value: float | None) -> float | None:
+        """A duration in hours (1 decimal), also quotable in days and weeks."""
+        rounded = self.num(value)
+        if value is None or rounded is None:
+            return None
+        self.numbers.update(canonical(d) for d in humanize.duration_renderings(value))
+        # A narrator renders the quoted hours, not the raw ones; rounding those again to a
+        # whole number would allow a double rounding (20.46 → 20.5 → 21), so 1 decimal only.
+        self.numbers.update(canonical(d) for d in humanize.duration_renderings(rounded, (1,)))
+        return rounded
+
     def pct(self, fraction: float | None) -> float | None:
         """A rate in [0, 1] as percent with 1 decimal."""
         return None if fraction is None else self.num(fraction * 100, 1, percent=True)
@@ -121,11 +142,24 @@ def _tier_move(current: str | None, previous: str | None) -> str | None:
     return "up" if diff > 0 else "down" if diff < 0 else "same"
 
 
-def _df(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
+def _days(m: WindowMetrics) -> float:
+    return (m.window.end - m.window.start).total_seconds() / 86_400
+
+
+def _df(q: _Quoter, m: WindowMetrics, unit: str | None = None) -> dict[str, Any]:
+    """Deployment frequency; `unit` puts the cadence in a given unit (the previous window's
+    in the current one's, so "from 2 to 4 per year", never "from 0 per month to 4 per year")."""
+    days = _days(m)
+    cadence = humanize.cadence(m.deployment_count, days, unit)  # type: ignore[arg-type]
+    q.num(cadence.amount)
     return {
         "deployments": q.count(m.deployment_count),
         "per_week": q.num(m.deployments_per_week),
         "per_day": q.num(m.deployments_per_day),
+        # the cadence's other units, so "8 releases per year" can be checked like per week
+        "per_month": q.num(m.deployment_count / days * humanize.DAYS_PER["month"]),
+        "per_year": q.num(m.deployment_count / days * humanize.DAYS_PER["year"]),
+        "cadence": {"value": cadence.amount, "per": cadence.unit.removeprefix("per ")},
         "deployment_days_pct": q.pct(m.deployment_days_share),
     }
 
@@ -133,9 +167,9 @@ def _df(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
 def _lt(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
     lt = m.lead_time_hours
     return {
-        "median_hours": q.num(lt.median),
-        "p75_hours": q.num(lt.p75),
-        "p90_hours": q.num(lt.p90),
+        "median_hours": q.hours(lt.median),
+        "p75_hours": q.hours(lt.p75),
+        "p90_hours": q.hours(lt.p90),
         "median_days": q.num(lt.median / 24) if lt.median is not None else None,
         "samples": q.count(lt.samples),
     }
@@ -145,6 +179,7 @@ def _cfr(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
     return {
         "rate_pct": q.pct(m.change_failure_rate),
         "failed_deployments": q.count(m.failed_deployments),
+        "rolled_back": q.count(m.rolled_back_deployments),
         "deployments": q.count(m.deployment_count),
         # which signals marked them (one deployment may have several)
         "failed_by_incident": q.count(m.failed_by.incident),
@@ -156,8 +191,8 @@ def _cfr(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
 def _rt(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
     rt = m.recovery_time_hours
     return {
-        "median_hours": q.num(rt.median),
-        "p90_hours": q.num(rt.p90),
+        "median_hours": q.hours(rt.median),
+        "p90_hours": q.hours(rt.p90),
         "samples": q.count(rt.samples),
     }
 
@@ -198,32 +233,59 @@ _METRICS: dict[str, tuple[Any, Any, str, bool, str | None]] = {
 }
 
 
-def _change(q: _Quoter, metric: str, cur: float | None, prev: float | None, rate: bool) -> dict:
+def _change(
+    q: _Quoter,
+    metric: str,
+    cur: float | None,
+    prev: float | None,
+    rate: bool,
+    compare_scale: float = 1.0,
+) -> dict:
     """How the headline value moved: absolute (hours, deployments/week or percentage points)
-    and relative (percent of the previous value)."""
+    and relative (percent of the previous value). The direction compares the values times
+    `compare_scale` after rounding: deployments per week are compared in the unit the cadence
+    is read in (9 → 8 releases a year is a move, though both are 0.2 per week)."""
     if cur is None or prev is None:
         return {"direction": None, "absolute": None, "relative_pct": None}
     scale = 100 if rate else 1
+    direction = _direction(metric, cur * scale * compare_scale, prev * scale * compare_scale)
     absolute = (cur - prev) * scale
     if rate:
         # Percentage points between the two quoted percentages.
         absolute = float(half_up(cur * 100, 1) - half_up(prev * 100, 1))
     return {
-        "direction": _direction(metric, cur * scale, prev * scale),
-        "absolute": q.num(absolute, 1, percent=rate),
+        "direction": direction,
+        "absolute": q.hours(absolute) if metric in HOUR_METRICS else q.num(absolute, 1, rate),
         "unit": "percentage points" if rate else None,
         "relative_pct": q.num(_rel_change(cur * scale, prev * scale), 0, percent=True),
     }
 
 
-def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) -> dict:
-    """Direction over the history windows (first third vs last third) and the best/worst."""
+def trend_values(metric: str, history: list[WindowMetrics]) -> list[float | None]:
+    """The headline value of each history window, None where the window has no data. For
+    deployment frequency the windows before the first deployment of the history have none:
+    a year window's history reaches back before a young project existed, and those zeros
+    are not evidence of anything."""
     headline = _METRICS[metric][1]
-    values = [headline(w) for w in history]
+    values: list[float | None] = [headline(w) for w in history]
+    if metric == "deployment_frequency":
+        first = next((i for i, w in enumerate(history) if w.deployment_count), len(history))
+        values = [None] * first + values[first:]
+    return values
+
+
+def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) -> dict:
+    """Direction over the history windows that have data (first third vs last third) and the
+    best/worst; no direction with fewer than 3 such windows. `windows_with_data` is what a
+    trend claim may count ("over the 5 windows with data (of 12)")."""
+    values = trend_values(metric, history)
     known = [v * (100 if rate else 1) for v in values if v is not None]
     out: dict[str, Any] = {"windows": q.count(len(history)), "windows_with_data": len(known)}
     q.count(len(known))
-    if len(known) < 3:
+    # Deployment frequency's data are the windows with deployments: zeros between two
+    # releases of a library are no trend.
+    evidence = sum(1 for v in known if v) if metric == "deployment_frequency" else len(known)
+    if len(known) < 3 or evidence < 3:
         out["direction"] = None
         return out
     third = max(1, len(known) // 3)
@@ -235,11 +297,15 @@ def _trend(q: _Quoter, metric: str, history: list[WindowMetrics], rate: bool) ->
         direction = "improving" if better else "worsening"
     best = min(known) if metric in LOWER_IS_BETTER else max(known)
     worst = max(known) if metric in LOWER_IS_BETTER else min(known)
+
+    def quote(value: float) -> float | None:
+        return q.hours(value) if metric in HOUR_METRICS else q.num(value, 1, percent=rate)
+
     out.update(
         direction=direction,
-        best=q.num(best, 1, percent=rate),
-        worst=q.num(worst, 1, percent=rate),
-        average=q.num(sum(known) / len(known), 1, percent=rate),
+        best=quote(best),
+        worst=quote(worst),
+        average=quote(sum(known) / len(known)),
     )
     return out
 
@@ -279,7 +345,7 @@ def _breakdown(q: _Quoter, m: WindowMetrics | None) -> dict[str, Any] | None:
         return None
     b = m.lead_time_breakdown_hours
     stages = {s: getattr(b, s) for s in STAGES}
-    out: dict[str, Any] = {f"{s}_hours": q.num(v) for s, v in stages.items()}
+    out: dict[str, Any] = {f"{s}_hours": q.hours(v) for s, v in stages.items()}
     out["samples"] = q.count(b.samples)
     known = {s: v for s, v in stages.items() if v is not None}
     total = sum(known.values())
@@ -287,7 +353,7 @@ def _breakdown(q: _Quoter, m: WindowMetrics | None) -> dict[str, Any] | None:
         largest = max(known, key=lambda s: known[s])
         out["largest_stage"] = largest
         out["share_pct"] = {s: q.num(v / total * 100, 0, percent=True) for s, v in known.items()}
-        out["total_hours"] = q.num(total)
+        out["total_hours"] = q.hours(total)
     else:
         out["largest_stage"] = None
         out["share_pct"] = {}
@@ -304,7 +370,7 @@ def _stage_changes(q: _Quoter, report: MetricReport) -> dict[str, Any]:
     for stage in STAGES:
         a, b = getattr(cur, stage), getattr(prev, stage)
         if a is not None and b is not None:
-            out[f"{stage}_hours"] = q.num(a - b)
+            out[f"{stage}_hours"] = q.hours(a - b)
     return out
 
 
@@ -313,6 +379,33 @@ def _cut(text: str | None) -> str | None:
         return None
     text = _CONTROL.sub(" ", text).strip()
     return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
+
+
+def _previous_section(
+    q: _Quoter, name: str, section: Any, report: MetricReport, prev: WindowMetrics | None
+) -> dict[str, Any] | None:
+    if prev is None:
+        return None
+    if name == "deployment_frequency":
+        unit = humanize.cadence(report.deployment_count, _days(report)).unit
+        return _df(q, prev, unit.removeprefix("per "))
+    return section(q, prev)
+
+
+def _cadence_scale(m: WindowMetrics) -> float:
+    """Per week → the unit the window's cadence is read in, when that is coarser than a week
+    (per month, per year): only ever more precise than comparing per week, never less."""
+    cadence = humanize.cadence(m.deployment_count, _days(m))
+    scale = humanize.DAYS_PER[cadence.unit.removeprefix("per ")] / 7  # type: ignore[index]
+    return max(1.0, scale)
+
+
+def _deployment_source(report: MetricReport) -> dict[str, Any]:
+    """The kind of deployment the scope counts (`mixed` across kinds, None when unknown) and
+    the noun to use: "release" only when every service counts release tags."""
+    kinds = sorted(set(report.deployment_sources.values()))
+    kind = kinds[0] if len(kinds) == 1 else ("mixed" if kinds else None)
+    return {"kind": kind, "noun": "release" if kind == "release_tags" else "deployment"}
 
 
 def build_facts(report: MetricReport) -> dict[str, Any]:
@@ -341,8 +434,15 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
         metrics[name] = {
             "headline": key,
             "current": section(q, report),
-            "previous": section(q, prev) if prev is not None else None,
-            "change": _change(q, name, headline(report), headline(prev) if prev else None, rate),
+            "previous": _previous_section(q, name, section, report, prev),
+            "change": _change(
+                q,
+                name,
+                headline(report),
+                headline(prev) if prev else None,
+                rate,
+                _cadence_scale(report) if name == "deployment_frequency" else 1.0,
+            ),
             "trend": _trend(q, name, report.history, rate),
             "tier": getattr(report.tier, tier_attr) if tier_attr else None,
             "previous_tier": getattr(prev.tier, tier_attr) if tier_attr and prev else None,
@@ -364,9 +464,9 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
                 "ref": ref,
                 "service": change.service,
                 "id": change.id,
-                "lead_time_hours": q.num(change.lead_time_hours),
+                "lead_time_hours": q.hours(change.lead_time_hours),
                 "lead_time_days": q.num(change.lead_time_hours / 24),
-                **{f"{s}_hours": q.num(v) for s, v in stages.items()},
+                **{f"{s}_hours": q.hours(v) for s, v in stages.items()},
                 "largest_stage": max(stages, key=lambda s: stages[s]) if stages else None,
             }
         )
@@ -401,6 +501,13 @@ def build_facts(report: MetricReport) -> dict[str, Any]:
             "opened": q.count(report.incidents_opened),
             "without_deployment": q.count(report.incidents_without_deployment),
         },
+        "data": {
+            "commits_recorded": q.count(report.recorded.commits),
+            "changes_recorded": q.count(report.recorded.changes),
+            "incidents_recorded": q.count(report.recorded.incidents),
+            "commits_in_window": q.count(report.recorded.commits_in_window),
+        },
+        "deployment_source": _deployment_source(report),
         "slowest_changes": slowest,
         "slowest_changes_count": q.count(len(slowest)),
         "untrusted": {"change_titles": titles},

@@ -11,11 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from pandas.errors import OutOfBoundsDatetime
-from psycopg.errors import UniqueViolation
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -53,6 +50,9 @@ from insights.store.models import (
     UtcDateTime,
 )
 from insights.timeutil import now
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHUNK = 500
 COPY_MIN_ROWS = 200  # PostgreSQL: from this many rows, COPY through a stage table
@@ -377,6 +377,8 @@ class TenantRepository:
         None (nothing written) when a key was already stored or this is not such a batch."""
         if self.session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_MIN_ROWS:
             return None
+        from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
+
         try:
             with self.session.begin_nested():
                 return self._write_rows(table, conflict, [], rows, fresh=True)
@@ -938,6 +940,9 @@ class TenantRepository:
         return out
 
     def _frame(self, stmt: Select[Any], time_columns: Sequence[str] = ()) -> pd.DataFrame:
+        import pandas as pd  # only metric reads need it: `insights record` stays fast
+        from pandas.errors import OutOfBoundsDatetime
+
         result = self.session.execute(stmt)
         frame = pd.DataFrame(result.all(), columns=list(result.keys()))
         for column in time_columns:
@@ -950,6 +955,8 @@ class TenantRepository:
 
     def delivery_frames(self, services: Sequence[str] | None = None) -> DeliveryFrames:
         """All delivery records of the tenant (or of `services`) as DataFrames for metrics."""
+        import pandas as pd
+
         svc = self.scoped(Service)
         if services is not None:
             svc = svc.where(Service.name.in_(list(services)))

@@ -3,10 +3,11 @@ three windows, and a real repository's report (pallets/flask, stored as JSON).
 
 The demo facts are computed here, through the same event import and metric code as
 `insights demo`, at a fixed "now" so the corpus is the same on every run. The flask facts were
-built once from a clone of https://github.com/pallets/flask read by the local-git collector
+built from a clone of https://github.com/pallets/flask read by the local-git collector
 (`insights demo --repo flask --tags '*'`; every release tag is a production deployment), for
 five windows (the week of the newest release, two months, two release weeks), and are kept as
-data in `flask_facts.json`.
+data in `flask_facts.json` (rebuilt when the facts format grows: the same windows through
+`build_facts`, with the service's deployment source, after `pipeline.with_sources`).
 """
 
 from __future__ import annotations
