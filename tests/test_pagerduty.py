@@ -312,7 +312,7 @@ name = "shop"
 
     synced = runner.invoke(app, ["sync", "--tenant", "acme"])
     assert synced.exit_code == 0, synced.output
-    assert "2 service(s) synced" in synced.output  # the clone, then its PagerDuty source
+    assert "2 of 2 source(s) synced" in synced.output  # the clone, then its PagerDuty source
     shown = runner.invoke(
         app,
         [
