@@ -7,7 +7,8 @@ built from a clone of https://github.com/pallets/flask read by the local-git col
 (`insights demo --repo flask --tags '*'`; every release tag is a production deployment), for
 five windows (the week of the newest release, two months, two release weeks), and are kept as
 data in `flask_facts.json` (rebuilt when the facts format grows: the same windows through
-`build_facts`, with the service's deployment source, after `pipeline.with_sources`).
+`build_facts`, with the service's deployment source, after `pipeline.with_sources`, and with the
+verdicts of issue 19).
 """
 
 from __future__ import annotations

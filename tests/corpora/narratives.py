@@ -305,9 +305,12 @@ def truths(source: str, facts: dict[str, Any]) -> Iterator[Case]:
                 f"the {before_text}% of the previous window.",
             )
         direction = facts["metrics"][metric]["change"]["direction"]
-        if direction in ("improved", "worsened"):
+        verdict = facts["metrics"][metric].get("verdict") or {}
+        judged = verdict.get("previous") in (None, direction)
+        if direction in ("improved", "worsened") and judged:
             word = "got better" if direction == "improved" else "got worse"
             yield case("direction", f"Compared with the previous window, {LABELS[metric]} {word}.")
+        if direction in ("improved", "worsened"):
             judged = _with_verdict(facts, metric, "no clear change")
             yield case(
                 "verdict",
