@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from insights.errors import UserError
 
 DEFAULT_PRODUCTION_PATTERN = r"^prod(uction)?$"
+INCIDENT_KINDS = ("pagerduty", "jira")
 
 
 def default_database_url() -> str:
@@ -60,10 +61,11 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """Where a service's delivery data comes from.
 
-    kind: `events` (pushed via import/record/API only), `localgit`, `github` or `gitlab`.
+    kind: `events` (pushed via import/record/API only), `localgit`, `github` or `gitlab`; the
+    incident tools `pagerduty` and `jira` (usually listed under a service's `incidents`).
     """
 
-    kind: Literal["events", "localgit", "github", "gitlab"] = "events"
+    kind: Literal["events", "localgit", "github", "gitlab", "pagerduty", "jira"] = "events"
     # localgit: which tags are releases (see insights.collect.localgit.TagSelection)
     path: Path | None = None
     tag_include: list[str] = Field(default_factory=list)  # globs; empty: version-like tags
@@ -78,6 +80,26 @@ class SourceConfig(_Strict):
     environments: list[str] = Field(default_factory=list)
     workflow: str | None = None
     incident_label: str = "incident"
+    # pagerduty: the PagerDuty service ids whose incidents are this service's incidents
+    service_ids: list[str] = Field(default_factory=list)
+    # pagerduty / jira: how far back the first sync reads, and how far back every sync
+    # re-reads (a reopened or re-prioritised incident is seen again within this overlap)
+    lookback_days: int = Field(default=90, ge=1, le=3650)
+    overlap_days: int = Field(default=7, ge=0, le=365)
+    # jira: the project whose issues are incidents (webhooks route by it), the JQL selecting
+    # them (default: `project = <project> AND issuetype = Incident`), the env var holding the
+    # Jira Cloud account e-mail (basic auth with an API token; unset: a Data Center personal
+    # access token as Bearer), and a field naming the deployment (e.g. customfield_10050)
+    project: str | None = None
+    jql: str | None = None
+    user_env: str | None = None
+    issue_types: list[str] = Field(default_factory=lambda: ["Incident"])
+    deployment_field: str | None = None
+    # pagerduty / jira webhooks: the env var holding this source's signing secret
+    webhook_secret_env: str | None = None
+    # pagerduty / jira: a PEM file of CA certificates to trust instead of the system's (a
+    # Data Center behind an internal CA, a TLS-inspecting proxy)
+    ca_bundle: Path | None = None
     # rate limits: wait at most this long in one sync, then stop with the cursor saved
     max_rate_limit_wait_seconds: float = Field(default=300.0, ge=0)
     # first pause before retrying a 5xx or a dropped connection (doubles each attempt)
@@ -89,6 +111,26 @@ class ServiceConfig(_Strict):
     team: str | None = None
     production_pattern: str = DEFAULT_PRODUCTION_PATTERN
     source: SourceConfig = Field(default_factory=SourceConfig)
+    # incident tools read besides `source` (`[[tenants.services.incidents]]`)
+    incidents: list[SourceConfig] = Field(default_factory=list)
+
+    @field_validator("incidents")
+    @classmethod
+    def _incident_tools(cls, value: list[SourceConfig]) -> list[SourceConfig]:
+        for source in value:
+            if source.kind not in INCIDENT_KINDS:
+                raise ValueError(
+                    f"kind {source.kind!r} is not an incident tool (use one of "
+                    f"{', '.join(INCIDENT_KINDS)})"
+                )
+        return value
+
+    def sources(self) -> list[ServiceConfig]:
+        """This service once per source it reads: `source`, then each of `incidents` (as the
+        service with that source), so every collector sees the one source it runs."""
+        views = [self] if self.source.kind != "events" else []
+        views += [self.model_copy(update={"source": s, "incidents": []}) for s in self.incidents]
+        return views
 
     @field_validator("production_pattern")
     @classmethod

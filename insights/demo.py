@@ -6,7 +6,13 @@ week (so the last complete week is the one a report covers):
   deployments, fewer failures, faster recovery week after week;
 - search (search-api, indexer) is **degrading**: review queues grow, deployments thin out,
   failures and recovery times rise; search-api has a rollback in the last week;
-- platform (gateway, auth) is **steady**.
+- platform (gateway, auth) is **steady**; gateway's incidents come from PagerDuty (REST API v2
+  incident payloads, mapped by the PagerDuty collector's own mapping, linked to deployments by
+  a `Deployment: <id>` note).
+
+billing reverts a change in the last week: a `Revert "…"` pull request whose commit carries
+git's `This reverts commit <sha>.`, shipped by the next deployment, which marks the deployment
+that shipped the change as failed (the revert rule) with no incident at all.
 
 Every service gets commits (branch commits and a merge commit per pull request), pull requests
 with coding, pickup and review times, production deployments (each preceded by a staging
@@ -32,12 +38,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from insights.collect.events import AnyEvent
+from insights.collect.pagerduty_map import map_incident
 from insights.config import ServiceConfig, SourceConfig, TeamConfig, TenantConfig
 from insights.metrics.result import Window
 from insights.metrics.windows import current_week
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.store.models import Deployment
 from insights.store.repository import TenantRepository
+from insights.timeutil import iso
 
 TENANT = "demo"
 WEEKS = 12
@@ -90,17 +98,62 @@ PROFILES = {
 }
 
 
+PAGERDUTY_SERVICE = "gateway"
+PAGERDUTY_SERVICE_ID = "PGW7K2Q"
+REVERT_SERVICE = "billing"
+
+
 def demo_tenant_config(name: str = TENANT) -> TenantConfig:
     """The tenant configuration of the demo organisation (teams and their services)."""
+    pagerduty = SourceConfig(
+        kind="pagerduty", service_ids=[PAGERDUTY_SERVICE_ID], token_env="PAGERDUTY_TOKEN"
+    )
     return TenantConfig(
         name=name,
         teams=[TeamConfig(name=team) for team in TEAMS],
         services=[
-            ServiceConfig(name=service, team=team)
+            ServiceConfig(
+                name=service,
+                team=team,
+                incidents=[pagerduty] if service == PAGERDUTY_SERVICE else [],
+            )
             for team, services in TEAMS.items()
             for service in services
         ],
     )
+
+
+def _pagerduty_incident(
+    service: str,
+    number: int,
+    opened: datetime,
+    resolved: datetime | None,
+    priority: str,
+    deployment_id: str | None,
+    title: str,
+) -> IncidentEvent:
+    """An incident as PagerDuty's REST API v2 returns it (and its notes), through the mapping
+    the PagerDuty collector uses."""
+    incident_id = "Q" + hashlib.sha1(f"{service}:{number}".encode()).hexdigest()[:12].upper()
+    payload = {
+        "id": incident_id,
+        "type": "incident",
+        "incident_number": 4000 + number,
+        "title": title,
+        "created_at": iso(opened),
+        "status": "resolved" if resolved else "acknowledged",
+        "resolved_at": iso(resolved) if resolved else None,
+        "last_status_change_at": iso(resolved or opened),
+        "urgency": "high" if priority in ("P1", "P2") else "low",
+        "priority": {"id": f"PRIO{priority}", "type": "priority_reference", "summary": priority},
+        "service": {"id": PAGERDUTY_SERVICE_ID, "type": "service_reference", "summary": service},
+    }
+    notes = (
+        [{"id": f"N{number}", "content": f"Paged after the release.\nDeployment: {deployment_id}"}]
+        if deployment_id
+        else []
+    )
+    return map_incident(service, payload, notes)
 
 
 @dataclass
@@ -200,6 +253,7 @@ def _merge(svc: _Service, pr: dict) -> list[str]:
     )
     svc.head = merge
     shas.append(merge)
+    pr["merge_sha"] = merge
     svc.events.append(
         ChangeEvent(
             service=svc.name,
@@ -215,6 +269,44 @@ def _merge(svc: _Service, pr: dict) -> list[str]:
         )
     )
     return shas
+
+
+MIN_GAP = timedelta(minutes=15)  # room for a revert pull request between two deployments
+
+
+def _revert(svc: _Service, pr: dict, after: datetime) -> list[str]:
+    """`git revert` of a shipped pull request's merge, as a `Revert "…"` pull request merged
+    soon after `after`; returns the revert commit's sha."""
+    sha = svc.sha()
+    at = after + timedelta(minutes=1)
+    svc.events.append(
+        CommitEvent(
+            service=svc.name,
+            sha=sha,
+            committed_at=at,
+            authored_at=at,
+            parents=(svc.head,) if svc.head else (),
+            author=pr["author"],
+            message=f'Revert "{pr["title"]}"\n\nThis reverts commit {pr["merge_sha"]}.',
+        )
+    )
+    svc.head = sha
+    svc.events.append(
+        ChangeEvent(
+            service=svc.name,
+            id=f"{int(pr['id']) + 9000}",
+            title=f'Revert "{pr["title"]}"',
+            opened_at=at + timedelta(minutes=2),
+            first_commit_at=at,
+            first_review_at=at + timedelta(minutes=5),
+            approved_at=at + timedelta(minutes=6),
+            merged_at=at + timedelta(minutes=10),
+            merge_sha=sha,
+            commits=(sha,),
+            reverts=pr["id"],
+        )
+    )
+    return [sha]
 
 
 def _deploy_times(svc: _Service, profile: Profile, start: datetime) -> list[datetime]:
@@ -247,6 +339,8 @@ def _service_events(
     n_deploy = n_incident = 0
     last_week_start = end - timedelta(weeks=1)
     rollback_done = False
+    revert_target: dict | None = None
+    revert_done = False
     failure_debt = rng.random()
     merging: list[dict] = []  # merged since the last production deployment
     shipped: list[tuple[dict, datetime]] = []  # (pull request, deployed at)
@@ -262,6 +356,9 @@ def _service_events(
         while queue and queue[0]["merged"] <= when - timedelta(minutes=20):
             merging.append(queue[0])
             pending += _merge(svc, queue.pop(0))
+        if revert_target is not None and not revert_done and when - last_deploy > MIN_GAP:
+            pending += _revert(svc, revert_target, max(last_deploy, when - timedelta(hours=1)))
+            revert_done = True
         if not pending or svc.head is None:
             continue
         last_deploy = when
@@ -303,6 +400,7 @@ def _service_events(
             )
         )
         pending = []
+        shipped_now = merging
         shipped += [(pr, when) for pr in merging]
         merging = []
         previous_sha = deployed[-1] if deployed else None
@@ -321,18 +419,30 @@ def _service_events(
             resolved = opened + timedelta(hours=recovery)
             if do_rollback:
                 resolved = opened + timedelta(minutes=45)
-            svc.events.append(
-                IncidentEvent(
+            # Every third incident is left for attribution by time.
+            linked = dep_id if n_incident % 3 else None
+            title = f"Elevated errors in {svc.name} after deploy"
+            if svc.name == PAGERDUTY_SERVICE:
+                incident = _pagerduty_incident(
+                    svc.name,
+                    n_incident,
+                    opened,
+                    resolved if resolved < end else None,
+                    rng.choice(("P2", "P3", "P3")),
+                    linked,
+                    title,
+                )
+            else:
+                incident = IncidentEvent(
                     service=svc.name,
                     id=f"INC-{svc.name}-{n_incident}",
                     opened_at=opened,
                     resolved_at=resolved if resolved < end else None,
                     severity=rng.choice(("sev2", "sev3", "sev3")),
-                    # Every third incident is left for attribution by time.
-                    deployment_id=dep_id if n_incident % 3 else None,
-                    title=f"Elevated errors in {svc.name} after deploy",
+                    deployment_id=linked,
+                    title=title,
                 )
-            )
+            svc.events.append(incident)
             if do_rollback:
                 rollback_done = True
                 svc.events.append(
@@ -347,6 +457,10 @@ def _service_events(
                     )
                 )
                 deployed.append(previous_sha)
+        elif svc.name == REVERT_SERVICE and revert_target is None and when >= last_week_start:
+            # a quiet deployment whose change the next deployment reverts: a failure that only
+            # the history shows
+            revert_target = shipped_now[0] if shipped_now else None
     for pr in queue:  # merged after the last deployment: on main, not yet in production
         _merge(svc, pr)
     if rollback:

@@ -163,6 +163,8 @@ class ChangeEvent(_Event):
     merged_at: UtcTime | None = None
     merge_sha: Sha | None = None
     commits: tuple[Sha, ...] = ()
+    # the id of the change this one reverts (GitHub `revert-<n>-` branch, GitLab "!n")
+    reverts: ExternalId | None = None
 
     @model_validator(mode="after")
     def _merged_after_opened(self) -> ChangeEvent:

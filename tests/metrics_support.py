@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from insights.config import DEFAULT_PRODUCTION_PATTERN
+from insights.metrics.revert_markers import reverted_sha
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent, parse_event
 from insights.store.repository import DeliveryFrames
 
@@ -162,6 +163,7 @@ def frames(
                 ),
                 "authored_at": pd.to_datetime([e.authored_at for e in commits.values()], utc=True),
                 "parents": [list(e.parents) for e in commits.values()],
+                "reverts": [reverted_sha(e.message) for e in commits.values()],
             }
         ),
         changes=pd.DataFrame(
@@ -180,6 +182,7 @@ def frames(
                 "merged_at": pd.to_datetime([e.merged_at for e in changes.values()], utc=True),
                 "merge_sha": [e.merge_sha for e in changes.values()],
                 "commits": [list(e.commits) for e in changes.values()],
+                "reverts": [e.reverts for e in changes.values()],
             }
         ),
         incidents=pd.DataFrame(

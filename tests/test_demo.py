@@ -120,6 +120,32 @@ def test_one_team_improves_and_one_degrades(db, events):
     # The rollback in search-api's last week counts as a failed deployment and as rework.
     search_api = next(r for r in reports if r.scope.name == "search-api")
     assert search_api.failed_deployments >= 1 and search_api.rework_deployments >= 1
+    # billing's revert fails the deployment that shipped the reverted change, without any
+    # incident, and the deployment that shipped the revert is rework
+    billing = next(r for r in reports if r.scope.name == "billing")
+    assert billing.failed_by.revert == 1
+    assert billing.failed_deployments >= 1 and billing.rework_deployments >= 1
+    # gateway's incidents come from PagerDuty and still mark deployments failed
+    gateway = next(r for r in reports if r.scope.name == "gateway")
+    assert sum(w.failed_by.incident for w in gateway.history) >= 1
+
+
+def test_demo_has_a_pagerduty_sourced_service_and_a_revert(events):
+    config = demo.demo_tenant_config()
+    gateway = config.service("gateway")
+    assert gateway is not None and [s.kind for s in gateway.incidents] == ["pagerduty"]
+    paged = [e for e in events if isinstance(e, IncidentEvent) and e.service == "gateway"]
+    assert paged and all(re.fullmatch(r"Q[0-9A-F]{12}", i.id) for i in paged)
+    assert {i.severity for i in paged} <= {"p2", "p3"}
+    assert any(i.deployment_id for i in paged)  # named by a `Deployment:` note
+    reverts = [
+        e
+        for e in events
+        if isinstance(e, CommitEvent) and "This reverts commit" in (e.message or "")
+    ]
+    assert [r.service for r in reverts] == ["billing"]
+    revert_prs = [e for e in events if isinstance(e, ChangeEvent) and e.reverts]
+    assert len(revert_prs) == 1 and revert_prs[0].title.startswith('Revert "')
 
 
 def test_demo_command_writes_reports_into_its_own_database(tmp_path: Path, monkeypatch):

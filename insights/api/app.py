@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, OperationalError
 
-from insights.api import admin, events, health, metrics, reports, webhooks
+from insights.api import admin, events, health, incident_webhooks, metrics, reports, webhooks
 from insights.api.limits import ApiSettings, BodySizeLimit
 from insights.api.observability import ApiMetrics, RequestMetrics
 from insights.config import Settings
@@ -32,7 +32,8 @@ Delivery events in, DORA metrics and reports out. Every `/api/v1` and `/reports`
 `Authorization: Bearer <token>` (`insights tenant token create TENANT`); the token decides the
 tenant. A report can also be opened by a signed, expiring link
 (`/reports/<tenant>/<path>?expires=…&sig=…`, from the weekly Slack digest). Webhooks from
-GitHub and GitLab are authenticated by their signature or secret token.
+GitHub and GitLab are authenticated by their signature or secret token, PagerDuty and Jira
+webhooks by their HMAC signature.
 """
 
 
@@ -98,7 +99,7 @@ def create_app(
             headers={"Retry-After": "1"},
         )
 
-    for module in (events, metrics, reports, webhooks, health, admin):
+    for module in (events, metrics, reports, webhooks, incident_webhooks, health, admin):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, limit=api_settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

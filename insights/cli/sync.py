@@ -63,10 +63,11 @@ def sync(
         transient=True,
         disable=not err_console.is_terminal,
     ) as progress:
-        tasks: dict[tuple[str, str], int] = {}
+        # keyed by source too: a service's incident tools run as their own collectors
+        tasks: dict[tuple[str, str, str], int] = {}
 
         def on_start(tenant_config: TenantConfig, service_config: ServiceConfig) -> None:
-            key = (tenant_config.name, service_config.name)
+            key = (tenant_config.name, service_config.name, service_config.source.kind)
             tasks[key] = progress.add_task(
                 f"{tenant_config.name}/{service_config.name} ({service_config.source.kind})",
                 records=0,
@@ -74,7 +75,7 @@ def sync(
             )
 
         def on_batch(report: SyncReport, kind: str) -> None:
-            task = tasks.get((report.tenant, report.service))
+            task = tasks.get((report.tenant, report.service, report.source))
             if task is not None:
                 progress.update(task, records=report.records, kind=kind)
 

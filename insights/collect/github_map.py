@@ -26,6 +26,7 @@ import re
 from typing import Any
 
 from insights.collect.hostcommon import deployment_reference, severity_label
+from insights.metrics.revert_markers import reverted_change_ref
 from insights.model import (
     ChangeEvent,
     CommitEvent,
@@ -166,6 +167,7 @@ def map_pull(
         merged_at=pull.get("merged_at"),
         merge_sha=pull.get("merge_commit_sha"),
         commits=tuple(c["sha"] for c in commits),
+        reverts=reverted_change_ref(head_branch=(pull.get("head") or {}).get("ref")),
     )
 
 
@@ -180,6 +182,7 @@ def map_pull_event(service: str, pull: dict[str, Any]) -> ChangeEvent:
         opened_at=pull["created_at"],
         merged_at=pull.get("merged_at"),
         merge_sha=pull.get("merge_commit_sha") if merged else None,
+        reverts=reverted_change_ref(head_branch=(pull.get("head") or {}).get("ref")),
     )
 
 

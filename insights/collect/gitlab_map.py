@@ -31,6 +31,7 @@ from typing import Any
 
 from insights.collect.github_map import environment_name, has_label
 from insights.collect.hostcommon import deployment_reference, severity_label
+from insights.metrics.revert_markers import reverted_change_ref
 from insights.model import (
     ChangeEvent,
     CommitEvent,
@@ -170,6 +171,7 @@ def map_merge_request(
         merged_at=merge_request.get("merged_at"),
         merge_sha=merge_sha(merge_request),
         commits=tuple(c["id"] for c in commits),
+        reverts=reverted_change_ref(description=merge_request.get("description")),
     )
 
 
@@ -187,6 +189,7 @@ def map_merge_request_hook(service: str, attributes: dict[str, Any]) -> ChangeEv
         opened_at=gitlab_time(attributes["created_at"]),
         merged_at=merged_at,
         merge_sha=merge_sha(attributes) if merged else None,
+        reverts=reverted_change_ref(description=attributes.get("description")),
     )
 
 

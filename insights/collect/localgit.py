@@ -10,7 +10,8 @@ Rules (DESIGN.md):
   history: a mirror's `refs/pull/*` holds every pull request head, merged or not, which
   inflated commit counts, and notes and the stash are not code. Times are git's epoch seconds,
   stored as UTC (the author's offset only changes how git prints the time, not the instant).
-  Message = subject.
+  Message = subject, plus for a revert git's `This reverts commit <sha>.` line of the body
+  (the revert rule).
 - Deployments: each release tag (see `TagSelection`: version-like tags such as `v2.34.0` or
   `2.0.0` by default, never pre-releases like `-rc1`/`rc1`/`.dev1`/`a1`/`b1`/`-beta` unless
   `tag_prereleases`, never maintenance lines like `1.0.x`) is a successful `production`
@@ -71,6 +72,10 @@ COMMIT_BATCH = 10_000  # commits per transaction; INSIGHTS_LOCALGIT_BATCH overri
 DEPLOYMENT_BATCH = 250
 # %x00 separates fields; a commit is one line (%s is the subject, never multi-line).
 LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s"
+# git revert's body line; a merge revert wraps it: "…<sha>, reversing\nchanges made to <sha>."
+_REVERT_LINE = re.compile(
+    r"This reverts commit [0-9a-f]{40,64}(?:\.|,\s+reversing\s+changes made to [0-9a-f]{40,64}\.)"
+)
 # Branches (local and remote-tracking) and tags; see the module rules.
 HISTORY_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 
@@ -139,6 +144,28 @@ class Git:
     def stream(self, *args: str, stdin: Iterable[str] = ()) -> Iterator[bytes]:
         """Yield git's output lines (without the newline) as they come."""
         return self.lines(self.start(*args, stdin=stdin))
+
+    def revert_lines(self, revs: list[str]) -> dict[str, str]:
+        """Per revert commit among `revs`: git's `This reverts commit <sha>.` line of its body.
+
+        `git log` of the main pass prints subjects only (one line per commit); this pass greps
+        the bodies for the revert sentence, which git itself does fast, and keeps that line.
+        """
+        out = self.run(
+            "log",
+            "--stdin",
+            "-z",
+            "--format=%H%x01%b",
+            "--grep=This reverts commit ",
+            stdin="".join(f"{rev}\n" for rev in revs),
+        )
+        found = {}
+        for record in out.split("\0"):
+            sha, _, body = record.partition("\x01")
+            match = _REVERT_LINE.search(body)
+            if match:
+                found[sha.strip()] = " ".join(match.group(0).split())
+        return found
 
     def committer_dates(self, shas: Iterable[str]) -> dict[str, str]:
         """Committer time (epoch seconds, as text) of each commit."""
@@ -600,6 +627,7 @@ class LocalGitCollector:
         progress = cursor.get("pass") or {}
         skip = progress.get("done", 0) if progress.get("digest") == digest else 0
         name = self.service.name
+        reverting = self.git.revert_lines(revs)
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
         batch: list[CommitEvent] = []
         done = 0
@@ -615,6 +643,8 @@ class LocalGitCollector:
                 sha, parents, author, authored, committed, subject = line.decode(
                     "utf-8", errors="replace"
                 ).split("\0", 5)
+                if sha in reverting:  # the subject alone does not say which commit it reverts
+                    subject = f"{subject}\n\n{reverting[sha]}"
                 commit = _commit_event(
                     name, sha, parents.split(), author, authored, committed, subject
                 )

@@ -8,6 +8,8 @@
   every deployment is recomputed from the tags the configuration selects now (reconciliation
   removes the rest).
 - `events` services keep nothing to rebuild from: that is a UserError.
+- A service's incident tools (`incidents`: PagerDuty, Jira) are re-derived from their kept
+  payloads too, since clearing the service removed their incidents as well.
 
 Example: rebuild_service(engine, tenant_config, tenant_config.service("checkout"))
 """
@@ -21,7 +23,7 @@ from sqlalchemy import Engine
 from insights.collect.sync import SyncContext, make_collector, sync_service
 from insights.collect.webhook_store import apply_mapped
 from insights.collect.webhooks import PayloadError, github_event, gitlab_event
-from insights.config import ServiceConfig, TenantConfig
+from insights.config import INCIDENT_KINDS, ServiceConfig, TenantConfig
 from insights.errors import UserError
 from insights.model import EventError
 from insights.store.db import unit_of_work
@@ -66,6 +68,14 @@ def rebuild_service(engine: Engine, tenant: TenantConfig, service: ServiceConfig
     # kept payloads the event model refuses are skipped there, each named in a warning
     report.skipped += sum(ctx.report.skipped.values())
     report.warnings += ctx.report.warnings
+    for view in service.sources():
+        if view.source.kind in INCIDENT_KINDS:  # their incidents are cleared below too
+            tool = make_collector(tenant, view)
+            tool_ctx = SyncContext(engine, tenant, view, view.source.kind, tool.repo_key())
+            for name, events in tool.raw_events(tool_ctx).items():  # type: ignore[attr-defined]
+                derived.setdefault(f"{view.source.kind}:{name}", []).extend(events)
+            report.skipped += sum(tool_ctx.report.skipped.values())
+            report.warnings += tool_ctx.report.warnings
     with unit_of_work(engine) as session:
         from insights.pipeline import store_events
 

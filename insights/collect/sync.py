@@ -267,7 +267,8 @@ def run_sync(
     """Run the collector of every configured service (optionally one tenant / one service).
 
     Services whose source is `events` (pushed by import/record/API) have nothing to fetch and
-    are skipped. Returns one `SyncReport` per service, in configuration order: counts per
+    are skipped; a service's incident tools (`incidents`) run after its source, each as its
+    own source. Returns one `SyncReport` per service source, in configuration order: counts per
     kind, seconds taken and the outcome.
 
     `keep_going` (what `insights sync` and the scheduler use): every selected source is
@@ -283,7 +284,7 @@ def run_sync(
         where = f" of tenant {tenant!r}" if tenant else ""
         raise UserError(f"--service {service}: not configured in insights.toml{where}")
     if not keep_going:
-        runs = [(t, s, make_collector(t, s)) for t, s in selected if s.source.kind != "events"]
+        runs = [(t, view, make_collector(t, view)) for t, s in selected for view in s.sources()]
         strict: list[SyncReport] = []
         for tenant_config, service_config, collector in runs:
             if on_start:
@@ -293,9 +294,8 @@ def run_sync(
             )
         return strict
     reports: list[SyncReport] = []
-    for tenant_config, service_config in selected:
-        if service_config.source.kind == "events":
-            continue
+    views = [(t, view) for t, s in selected for view in s.sources()]
+    for tenant_config, service_config in views:
         if on_start:
             on_start(tenant_config, service_config)
         kind = service_config.source.kind

@@ -149,7 +149,12 @@ def coverage(
         cov = ServiceCoverage(
             service=name,
             team=row.team,
-            source=configured.source.kind if configured else "events",
+            # incident tools follow the service's own source: "events + pagerduty"
+            source=" + ".join(
+                [configured.source.kind, *(s.kind for s in configured.incidents)]
+                if configured
+                else ["events"]
+            ),
             last_commit=_last(commits, "committed_at", window.end),
             last_change=_last(changes, "opened_at", window.end),
             last_deployment=_last(deployments, "finished_at", window.end),

@@ -96,6 +96,16 @@ def _signed(value: float | None, suffix: str) -> str:
     return f"{sign}{fmt(abs(value))}{suffix}"
 
 
+def _signals(cfr: dict[str, Any]) -> str:
+    """` (2 incident · 1 revert)`: what marked the failed deployments, when any did."""
+    parts = [
+        f"{cfr.get(f'failed_by_{signal}')} {signal}"
+        for signal in ("incident", "rollback", "revert")
+        if cfr.get(f"failed_by_{signal}")
+    ]
+    return f" ({' · '.join(parts)})" if parts else ""
+
+
 def dur(hours: float | None, none: str = "—") -> str:
     """A duration for tables and cards: `5.2 h`, `3.5 d`, `24.6 wk`; None as a dash."""
     return humanize.duration(hours, short=True, none=none)
@@ -163,7 +173,7 @@ def _cards(facts: dict[str, Any]) -> list[dict[str, Any]]:
             "Change failure rate",
             fmt(cfr["rate_pct"]),
             "%" if cfr["rate_pct"] is not None else "",
-            f"{cfr['failed_deployments']} of {cfr['deployments']} {noun}s failed",
+            f"{cfr['failed_deployments']} of {cfr['deployments']} {noun}s failed" + _signals(cfr),
             " pp",
         ),
         (

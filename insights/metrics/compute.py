@@ -21,6 +21,7 @@ from insights.metrics import (
     frequency,
     lead_time,
     recovery,
+    reverts,
     rework,
     shipped,
     tiers,
@@ -29,6 +30,7 @@ from insights.metrics import (
 from insights.metrics.keys import intern_shas
 from insights.metrics.production import production_deployments
 from insights.metrics.result import (
+    FailureSignals,
     Interval,
     Intervals,
     RecordedData,
@@ -121,6 +123,14 @@ def _same_services(*frames: pd.DataFrame) -> list[pd.DataFrame]:
     return out
 
 
+def _earliest(a: pd.Series, b: pd.Series) -> pd.Series:
+    """Per row, the earlier of two UTC times (a missing one loses)."""
+    x, y = _ns(a), _ns(b)
+    nat = np.iinfo(np.int64).min
+    both = np.where(x == nat, y, np.where(y == nat, x, np.minimum(x, y)))
+    return pd.Series(both.view("datetime64[ns]"), index=a.index).dt.tz_localize("UTC")
+
+
 def _ns(values: pd.Series) -> np.ndarray:
     return values.to_numpy("datetime64[ns]").astype(np.int64)
 
@@ -129,7 +139,8 @@ def _ns(values: pd.Series) -> np.ndarray:
 class Prepared:
     """A tenant's delivery data with every whole-history rule applied.
 
-    deployments: production deployments with `failed`, `rolled_back`, `is_rollback`, `rework`,
+    deployments: production deployments with `failed`, `rolled_back`, `reverted`, `is_rollback`,
+    `rework`,
     `recovery_hours`, `finished_ns`. lead_times: first shipment per commit (`hours`,
     `finished_ns`). changes: merged + deployed changes with stages (`deployed_ns`).
     incidents: incidents with their blamed deployment (`opened_ns`). records: one row per
@@ -213,17 +224,26 @@ def prepare(frames: DeliveryFrames) -> Prepared:
 
     backs = failures.rollbacks(prod)
     rolled = backs["rolled_back"].to_numpy(dtype=bool)
+    undone = reverts.revert_failures(prod, ships, commits, changes, shas)
+    reverted = undone["reverted"].to_numpy(dtype=bool)
     blamed = failures.attribute_incidents(incidents, prod)
-    failed = failures.failed_mask(prod, rolled, blamed)
+    # one failed deployment counts once, whichever signals it has
+    failed = failures.failed_mask(prod, rolled | reverted, blamed)
+    # service is restored by whichever comes first: the rollback or the revert in production
+    restored_at = _earliest(backs["next_finished_at"].where(rolled), undone["revert_restored_at"])
+    is_rollback = backs["is_rollback"].to_numpy(dtype=bool)
     prod = prod.assign(
         failed=failed,
+        by_incident=failures.failed_mask(prod, np.zeros(len(prod), bool), blamed),
         rolled_back=rolled,
-        is_rollback=backs["is_rollback"].to_numpy(dtype=bool),
+        reverted=reverted,
+        is_rollback=is_rollback,
         rework=rework.rework_mask(
-            backs["is_rollback"].to_numpy(dtype=bool), rework.during_incidents(prod, blamed)
+            is_rollback | undone["ships_revert"].to_numpy(dtype=bool),
+            rework.during_incidents(prod, blamed),
         ),
         recovery_hours=recovery.recovery_hours(
-            prod, failed, rolled, backs["next_finished_at"], blamed
+            prod, failed, rolled | reverted, restored_at, blamed
         ),
         finished_ns=_ns(prod["finished_at"]),
     )
@@ -354,6 +374,11 @@ def window_metrics(
         lead_time_hours=lead,
         change_failure_rate=cfr,
         failed_deployments=failed,
+        failed_by=FailureSignals(
+            incident=int(deps["by_incident"].sum()),
+            rollback=int(deps["rolled_back"].sum()),
+            revert=int(deps["reverted"].sum()),
+        ),
         rolled_back_deployments=int((deps["failed"] & deps["rolled_back"]).sum()),
         recovery_time_hours=rec,
         rework_rate=round(reworked / count, 4) if count else None,

@@ -3,8 +3,10 @@
 Rules, per failed deployment:
 - Failed because of incidents: from the earliest of its incidents opened to the last of them
   resolved. While any of them is unresolved there is no sample yet.
-- Failed only because it was rolled back: from its own `finished_at` to the `finished_at` of the
-  next deployment to the same service and environment (the rollback that restored service).
+- Failed only because it was rolled back or reverted: from its own `finished_at` to the
+  `finished_at` of the deployment that restored service: the next deployment to the same
+  service and environment (the rollback), or the first deployment that shipped the revert
+  (`reverts.py`), whichever finished first.
 - Samples belong to the window of the failed deployment (as the change failure rate does).
 - Summary: median and p90 in hours (numpy linear interpolation), and the sample count.
 
@@ -22,8 +24,8 @@ from insights.metrics.result import RecoveryTimeHours
 def recovery_hours(
     prod: pd.DataFrame,
     failed: np.ndarray,
-    rolled_back: np.ndarray,
-    next_finished_at: pd.Series,
+    restored_by_deployment: np.ndarray,
+    restored_at: pd.Series,
     attributed: pd.DataFrame,
 ) -> np.ndarray:
     """Recovery time in hours per production deployment (NaN: not failed, or not recovered)."""
@@ -47,12 +49,12 @@ def recovery_hours(
         span = (rows["resolved"] - rows["opened"]) / pd.Timedelta(hours=1)
         span = span.where(rows["open_count"] == 0).clip(lower=0.0)
         out[has_incident] = span.to_numpy(dtype=float)
-    by_rollback = rolled_back & ~has_incident
-    if by_rollback.any():
-        span = (next_finished_at[by_rollback] - prod["finished_at"][by_rollback]) / pd.Timedelta(
+    by_deployment = restored_by_deployment & ~has_incident
+    if by_deployment.any():
+        span = (restored_at[by_deployment] - prod["finished_at"][by_deployment]) / pd.Timedelta(
             hours=1
         )
-        out[by_rollback] = span.to_numpy(dtype=float)
+        out[by_deployment] = span.to_numpy(dtype=float)
     return out
 
 

@@ -82,6 +82,15 @@ class SlowChange(_Result):
     deploy: float | None = None
 
 
+class FailureSignals(_Result):
+    """Failed deployments of the window with each signal. A deployment with several (an
+    incident and a revert) is in several counts but is one failed deployment."""
+
+    incident: int = 0
+    rollback: int = 0
+    revert: int = 0
+
+
 class Interval(_Result):
     """A confidence interval (`metrics/uncertainty.py`); a bound is None when the samples
     cannot bound it. `samples`: what the figure rests on (durations, deployments, days, or the
@@ -156,6 +165,7 @@ class WindowMetrics(_Result):
     lead_time_hours: LeadTimeHours = Field(default_factory=LeadTimeHours)
     change_failure_rate: float | None = None
     failed_deployments: int = 0
+    failed_by: FailureSignals = Field(default_factory=FailureSignals)
     # failed deployments that were rolled back (the rest failed by incident only)
     rolled_back_deployments: int = 0
     recovery_time_hours: RecoveryTimeHours = Field(default_factory=RecoveryTimeHours)

@@ -1,7 +1,8 @@
 """Rework rate: the share of production deployments that were unplanned fixes.
 
 Rules: a deployment is rework when it is a rollback (it runs a sha production ran before the
-deployment it replaces, see `failures.py`), or when it finished while an incident blamed on an
+deployment it replaces, see `failures.py`), when it ships a revert that failed an earlier
+deployment (`reverts.py`), or when it finished while an incident blamed on an
 earlier deployment of the same service was open (opened ≤ finished_at < resolved; an unresolved
 incident stays open). Rework rate = rework deployments / deployments (None without any).
 
@@ -58,6 +59,7 @@ def during_incidents(prod: pd.DataFrame, attributed: pd.DataFrame) -> np.ndarray
     return out
 
 
-def rework_mask(is_rollback: np.ndarray, during: np.ndarray) -> np.ndarray:
-    """Rework deployments: rollbacks and deployments made during an open incident."""
-    return is_rollback | during
+def rework_mask(undid: np.ndarray, during: np.ndarray) -> np.ndarray:
+    """Rework deployments: rollbacks and reverts (`undid`), and deployments made during an open
+    incident."""
+    return undid | during

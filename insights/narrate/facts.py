@@ -181,6 +181,10 @@ def _cfr(q: _Quoter, m: WindowMetrics) -> dict[str, Any]:
         "failed_deployments": q.count(m.failed_deployments),
         "rolled_back": q.count(m.rolled_back_deployments),
         "deployments": q.count(m.deployment_count),
+        # which signals marked them (one deployment may have several)
+        "failed_by_incident": q.count(m.failed_by.incident),
+        "failed_by_rollback": q.count(m.failed_by.rollback),
+        "failed_by_revert": q.count(m.failed_by.revert),
     }
 
 

@@ -135,6 +135,7 @@ class Change(Base):
     merged_at: Mapped[datetime | None]
     merge_sha: Mapped[str | None] = mapped_column(String(64))
     commits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reverts: Mapped[str | None] = mapped_column(String(200))  # id of the change it reverts
 
 
 class Deployment(Base):

@@ -41,6 +41,7 @@ _FIELDS: dict[str, tuple[type, dict[str, str]]] = {
             "merged_at": "merged_at",
             "merge_sha": "merge_sha",
             "commits": "commits",
+            "reverts": "reverts",
         },
     ),
     "deployment": (Deployment, {"started_at": "started_at", "finished_at": "finished_at"}),

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from insights.config import DEFAULT_PRODUCTION_PATTERN
 from insights.errors import NotFound, UserError
+from insights.metrics.revert_markers import reverted_sha
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.store.models import (
     Base,
@@ -88,9 +89,10 @@ class DeliveryFrames:
     deployments: pd.DataFrame  # deployment_id, service, external_id, environment, sha, status,
     # started_at, finished_at, commits_listed
     deployment_commits: pd.DataFrame  # deployment_id, sha
-    commits: pd.DataFrame  # service, sha, committed_at, authored_at, parents
+    commits: pd.DataFrame  # service, sha, committed_at, authored_at, parents, reverts (the sha
+    # its message says it reverts; optional)
     changes: pd.DataFrame  # service, external_id, title, opened_at, first_commit_at,
-    # first_review_at, approved_at, merged_at, merge_sha, commits
+    # first_review_at, approved_at, merged_at, merge_sha, commits, reverts (optional)
     incidents: pd.DataFrame  # service, external_id, opened_at, resolved_at, severity,
     # deployment_external_id, title
     extra: dict[str, Any] = field(default_factory=dict)
@@ -579,6 +581,7 @@ class TenantRepository:
                 "merged_at": e.merged_at,
                 "merge_sha": e.merge_sha,
                 "commits": list(e.commits),
+                "reverts": e.reverts,
             }
             for e in events
         ]
@@ -1007,6 +1010,22 @@ class TenantRepository:
                 ("committed_at", "authored_at"),
             )
         )
+        # only revert commits' messages are read: the rest would cost memory for nothing
+        reverting = {
+            (names[service_id], sha): reverted_sha(message)
+            for service_id, sha, message in self.session.execute(
+                select(Commit.service_id, Commit.sha, Commit.message).where(
+                    Commit.tenant_id == t,
+                    Commit.service_id.in_(ids),
+                    Commit.message.like("%This reverts commit %"),
+                )
+            )
+        }
+        commits["reverts"] = pd.Series(
+            [reverting.get(key) for key in zip(commits["service"], commits["sha"], strict=True)],
+            index=commits.index,
+            dtype=object,
+        )
         changes = named(
             self._frame(
                 select(
@@ -1020,6 +1039,7 @@ class TenantRepository:
                     Change.merged_at,
                     Change.merge_sha,
                     Change.commits,
+                    Change.reverts,
                 ).where(Change.tenant_id == t, Change.service_id.in_(ids)),
                 ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
             )
