@@ -4,8 +4,8 @@ GitHub's revert button names the reverted pull request only in the head branch
 (`revert-<n>-…`), GitLab only in the description ("This reverts merge request !n"); neither is
 stored otherwise, so the mapping keeps the number it found.
 
-Revision ID: 0006
-Revises: 0007 (after the tenant registry, which landed on main first)
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 20:00:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0007"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
