@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, select, text, update
 
-from insights.leader import AdvisoryLock, Leadership, LeaseLock, advisory_key, lock_for
+from insights.ops.leader import AdvisoryLock, Leadership, LeaseLock, advisory_key, lock_for
 from insights.store.models import LeaderLease
 from insights.timeutil import now
 

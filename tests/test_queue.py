@@ -24,7 +24,7 @@ from insights.cli import app
 from insights.config import OrgConfig, Settings, TenantConfig
 from insights.ops.claims import claim_attempt
 from insights.ops.queue import enqueue_tenant_sync
-from insights.runs import finish_run
+from insights.ops.runs import finish_run
 from insights.store import registry
 from insights.store.db import unit_of_work
 from insights.store.models import Commit, JobRun

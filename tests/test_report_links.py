@@ -23,9 +23,9 @@ from insights.config import Settings
 from insights.deliver import links
 from insights.errors import UserError
 from insights.model import parse_event
+from insights.ops.weekly import build_week, report_url, team_digests
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
-from insights.weekly import build_week, report_url, team_digests
 
 SECRET = "link-secret-for-tests-0123456789-abcdef"
 BASE = "http://testserver/reports"

@@ -23,8 +23,8 @@ from typer.testing import CliRunner
 from insights.cli import app
 from insights.config import OrgConfig, Settings, TenantConfig
 from insights.errors import UserError
-from insights.runs import recent_runs, recorded_run, run_key
-from insights.scheduler import (
+from insights.ops.runs import recent_runs, recorded_run, run_key
+from insights.ops.scheduler import (
     JOBS_TABLE,
     create_scheduler,
     desired_jobs,
@@ -305,7 +305,7 @@ def _steps(times: list[datetime]) -> set[float]:
 
 
 def test_settings_are_enough_to_build_the_service(sqlite_db, tmp_path):
-    from insights.scheduler import SchedulerService
+    from insights.ops.scheduler import SchedulerService
 
     service = SchedulerService(Settings(database_url=sqlite_db.url), _org(), poll_seconds=0.05)
     service.leadership.poll_once()
@@ -318,7 +318,7 @@ def test_settings_are_enough_to_build_the_service(sqlite_db, tmp_path):
 
 
 def test_new_leader_abandons_a_dead_leaders_scheduled_run_but_not_a_manual_one(db):
-    from insights.runs import abandon_stale_runs, claim_run
+    from insights.ops.runs import abandon_stale_runs, claim_run
 
     scheduled = claim_run(db.engine, "sync", "acme", "sync:acme@dead", {})
     manual = claim_run(db.engine, "digest", "acme", None, {})
@@ -334,7 +334,7 @@ def test_serve_refuses_an_unknown_scheduler_switch(cli_env):
 
 
 def test_scheduled_sync_runs_the_collectors_and_records_their_counts(db, tmp_path):
-    from insights.scheduler import SchedulerService, sync_job
+    from insights.ops.scheduler import SchedulerService, sync_job
 
     repo = tmp_path / "checkout"
     env = {

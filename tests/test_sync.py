@@ -171,8 +171,8 @@ def test_scheduled_sync_of_a_tenant_is_partial_when_one_source_fails(
     db, tmp_path, small_repo, monkeypatch
 ):
     from insights.config import Settings
-    from insights.runs import recorded_run
-    from insights.scheduler import Runtime, run_tenant_sync
+    from insights.ops.runs import recorded_run
+    from insights.ops.scheduler import Runtime, run_tenant_sync
 
     monkeypatch.delenv("INSIGHTS_TEST_UNSET_GITHUB_TOKEN", raising=False)
     extra = GHOST_AND_GITHUB.format(missing=tmp_path / "missing", repo=later_repo(tmp_path))

@@ -12,10 +12,10 @@ from metrics_support import commit, dep, incident
 from insights import pipeline
 from insights.config import Settings, TenantConfig
 from insights.model import parse_event
-from insights.runs import recent_runs, recorded_run
+from insights.ops.runs import recent_runs, recorded_run
+from insights.ops.weekly import report_url, run_weekly
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
-from insights.weekly import report_url, run_weekly
 
 AT = datetime(2026, 2, 3, 7, 0, tzinfo=UTC)  # a Tuesday: the last complete week is 2026-W05
 HOOK = "/services/T1/B1/pay-secret"
@@ -236,7 +236,7 @@ def test_digest_bad_input_is_one_line_exit_2(digest_cli, args, message):
 
 def test_scheduled_weekly_job_reports_the_week_before_its_fire_time(db, settings, httpserver):
     from insights.config import OrgConfig
-    from insights.scheduler import SchedulerService, weekly_job
+    from insights.ops.scheduler import SchedulerService, weekly_job
 
     tenant = seed(db)
     httpserver.expect_request(HOOK, method="POST").respond_with_data("ok")

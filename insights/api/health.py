@@ -26,7 +26,7 @@ def healthz(request: Request) -> JSONResponse:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         log.warning("healthz: database unreachable: %s", first)
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    from insights.scheduler import health
+    from insights.ops.scheduler import health
 
     return JSONResponse(
         {"status": "ok", "database": "ok", "scheduler": health(request.app.state, engine)}

@@ -64,7 +64,7 @@ def scheduler(
 
     Example: insights scheduler --poll-seconds 5
     """
-    from insights.scheduler import SchedulerService
+    from insights.ops.scheduler import SchedulerService
 
     s = settings()
     open_database(s)
@@ -80,7 +80,7 @@ def scheduler(
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     service.start()
-    logging.getLogger("insights.scheduler").info(
+    logging.getLogger("insights.ops.scheduler").info(
         "scheduler started (%s, %d job(s) configured)",
         service.leadership.lock.holder,
         len(service.specs),
@@ -90,7 +90,7 @@ def scheduler(
             pass
     finally:
         service.stop()
-        logging.getLogger("insights.scheduler").info("scheduler stopped")
+        logging.getLogger("insights.ops.scheduler").info("scheduler stopped")
 
 
 @command()
@@ -112,7 +112,7 @@ def runs(
     """
     from rich.table import Table
 
-    from insights.runs import recent_runs
+    from insights.ops.runs import recent_runs
     from insights.timeutil import iso
 
     if output not in ("table", "json"):
@@ -160,9 +160,9 @@ def digest(
 
     Example: insights digest --tenant acme --team payments --window 2026-W05 --dry-run
     """
-    from insights.runs import recorded_run
+    from insights.ops.runs import recorded_run
+    from insights.ops.weekly import build_week, deliver_digests, team_digests
     from insights.timeutil import now
-    from insights.weekly import build_week, deliver_digests, team_digests
 
     name, _ = resolve_target(tenant)
     span = resolve_window(window, start, end)

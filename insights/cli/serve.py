@@ -37,7 +37,7 @@ def serve(
     import uvicorn
 
     from insights.api.app import create_app
-    from insights.scheduler import SchedulerService, attach_to_app, scheduler_enabled
+    from insights.ops.scheduler import SchedulerService, attach_to_app, scheduler_enabled
 
     s = settings()
     open_database(s)  # schema must be current before the first request

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from insights.runs import claim_run
+from insights.ops.runs import claim_run
 from insights.store.db import unit_of_work
 from insights.store.models import JobRun
 from insights.timeutil import now

@@ -39,7 +39,7 @@ from sqlalchemy.engine import make_url
 from insights.config import OrgConfig, Settings, TenantConfig
 from insights.errors import UserError
 from insights.ops.claims import claim_attempt
-from insights.runs import finish_run, run_key
+from insights.ops.runs import finish_run, run_key
 from insights.store.db import engine_for
 from insights.timeutil import iso, now, parse_time
 
@@ -175,8 +175,8 @@ def run_tenant_weekly(
     redoes them; each team's digest is claimed on its own (`digest:<tenant>/<team>@<fire>`) so
     a retry never sends one again — a send whose worker died mid-way is not repeated either
     (at most once: a duplicate in the team channel is worse than a late report link)."""
+    from insights.ops.weekly import _email, build_week, deliver_digests, team_digests
     from insights.store.registry import organisation
-    from insights.weekly import _email, build_week, deliver_digests, team_digests
 
     def work() -> dict[str, Any]:
         config = organisation(engine, settings).tenant(tenant)

@@ -1,7 +1,7 @@
 """The scheduler: per tenant, sync on `schedule.sync_cron`, weekly report on `report_cron`.
 
 APScheduler 3 with its SQLAlchemy job store on the app database (table `apscheduler_jobs`,
-created by migration 0002). Only the elected leader (`insights.leader`) runs a scheduler, so
+created by migration 0002). Only the elected leader (`insights.ops.leader`) runs a scheduler, so
 several replicas can share one PostgreSQL. Rules:
 
 - Cron expressions are evaluated in the tenant's `timezone`; five fields as in crontab, or six
@@ -34,8 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from insights.config import OrgConfig, Settings
 from insights.errors import UserError
-from insights.leader import Leadership, lock_for
-from insights.runs import RunResult, abandon_stale_runs, recorded_run, run_key
+from insights.ops.leader import Leadership, lock_for
+from insights.ops.runs import RunResult, abandon_stale_runs, recorded_run, run_key
 from insights.store.db import engine_for
 from insights.timeutil import iso, now
 
@@ -95,7 +95,7 @@ def desired_jobs(org: OrgConfig) -> list[JobSpec]:
         specs.append(
             JobSpec(
                 f"sync:{tenant.name}",
-                "insights.scheduler:sync_job",
+                "insights.ops.scheduler:sync_job",
                 tenant.name,
                 parse_cron(tenant.schedule.sync_cron, tenant.timezone, f"{where}.sync_cron"),
             )
@@ -103,7 +103,7 @@ def desired_jobs(org: OrgConfig) -> list[JobSpec]:
         specs.append(
             JobSpec(
                 f"weekly:{tenant.name}",
-                "insights.scheduler:weekly_job",
+                "insights.ops.scheduler:weekly_job",
                 tenant.name,
                 parse_cron(tenant.schedule.report_cron, tenant.timezone, f"{where}.report_cron"),
             )
@@ -118,7 +118,7 @@ def desired_jobs(org: OrgConfig) -> list[JobSpec]:
 class Runtime:
     """What job functions need; set by `SchedulerService` when it becomes leader.
 
-    Jobs are stored pickled by reference (`insights.scheduler:sync_job`) with only the tenant
+    Jobs are stored pickled by reference (`insights.ops.scheduler:sync_job`) with only the tenant
     name as argument, so the engine and settings come from here, not from the job store.
     """
 
@@ -186,7 +186,7 @@ def run_tenant_weekly(rt: Runtime, tenant: str, scheduled_at: datetime) -> dict[
     digests of `tenant` (the window follows the fire time, so a late run reports the same
     week)."""
     from insights.ops.queue import enqueue_tenant_weekly, queue_mode
-    from insights.weekly import run_weekly
+    from insights.ops.weekly import run_weekly
 
     if queue_mode(rt.settings) != "inline":
         return enqueue_tenant_weekly(
@@ -467,7 +467,7 @@ def attach_to_app(app: Any, service: SchedulerService) -> None:
 
 def health(app_state: Any, engine: Engine) -> dict[str, Any]:
     """The scheduler part of /healthz: leadership, next fires, latest run per job kind."""
-    from insights.runs import health_summary
+    from insights.ops.runs import health_summary
 
     service: SchedulerService | None = getattr(app_state, "scheduler", None)
     status: dict[str, Any] = {"enabled": service is not None}
