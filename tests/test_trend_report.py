@@ -38,7 +38,7 @@ def _with_intervals(report: MetricReport, moved_at: int | None = None) -> Metric
 
 def test_trend_chart_draws_the_interval_as_one_band_and_no_error_bars():
     report = _with_intervals(make_report())
-    svg = trend_chart("deployment_frequency", report.history, "t")
+    _, svg = trend_chart("deployment_frequency", report.history, "t")
     assert svg.count(BAND_STYLE) == 1  # one run of 12 windows, one polygon
     assert 'class="ci"' not in svg  # pygal's per-point bars are folded into the band
     band = re.search(r'<g class="ci band"><path d="M([^"]*) Z"', svg).group(1)
@@ -49,14 +49,14 @@ def test_windows_without_an_interval_break_the_band():
     report = _with_intervals(make_report())
     history = list(report.history)
     history[5] = history[5].model_copy(update={"intervals": Intervals()})
-    svg = trend_chart("deployment_frequency", history, "t")
+    _, svg = trend_chart("deployment_frequency", history, "t")
     assert svg.count(BAND_STYLE) == 2
 
 
 def test_a_move_beyond_normal_variation_is_ringed_on_its_chart_only():
     report = _with_intervals(make_report(), moved_at=11)
-    assert MARK_STYLE in trend_chart("change_failure_rate", report.history, "t")
-    assert MARK_STYLE not in trend_chart("lead_time", report.history, "t")
+    assert MARK_STYLE in trend_chart("change_failure_rate", report.history, "t")[1]
+    assert MARK_STYLE not in trend_chart("lead_time", report.history, "t")[1]
 
 
 def test_report_colours_a_change_only_when_its_verdict_backs_it():
@@ -65,8 +65,8 @@ def test_report_colours_a_change_only_when_its_verdict_backs_it():
     html = render_report(report, builtin_result(facts), [], NOW, facts)
     deployments, lead, cfr, _, _ = re.findall(r'<span class="delta (\w+)">([^<]*)</span>', html)
     assert lead == ("improved", "▼ −1.3 h vs 2026-W05")
-    # One deployment a week fewer is noise: grey, and said so.
-    assert deployments == ("none", "▼ −1/week vs 2026-W05 · within normal variation")
+    # One deployment fewer is noise: grey, and said so (the frequency card moves by count).
+    assert deployments == ("none", "▼ −1 vs 2026-W05 · within normal variation")
     assert cfr[0] == "none"
     assert "2026-W06: improved vs the previous window, improved vs the 12 windows before" in html
     assert "The shaded band is each window's 95% interval" in html
