@@ -52,6 +52,7 @@ ANSWER = {
             "title": "Keep deploying in small batches",
             "why": "A steady cadence over the 7 days keeps changes small.",
             "metric": "deployment_frequency",
+            "capability": "working in small batches",
             "evidence": ["window days: 7"],
         }
     ],
