@@ -83,9 +83,18 @@ def _dur(hours: float | None) -> str:
     return humanize.duration(hours, short=True)
 
 
-def _rate(m: WindowMetrics) -> str:
-    days = (m.window.end - m.window.start).total_seconds() / 86_400
-    return humanize.cadence(m.deployment_count, days).text
+def _days(m: WindowMetrics) -> float:
+    return (m.window.end - m.window.start).total_seconds() / 86_400
+
+
+def _rate(m: WindowMetrics, like: WindowMetrics | None = None) -> str:
+    """The deployment rate of `m`; in the unit `like`'s rate is shown in, when given, so a
+    row reads "4 per year" beside "0 per year", not beside "0 per month"."""
+    unit = None
+    if like is not None:
+        c = humanize.cadence(like.deployment_count, _days(like))
+        unit = c.unit.removeprefix("per ")
+    return humanize.cadence(m.deployment_count, _days(m), unit).text
 
 
 def _pct(value: float | None) -> str:
@@ -103,6 +112,20 @@ def _interval(ci: Interval, pct: bool = False, unit: str = "") -> str:
         return f"{value * 100:.1f}%" if pct else _num(value, unit)
 
     return f"{bound(ci.low)}–{bound(ci.high)} (n={ci.samples})"
+
+
+def _rate_interval(per_week: Interval, m: WindowMetrics) -> str:
+    """The per-week interval of the deployment rate in the unit its row shows:
+    `0.1–22.1 per year (n=1)`."""
+    if per_week.samples == 0 and per_week.low is None and per_week.high is None:
+        return ""
+    unit = humanize.cadence(m.deployment_count, _days(m)).unit.removeprefix("per ")
+    scale = humanize.DAYS_PER[unit] / 7  # type: ignore[index]
+
+    def bound(value: float | None) -> str:
+        return "…" if value is None else humanize.number(humanize.round_half_up(value * scale))
+
+    return f"{bound(per_week.low)}–{bound(per_week.high)} per {unit} (n={per_week.samples})"
 
 
 def _verdict(report: MetricReport, metric: str | None) -> str:
@@ -135,9 +158,9 @@ def _rows(report: MetricReport) -> list[tuple[str, str, str, str, str, str]]:
         (
             "Deployment rate",
             _rate(report),
-            _rate(p),
+            _rate(p, like=report),
             t.deployment_frequency or "",
-            _interval(ci.deployments_per_week),
+            _rate_interval(ci.deployments_per_week, report),
             "",
         ),
         (
