@@ -218,6 +218,13 @@ def checked(ctx: SyncContext, kind: str, what: str, build: Callable[[], T]) -> T
         return None
 
 
+def checked_one(ctx: SyncContext, kind: str, what: str, build: Callable[[], T]) -> list[T]:
+    """`checked()` as a list of none or one record, for mappings that yield one per item
+    (an incident per PagerDuty incident or Jira issue)."""
+    record = checked(ctx, kind, what, build)
+    return [] if record is None else [record]
+
+
 def checked_commits(
     ctx: SyncContext,
     where: str,

@@ -34,12 +34,12 @@ from urllib.parse import urlparse
 
 import requests
 from jira import JIRA, JIRAError
-from pydantic import ValidationError
 
 from insights.collect.events import AnyEvent
 from insights.collect.hostcommon import (
     HostAccess,
     UpdatedCursor,
+    checked_one,
     run_until_rate_limited,
     stored_payloads,
 )
@@ -48,7 +48,6 @@ from insights.collect.ratelimit import SERVER_ERROR_ATTEMPTS, rate_limit_wait
 from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig, secret
 from insights.errors import UserError
-from insights.model import IncidentEvent, describe_validation_error
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
 from insights.timeutil import now, parse_time
@@ -227,8 +226,9 @@ class JiraCollector:
             mapped[kind] = [
                 event
                 for key, raw in payloads
-                for event in _valid(
+                for event in checked_one(
                     ctx,
+                    "incident",
                     f"jira issue {key}",
                     functools.partial(
                         map_issue, self.service.name, raw, self.config.deployment_field
@@ -280,8 +280,9 @@ class JiraCollector:
                 if not cursor.is_new(updated, key):
                     continue
                 cursor.advance(updated, key)
-                events += _valid(
+                events += checked_one(
                     ctx,
+                    "incident",
                     f"jira issue {key}",
                     functools.partial(
                         map_issue, self.service.name, issue, self.config.deployment_field
@@ -309,14 +310,3 @@ def base_jql(jql: str | None, project: str | None, issue_types: list[str]) -> st
     if issue_types:
         clause += " AND issuetype in (" + ", ".join(f'"{t}"' for t in issue_types) + ")"
     return clause
-
-
-def _valid(ctx: SyncContext, where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
-    """The mapped incident, or none when the event model refuses it (a resolution before the
-    opening, a time out of range): skipped with a warning naming it and counted in the sync
-    report, so one bad record of the source neither stops the sync nor loses what it read."""
-    try:
-        return [build()]
-    except ValidationError as exc:
-        ctx.skip("incident", where, describe_validation_error(exc))
-        return []

@@ -27,7 +27,7 @@ import functools
 import hashlib
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -35,10 +35,14 @@ from urllib.parse import urlparse
 import httpx2
 from pagerduty import Error as PagerDutyError
 from pagerduty import HttpError, RestApiV2Client, UrlError
-from pydantic import ValidationError
 
 from insights.collect.events import AnyEvent
-from insights.collect.hostcommon import HostAccess, run_until_rate_limited, stored_payloads
+from insights.collect.hostcommon import (
+    HostAccess,
+    checked_one,
+    run_until_rate_limited,
+    stored_payloads,
+)
 from insights.collect.pagerduty_map import map_incident
 from insights.collect.ratelimit import (
     SERVER_ERROR_ATTEMPTS,
@@ -49,7 +53,6 @@ from insights.collect.ratelimit import (
 from insights.collect.sync import SyncContext, register
 from insights.config import ServiceConfig, TenantConfig
 from insights.errors import UserError
-from insights.model import IncidentEvent, describe_validation_error
 from insights.timeutil import iso, now, parse_time
 
 log = logging.getLogger(__name__)
@@ -219,8 +222,9 @@ class PagerDutyCollector:
             mapped[kind] = [
                 event
                 for key, raw in payloads
-                for event in _valid(
+                for event in checked_one(
                     ctx,
+                    "incident",
                     f"pagerduty incident {key}",
                     functools.partial(
                         map_incident, self.service.name, raw["incident"], raw.get("notes") or []
@@ -283,8 +287,9 @@ class PagerDutyCollector:
                 if seen.get(incident_id) == version:
                     continue
                 notes = api.notes(incident_id)
-                events += _valid(
+                events += checked_one(
                     ctx,
+                    "incident",
                     f"pagerduty incident {incident_id}",
                     functools.partial(map_incident, self.service.name, incident, notes),
                 )
@@ -314,14 +319,3 @@ def _version(incident: dict[str, Any]) -> str:
             priority,
         )
     )
-
-
-def _valid(ctx: SyncContext, where: str, build: Callable[[], IncidentEvent]) -> list[AnyEvent]:
-    """The mapped incident, or none when the event model refuses it (a resolution before the
-    opening, a time out of range): skipped with a warning naming it and counted in the sync
-    report, so one bad record of the source neither stops the sync nor loses what it read."""
-    try:
-        return [build()]
-    except ValidationError as exc:
-        ctx.skip("incident", where, describe_validation_error(exc))
-        return []
