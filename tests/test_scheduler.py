@@ -293,8 +293,11 @@ def test_two_schedulers_run_each_fire_once_through_failover_and_downtime(schedul
     # 3. After the downtime: one run stood for all the missed fires, then one per second.
     after = sorted((r for r in runs if _pid(r) == third.popen.pid), key=_fire_time)
     catch_up, *regular = after
+    # Fires skipped besides the one that ran: the third process became leader more than 4 s
+    # after the last fire, so its first fire is at least 4 s later and at least 3 lie between.
+    # (How many more depends on how fast the process starts, which a busy machine stretches.)
     missed = (_fire_time(catch_up) - down_from).total_seconds() - 1
-    assert missed >= 4
+    assert missed >= 3
     assert catch_up.detail["coalesced_fires"] == missed
     assert all("coalesced_fires" not in r.detail for r in regular)
     assert _steps([_fire_time(r) for r in after]) == {1.0}
