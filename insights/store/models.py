@@ -16,7 +16,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -81,7 +80,7 @@ class Service(Base):
     __tablename__ = "services"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
-        # the target of the commits' (tenant_id, service_id) foreign key
+        # a tenant's services by id (the bulk tables' foreign-key target until 0006)
         Index("ux_services_tenant_id", "tenant_id", "id", unique=True),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -98,16 +97,10 @@ class Commit(Base):
     __tablename__ = "commits"
     __table_args__ = (
         UniqueConstraint("tenant_id", "service_id", "sha"),
-        # One composite key, not one per column: PostgreSQL checks a foreign key row by row,
-        # and the bulk tables (commits, shipped-commit links) pay that check per row; one
-        # check also makes a row's tenant equal its service's tenant. Tenant deletion still
-        # cascades: tenant → services → commits.
-        ForeignKeyConstraint(
-            ["tenant_id", "service_id"],
-            ["services.tenant_id", "services.id"],
-            name="commits_service_fkey",
-            ondelete="CASCADE",
-        ),
+        # No foreign key (migration 0006): PostgreSQL checks one per row with a trigger, a
+        # third of a bulk ingest's server work. Rows are written only by TenantRepository
+        # for a service of its own tenant; deleting a tenant or service deletes them
+        # explicitly (registry.delete_history). SQLite databases keep their old keys.
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(BigId)
@@ -143,7 +136,7 @@ class Deployment(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "service_id", "external_id"),
         Index("ix_deployments_service_finished", "tenant_id", "service_id", "finished_at"),
-        # the target of the shipped-commit links' (tenant_id, deployment_id) foreign key
+        # a tenant's deployments by id (registry.delete_history; the links' key until 0006)
         Index("ux_deployments_tenant_id", "tenant_id", "id", unique=True),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -163,15 +156,8 @@ class DeploymentCommit(Base):
     """A commit a deployment shipped, as listed by its source (event, tag range, compare API)."""
 
     __tablename__ = "deployment_commits"
-    __table_args__ = (
-        # one composite key, checked once per row (see `Commit`)
-        ForeignKeyConstraint(
-            ["tenant_id", "deployment_id"],
-            ["deployments.tenant_id", "deployments.id"],
-            name="deployment_commits_deployment_fkey",
-            ondelete="CASCADE",
-        ),
-    )
+    # No foreign key, like `Commit`: TenantRepository.delete_deployments and
+    # registry.delete_history delete the links with their deployments.
     tenant_id: Mapped[int] = mapped_column(BigId)
     deployment_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     sha: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -113,10 +113,12 @@ def _insert(session: Session, model: type[Base] | Table) -> Any:
 
 
 def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | None:
-    """The column type's bind processor for `dialect`; for UTC times on SQLite an equivalent
-    one-step version (the stacked TypeDecorator calls cost more than the insert itself)."""
+    """The column type's bind processor for `dialect`; for UTC times an equivalent one-step
+    version (the stacked TypeDecorator calls cost more than the insert itself)."""
     if isinstance(column_type, UtcDateTime) and dialect.name == "sqlite":
         return _sqlite_utc
+    if isinstance(column_type, UtcDateTime) and dialect.name == "postgresql":
+        return _postgresql_utc
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if isinstance(column_type, JSON) and process is not None:
         return _plain_list_json(process)
@@ -159,6 +161,15 @@ def _sqlite_utc(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _postgresql_utc(value: datetime) -> datetime:
+    """An aware time as `UtcDateTime` binds it on PostgreSQL: the same instant in UTC."""
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
 
 
 def array_param(values: list[Any], item_type: Any) -> Any:
@@ -320,7 +331,7 @@ class TenantRepository:
             latest[(row["service_id"], row[key])] = row
         # Rows are written (and so locked) in natural-key order: two concurrent batches that
         # share keys then wait on each other in the same order instead of deadlocking.
-        latest = dict(sorted(latest.items(), key=lambda item: item[0]))
+        latest = {natural: latest[natural] for natural in sorted(latest)}
         written: dict[tuple[int, str], dict[str, Any]] = {}
         if not latest:
             return counts, written
