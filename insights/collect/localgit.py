@@ -496,24 +496,25 @@ def _label_from_graph(
     shipped: dict[int, list[str]] = {}
     for later, tips, earlier in sets:
         claimed: set[str] = set()
-
-        def claim(start: str) -> list[str]:
-            found = []
-            stack = [start]
-            while stack:
-                sha = stack.pop()
-                if sha in claimed or sha not in graph:
-                    continue
-                claimed.add(sha)
-                found.append(sha)
-                stack.extend(graph[sha])
-            return found
-
         for sha in earlier:
-            claim(sha)
+            _claim(graph, claimed, sha)
         for index, sha in zip(later, tips, strict=True):
-            shipped[index] = claim(sha)
+            shipped[index] = _claim(graph, claimed, sha)
     return shipped
+
+
+def _claim(graph: dict[str, list[str]], claimed: set[str], start: str) -> list[str]:
+    """The commits of `graph` reachable from `start` and not yet `claimed`; claims them."""
+    found = []
+    stack = [start]
+    while stack:
+        sha = stack.pop()
+        if sha in claimed or sha not in graph:
+            continue
+        claimed.add(sha)
+        found.append(sha)
+        stack.extend(graph[sha])
+    return found
 
 
 @dataclass(frozen=True)
@@ -735,9 +736,7 @@ class LocalGitCollector:
                 parent_list = parents.split()
                 if graph is not None:
                     graph[sha] = parent_list
-                commit = _commit_event(
-                    name, sha, parent_list, author, authored, committed, subject
-                )
+                commit = _commit_event(name, sha, parent_list, author, authored, committed, subject)
                 if commit is None:
                     ctx.skip("commit", f"commit {sha[:12]}", f"date outside {RANGE_TEXT}")
                     continue
