@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -565,6 +566,9 @@ class TenantRepository:
         return moved
 
     def upsert_commits(self, service_id: int, events: Sequence[CommitEvent]) -> UpsertCounts:
+        copied = self._copy_new_commits(service_id, events)
+        if copied is not None:
+            return copied
         rows = [
             {
                 "service_id": service_id,
@@ -578,6 +582,50 @@ class TenantRepository:
             for e in events
         ]
         return self._upsert(Commit, "sha", rows)[0]
+
+    def _copy_new_commits(
+        self, service_id: int, events: Sequence[CommitEvent]
+    ) -> UpsertCounts | None:
+        """PostgreSQL, a big batch of commits none of which is stored (a first ingest): one
+        COPY of rows made straight from the events, in sha order (the order `_upsert` locks
+        in), inside a savepoint. None when this is not such a batch: a stored or repeated
+        sha aborts the savepoint before anything is kept, and the general upsert takes over.
+
+        The general path builds a dict per row, then columns, then tuples: for 10⁵ commits
+        that was a third of a local-git ingest's Python time, for rows that need none of it.
+        """
+        connection = self.session.connection()
+        if connection.dialect.name != "postgresql" or len(events) < COPY_MIN_ROWS:
+            return None
+        table = Commit.__table__
+        ordered = sorted(events, key=attrgetter("sha"))
+        if self._stored(table, "sha", (service_id, ordered[0].sha)):
+            return None
+        from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
+
+        parents = _bind_processor(table.c.parents.type, connection.dialect)
+        assert parents is not None
+        tenant = self.tenant_id
+        values = [
+            (
+                service_id,
+                e.sha,
+                e.authored_at,
+                e.committed_at,
+                e.author,
+                e.message,
+                parents(list(e.parents)),
+                tenant,
+            )
+            for e in ordered
+        ]
+        names = ["service_id", "sha", "authored_at", "committed_at", "author", "message"]
+        try:
+            with self.session.begin_nested():
+                self._copy_into(table, [*names, "parents", "tenant_id"], values)
+        except UniqueViolation:
+            return None
+        return UpsertCounts(new=len(values))
 
     def upsert_changes(self, service_id: int, events: Sequence[ChangeEvent]) -> UpsertCounts:
         rows = [
