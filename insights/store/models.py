@@ -23,8 +23,14 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# predicates of the partial indexes that answer "does this scope have reverts?" (0006); the
+# reads in `store/window_read.py` use the same text so the planners pick them
+REVERT_COMMITS = "message LIKE '%This reverts commit %'"
+REVERT_CHANGES = "reverts IS NOT NULL OR title LIKE 'Revert \"%'"
 
 # SQLite has no 64-bit autoincrement under BIGINT; use INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -108,6 +114,15 @@ class Commit(Base):
             name="commits_service_fkey",
             ondelete="CASCADE",
         ),
+        # window-bounded reads (migration 0006): recorded counts, and "any reverts?"
+        Index("ix_commits_service_committed", "tenant_id", "service_id", "committed_at"),
+        Index(
+            "ix_commits_reverts",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text(REVERT_COMMITS),
+            sqlite_where=text(REVERT_COMMITS),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(BigId)
@@ -122,7 +137,17 @@ class Commit(Base):
 
 class Change(Base):
     __tablename__ = "changes"
-    __table_args__ = (UniqueConstraint("tenant_id", "service_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "service_id", "external_id"),
+        Index("ix_changes_service_merged", "tenant_id", "service_id", "merged_at"),
+        Index(
+            "ix_changes_reverts",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text(REVERT_CHANGES),
+            sqlite_where=text(REVERT_CHANGES),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
@@ -145,6 +170,7 @@ class Deployment(Base):
         Index("ix_deployments_service_finished", "tenant_id", "service_id", "finished_at"),
         # the target of the shipped-commit links' (tenant_id, deployment_id) foreign key
         Index("ux_deployments_tenant_id", "tenant_id", "id", unique=True),
+        Index("ix_deployments_service_sha", "tenant_id", "service_id", "sha"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -171,6 +197,7 @@ class DeploymentCommit(Base):
             name="deployment_commits_deployment_fkey",
             ondelete="CASCADE",
         ),
+        Index("ix_deployment_commits_sha", "tenant_id", "sha"),
     )
     tenant_id: Mapped[int] = mapped_column(BigId)
     deployment_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
