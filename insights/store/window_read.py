@@ -20,9 +20,13 @@ baseline's first window), `end` the end of its current window. It loads:
   at or after `end` (an unlinked incident opened later cannot be blamed on a core deployment),
   those still open at `start`, and those linked to a loaded deployment; plus the deployments
   they are blamed on (their link, or the last production deployment before they opened);
-- changes: those whose merge sha a loaded deployment ships, and those merged since `start`;
-  a change whose merge sha or listed commit first reached production outside the loaded rows
-  cannot have been deployed in the span and is left out.
+- changes: those merged since `start`, those whose merge sha a core deployment lists, and
+  those merged earlier that list a commit a core deployment lists (the JSON array is searched
+  in the database); then every production deployment listing any of their commits, so when
+  each change was deployed (its merge sha's first shipment, else its last listed commit's) is
+  the whole history's answer.
+- commits: the rows of the shas loaded deployments list (`committed_at`, however old); no
+  `parents`, which only the commit-graph rule reads.
 
 Rows outside the core keep their real values, and the metrics read only windows inside
 [start, end), so any result a row outside the core gets for itself is never shown.
@@ -34,9 +38,14 @@ environment: the graph rule needs every earlier deployment's ancestry), reverts 
 the scope (a revert commit or reverting change: the reverted deployment may lie anywhere), or a
 production pattern that is not a regex (the whole-history path reports it).
 
+`pipeline.compute_report` uses it for `insights metrics` and `GET /api/v1/metrics`; the
+report's `recorded` counts come from `recorded_counts` (database counts), since they cover
+the whole history before the window end. Reports of every scope at once (`compute_all`,
+`insights report`) still prepare the whole history once.
+
 Example:
-    frames = window_frames(repo, ["checkout"], baseline_start, window.end)
-    frames = frames or repo.delivery_frames(["checkout"])
+    bounded = window_frames(repo, ["checkout"], baseline_start, window.end)
+    frames = bounded.frames or repo.delivery_frames(["checkout"])
 """
 
 from __future__ import annotations
