@@ -430,7 +430,6 @@ def window_frames(
             deployments.setdefault(int(row[0]), row)
 
     core = reader.core(start, end)
-    core_ids = {int(r[0]) for r in core}
     add(core)
     nxt = reader.edge(end, before=False)
     add(nxt)
