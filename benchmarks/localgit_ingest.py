@@ -1,8 +1,10 @@
-"""Local-git ingest speed: a full `insights` sync of REPO against raw `git log --all` in one run.
+"""Local-git ingest speed: a full `insights` sync of REPO against raw `git log` in one run.
 
 For SQLite (a temp file) and PostgreSQL (a temp database, when INSIGHTS_TEST_POSTGRES_URL or
---postgres is set) it prints the full ingest time, the raw `git log --all --format=…` time
-measured just before and just after it (the reference is their mean), their ratio, rows/s,
+--postgres is set) it prints the full ingest time, the raw `git log --format=…` time of the
+refs the collector reads (branches, remote-tracking branches and tags: the same commits; a
+mirror's `refs/pull/*` is not history, see insights/collect/localgit.py), measured just
+before and just after it (the reference is their mean), their ratio, rows/s,
 CPU seconds, peak RSS of the ingesting process and of its git children, and the time of an
 immediate resync (nothing new to read). Each ingest runs in a fresh child process so that its
 peak RSS is its own.
@@ -27,14 +29,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s"
+HISTORY = ("--branches", "--remotes", "--tags")  # = localgit.HISTORY_REFS
 
 
 def raw_git_log(repo: Path) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds and lines of `git log --all --format=…`, read through a pipe."""
+    """Wall seconds, CPU seconds and lines of `git log --branches --remotes --tags --format=…`
+    (the commits the collector stores), read through a pipe."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        ["git", "-C", str(repo), "log", "--all", f"--format={LOG_FORMAT}"],
+        ["git", "-C", str(repo), "log", *HISTORY, f"--format={LOG_FORMAT}"],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None

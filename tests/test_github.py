@@ -624,3 +624,20 @@ def test_incident_follows_its_issue_on_resync_reopened_then_unlabelled(
 
     assert report.removed == {"incident": 1}
     assert counts(db)["incidents"] == 0
+
+
+def test_an_updated_at_in_the_far_future_does_not_hide_later_pull_requests(
+    db: Database, github: FakeGitHub
+) -> None:
+    """A pull request whose `updated_at` says 2099 (a broken or hostile host) is stored, but
+    the cursor stays at the newest believable time, so a later pull request is still read."""
+    shas = github.add_commits(4)
+    github.add_pull(5, created=10, merged=40, commits=shas[1:2])
+    github.add_pull(6, created=20, merged=50, commits=shas[2:3])
+    github.pulls[-1]["updated_at"] = "2099-01-01T00:00:00Z"
+    sync(db, org(github))
+    github.add_pull(7, created=60, merged=90, commits=shas[3:])
+    sync(db, org(github))
+    with unit_of_work(db.engine) as session:
+        stored = set(session.scalars(select(Change.external_id)))
+    assert stored == {"5", "6", "7"}

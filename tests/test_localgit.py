@@ -128,20 +128,32 @@ def test_tags_not_matching_the_pattern_are_not_deployments(db, repo):
     assert set(deployments(db)) == {"release-7"}
 
 
-def test_maintenance_tags_ship_each_commit_once_at_its_first_deployment(db, tmp_path):
-    r = GitRepo(tmp_path / "lib")
+def maintenance_history(path: Path) -> GitRepo:
+    """v1.0, then a fix on `maint` and a feature plus a merged topic branch on main (v1.1),
+    v1.0.1 tagged on `maint` after v1.1, then `maint` merged into main (v1.2)."""
+    r = GitRepo(path)
     r.commit("base", "2026-02-01T10:00:00Z")
     r.tag("v1.0", date="2026-02-01T12:00:00Z")
     r.checkout("maint", create=True)
     r.commit("fix", "2026-02-02T10:00:00Z")
     r.checkout("main")
     r.commit("feature", "2026-02-02T11:00:00Z")
+    r.checkout("topic", create=True)
+    r.commit("topic one", "2026-02-02T12:00:00Z")
+    r.checkout("main")
+    r.merge("topic", "2026-02-03T09:00:00Z")
     r.tag("v1.1", date="2026-02-03T12:00:00Z")
     r.checkout("maint")
     r.tag("v1.0.1", date="2026-02-04T12:00:00Z")  # after v1.1, on the maintenance branch
     r.checkout("main")
     r.merge("maint", "2026-02-05T10:00:00Z")
+    r.commit("after", "2026-02-05T11:00:00Z")
     r.tag("v1.2", date="2026-02-05T12:00:00Z")
+    return r
+
+
+def test_maintenance_tags_ship_each_commit_once_at_its_first_deployment(db, tmp_path):
+    r = maintenance_history(tmp_path / "lib")
     sync_local_repo(db.engine, r.path, service="lib")
     found = deployments(db)
     assert found["v1.1"]["commits"] == r.rev_list("v1.1", "^v1.0")
@@ -149,6 +161,31 @@ def test_maintenance_tags_ship_each_commit_once_at_its_first_deployment(db, tmp_
     assert found["v1.2"]["commits"] == r.rev_list("v1.2", "^v1.0", "^v1.1", "^v1.0.1")
     # the fix shipped with v1.0.1, not again with v1.2 (prev..cur would list it twice)
     assert r.head("maint") not in found["v1.2"]["commits"]
+
+
+def test_whole_history_and_step_by_step_syncs_ship_the_same_commits(db, tmp_path):
+    """A first sync labels shipped commits from the parents `git log` printed; later syncs
+    let `git rev-list` walk. Synced once at the end or after every tag (a fresh service per
+    way), the stored links are the same (the test above checks the first way against
+    `git rev-list`)."""
+    r = maintenance_history(tmp_path / "lib")
+    sync_local_repo(db.engine, r.path, service="whole")
+    stepwise = GitRepo(tmp_path / "steps")  # the same history, synced after every tag
+    for tag in ("v1.0", "v1.1", "v1.0.1", "v1.2"):
+        stepwise.git("fetch", "-q", str(r.path), f"+refs/tags/{tag}:refs/tags/{tag}")
+        sync_local_repo(db.engine, stepwise.path, service="steps")
+    with unit_of_work(db.engine) as session:
+        rows = session.execute(
+            text(
+                "SELECT s.name, d.external_id, l.sha FROM deployment_commits l"
+                " JOIN deployments d ON d.id = l.deployment_id"
+                " JOIN services s ON s.id = d.service_id"
+            )
+        ).all()
+    by_service: dict[str, set[tuple[str, str]]] = {}
+    for service, tag, sha in rows:
+        by_service.setdefault(service, set()).add((tag, sha))
+    assert by_service["steps"] == by_service["whole"]
 
 
 def test_resync_with_nothing_new_reads_nothing(db, repo):

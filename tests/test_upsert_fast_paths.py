@@ -92,3 +92,83 @@ def test_sqlite_utc_text_is_the_same_for_utc_and_other_offsets():
     assert _sqlite_utc(instant) == _sqlite_utc(shifted) == "2026-03-01 12:30:05.000000"
     assert _sqlite_utc(instant.replace(microsecond=7)) == "2026-03-01 12:30:05.000007"
     assert _sqlite_utc(datetime(999, 1, 2, tzinfo=UTC)) == "0999-01-02 00:00:00.000000"
+
+
+def test_big_batches_of_every_kind_read_back_as_stored(db):
+    """Batches past COPY_MIN_ROWS go through COPY on PostgreSQL (binary format where every
+    column has one): awkward text (tabs, newlines, backslashes, quotes, non-ASCII), missing
+    optional fields, other time offsets and booleans read back exactly, on either backend."""
+    import pandas as pd
+
+    from insights.model import ChangeEvent, DeploymentEvent, IncidentEvent
+
+    odd = 'tab\there\nnew line \\N back\\slash "quoted" ünïcødé ✓ \r'
+    size = COPY_MIN_ROWS + 7
+    plus_five = timezone(timedelta(hours=5, minutes=30))
+    commits = [
+        CommitEvent(
+            service="api",
+            sha=f"{n:040x}",
+            committed_at=(START + timedelta(minutes=n)).astimezone(plus_five),
+            authored_at=None if n % 3 else START,
+            author=None if n % 2 else f"{odd} {n}",
+            message=f"{odd} {n}",
+            parents=[f"{n + 1:040x}"],
+        )
+        for n in range(size)
+    ]
+    deployments = [
+        DeploymentEvent(
+            service="api",
+            id=f"{odd} d{n}",
+            sha=f"{n:040x}",
+            started_at=None if n % 2 else START,
+            finished_at=START + timedelta(hours=n),
+            status="failure" if n % 5 == 0 else "success",
+            commits=[f"{n:040x}"] if n % 4 else None,
+        )
+        for n in range(size)
+    ]
+    changes = [
+        ChangeEvent(
+            service="api",
+            id=f"c{n}",
+            title=odd,
+            opened_at=START,
+            merged_at=None if n % 2 else START + timedelta(hours=1),
+            commits=[f"{n:040x}"],
+        )
+        for n in range(size)
+    ]
+    incidents = [
+        IncidentEvent(
+            service="api",
+            id=f"i{n}",
+            opened_at=START,
+            resolved_at=None if n % 2 else START + timedelta(hours=2),
+            severity=odd if n % 3 == 0 else None,
+        )
+        for n in range(size)
+    ]
+    with unit_of_work(db.engine) as session:
+        repo = TenantRepository.open(session, "acme", create=True)
+        store_events(repo, [*commits, *deployments, *changes, *incidents], create_services=True)
+    with unit_of_work(db.engine) as session:
+        stored = {c.sha: c for c in session.scalars(select(Commit))}
+        for event in commits:
+            row = stored[event.sha]
+            assert (row.committed_at, row.authored_at) == (event.committed_at, event.authored_at)
+            assert (row.author, row.message, row.parents) == (
+                event.author,
+                event.message,
+                list(event.parents),
+            )
+        frames = TenantRepository.open(session, "acme").delivery_frames()
+    assert len(frames.deployments) == len(frames.changes) == len(frames.incidents) == size
+    by_id = frames.deployments.set_index("external_id")
+    for event in deployments:
+        row = by_id.loc[event.id]
+        assert row["status"] == event.status.value
+        assert bool(row["commits_listed"]) is (event.commits is not None)
+        assert bool(pd.isna(row["started_at"])) is (event.started_at is None)
+    assert set(frames.incidents["severity"].dropna()) == {odd}

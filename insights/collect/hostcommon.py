@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
@@ -25,7 +26,7 @@ from insights.config import ServiceConfig, secret
 from insights.model import describe_validation_error
 from insights.store.db import unit_of_work
 from insights.store.repository import TenantRepository
-from insights.timeutil import parse_time
+from insights.timeutil import now, parse_time
 
 if TYPE_CHECKING:
     from insights.collect.sync import SyncContext
@@ -83,6 +84,10 @@ def run_until_rate_limited(
         api.close()
 
 
+# Host clocks and ours differ by seconds; an `updated_at` further ahead is not a list position.
+FUTURE_SKEW = timedelta(hours=1)
+
+
 class UpdatedCursor:
     """Incremental position in a list sorted by `updated_at`: the time and the ids done at it.
 
@@ -102,6 +107,13 @@ class UpdatedCursor:
         return when > last or (when == last and key not in self.done)
 
     def advance(self, updated_at: str, key: str) -> None:
+        """Move past an item stored at `updated_at`, unless that time lies ahead of our clock
+        by more than `FUTURE_SKEW`: a position there (a hostile or broken `updated_at`,
+        2099) would make every later item look already read. Such an item stays ahead of
+        the cursor, so it is listed, and stored again unchanged, on each sync."""
+        if parse_time(updated_at) > now() + FUTURE_SKEW:
+            log.warning("updated_at %s of item %s is in the future; cursor kept", updated_at, key)
+            return
         if self.updated_at is None or parse_time(updated_at) > parse_time(self.updated_at):
             self.updated_at, self.done = updated_at, set()
         if parse_time(updated_at) == parse_time(self.updated_at):

@@ -41,6 +41,7 @@ Rules (DESIGN.md):
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import functools
 import gc
@@ -70,12 +71,16 @@ from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, TimeRangeError, iso
 
 COMMIT_BATCH = 10_000  # commits per transaction; INSIGHTS_LOCALGIT_BATCH overrides
 DEPLOYMENT_BATCH = 250
-# %x00 separates fields; a commit is one line (%s is the subject, never multi-line).
-LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s"
+# %x00 separates fields and, with `git log -z`, ends each commit: the body (%b) spans lines but
+# never holds a NUL (git cuts a message at its first NUL), so every commit is exactly
+# LOG_FIELDS tokens of the NUL-split output.
+LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s%x00%b"
+LOG_FIELDS = 7
 # git revert's body line; a merge revert wraps it: "…<sha>, reversing\nchanges made to <sha>."
 _REVERT_LINE = re.compile(
     r"This reverts commit [0-9a-f]{40,64}(?:\.|,\s+reversing\s+changes made to [0-9a-f]{40,64}\.)"
 )
+_REVERT_MARK = "This reverts commit "  # a cheap byte test before the expression
 # Branches (local and remote-tracking) and tags; see the module rules.
 HISTORY_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 
@@ -145,27 +150,30 @@ class Git:
         """Yield git's output lines (without the newline) as they come."""
         return self.lines(self.start(*args, stdin=stdin))
 
-    def revert_lines(self, revs: list[str]) -> dict[str, str]:
-        """Per revert commit among `revs`: git's `This reverts commit <sha>.` line of its body.
-
-        `git log` of the main pass prints subjects only (one line per commit); this pass greps
-        the bodies for the revert sentence, which git itself does fast, and keeps that line.
-        """
-        out = self.run(
-            "log",
-            "--stdin",
-            "-z",
-            "--format=%H%x01%b",
-            "--grep=This reverts commit ",
-            stdin="".join(f"{rev}\n" for rev in revs),
-        )
-        found = {}
-        for record in out.split("\0"):
-            sha, _, body = record.partition("\x01")
-            match = _REVERT_LINE.search(body)
-            if match:
-                found[sha.strip()] = " ".join(match.group(0).split())
-        return found
+    def records(self, running: Running, fields: int) -> Iterator[list[str]]:
+        """Yield a started `-z` command's output as records of `fields` NUL-separated tokens,
+        decoded as UTF-8 (invalid bytes replaced), as they come."""
+        proc = running.proc
+        assert proc.stdout is not None
+        read = proc.stdout.read
+        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+        try:
+            rest: list[str] = []  # the tokens of an unfinished record, the last one unfinished
+            while chunk := read(1 << 20):
+                tokens = decode(chunk).split("\0")
+                if rest:
+                    rest[-1] += tokens[0]
+                    tokens[:1] = rest
+                whole = (len(tokens) - 1) // fields * fields  # the last token is unfinished
+                for start in range(0, whole, fields):
+                    yield tokens[start : start + fields]
+                rest = tokens[whole:]
+            if proc.wait() != 0:
+                raise UserError(f"{self.path}: git {running.command}: {running.first_error()}")
+            if rest != [""] and rest:
+                raise UserError(f"{self.path}: git {running.command}: output ends mid-record")
+        finally:
+            running.stop()
 
     def committer_dates(self, shas: Iterable[str]) -> dict[str, str]:
         """Committer time (epoch seconds, as text) of each commit."""
@@ -477,6 +485,54 @@ class Labeler:
                 labels[parent] = label
 
 
+def _label_from_graph(
+    graph: dict[str, list[str]], sets: list[tuple[list[int], list[str], list[str]]]
+) -> dict[int, list[str]]:
+    """Shipped commits by chain index, from every commit's parents (`graph`), per label set
+    (`Planned` indexes, their shas in order, earlier shas): what `git rev-list tip_i --not
+    <earlier shas> tip_0 … tip_(i-1)` lists, walked in Python. The set of commits already
+    claimed stays closed under parents, so each walk stops at the history shipped before.
+    """
+    shipped: dict[int, list[str]] = {}
+    for later, tips, earlier in sets:
+        claimed: set[str] = set()
+        for sha in earlier:
+            _claim(graph, claimed, sha)
+        for index, sha in zip(later, tips, strict=True):
+            shipped[index] = _claim(graph, claimed, sha)
+    return shipped
+
+
+def _claim(graph: dict[str, list[str]], claimed: set[str], start: str) -> list[str]:
+    """The commits of `graph` reachable from `start` and not yet `claimed`; claims them."""
+    found = []
+    stack = [start]
+    while stack:
+        sha = stack.pop()
+        if sha in claimed or sha not in graph:
+            continue
+        claimed.add(sha)
+        found.append(sha)
+        stack.extend(graph[sha])
+    return found
+
+
+@dataclass(frozen=True)
+class CommitPass:
+    """One `git log` pass of the commit sync (see `LocalGitCollector._commit_pass`)."""
+
+    revs: list[str]  # git log --stdin: the new tips, then ^ each tip read before
+    tips: list[str]  # every tip once the pass is done (the next cursor)
+    read_before: list[str]  # the cursor's tips while the pass runs
+    digest: str  # of `revs`: a resumed pass must be the same pass
+    skip: int  # commits of this pass stored by a killed run
+    whole: bool  # nothing read before: the pass prints the whole history
+
+    @property
+    def complete(self) -> bool:
+        return self.whole and self.skip == 0
+
+
 # -- the collector -------------------------------------------------------------------------------
 
 
@@ -499,11 +555,24 @@ class LocalGitCollector:
         wanted = {p.event.id for p in planned}
         stale = {key: value for key, value in ctx.stored_deployments().items() if key not in wanted}
         chain, first = self._to_compute(ctx, planned, stale)
-        labeling = self._start_labeling(chain, first)
+        commit_pass = self._commit_pass(ctx, planned)
+        # A pass over the whole history prints every commit the deployments can reach, with
+        # its parents: the shipped commits are labelled from those (no second walk of the
+        # history by git). Otherwise (an incremental or resumed pass) git walks the
+        # deployments' history itself, alongside the commits being stored.
+        graph: dict[str, list[str]] | None = (
+            {} if commit_pass is not None and commit_pass.complete else None
+        )
+        labeling = self._start_labeling(chain, first) if graph is None else []
         try:
             with _without_cycle_collection():
-                self._sync_commits(ctx, planned)
-                shipped = self._finish_labeling(chain, labeling)
+                if commit_pass is not None:
+                    self._sync_commits(ctx, commit_pass, graph)
+                if graph is None:
+                    shipped = self._finish_labeling(chain, labeling)
+                else:
+                    shipped = _label_from_graph(graph, self._label_sets(chain, first))
+                    graph.clear()
                 self._sync_deployments(ctx, planned, chain, first, shipped, sorted(stale))
         finally:
             for _, running in labeling:
@@ -569,20 +638,30 @@ class LocalGitCollector:
             first = min(first, after)
         return chain, first
 
-    def _start_labeling(self, chain: list[Planned], first: int) -> list[tuple[list[int], Running]]:
-        """Start one `git rev-list --topo-order --parents` walk per environment over the
-        commits that chain[first:] may ship; it runs while the commits are being stored."""
+    def _label_sets(
+        self, chain: list[Planned], first: int
+    ) -> list[tuple[list[int], list[str], list[str]]]:
+        """Per environment with something to compute: the chain indexes of chain[first:]
+        (deployments of known commits), their shas in order, and the shas of the earlier
+        deployments, whose history ships nothing again."""
         by_env: dict[str, list[int]] = defaultdict(list)
         for index, p in enumerate(chain):
             by_env[p.event.environment].append(index)
-        walks = []
+        sets = []
         for indexes in by_env.values():
             later = [i for i in indexes if i >= first and chain[i].known]
             if not later:
                 continue
             earlier = [chain[i].event.sha for i in indexes if i < first and chain[i].known]
-            tips = dict.fromkeys(chain[i].event.sha for i in later)
-            revs = [*tips, *(f"^{sha}" for sha in dict.fromkeys(earlier))]
+            sets.append((later, [chain[i].event.sha for i in later], earlier))
+        return sets
+
+    def _start_labeling(self, chain: list[Planned], first: int) -> list[tuple[list[int], Running]]:
+        """Start one `git rev-list --topo-order --parents` walk per environment over the
+        commits that chain[first:] may ship; it runs while the commits are being stored."""
+        walks = []
+        for later, tips, earlier in self._label_sets(chain, first):
+            revs = [*dict.fromkeys(tips), *(f"^{sha}" for sha in dict.fromkeys(earlier))]
             walks.append(
                 (
                     later,
@@ -605,8 +684,9 @@ class LocalGitCollector:
                 shipped[index] = labeler.shipped.get(position, [])
         return shipped
 
-    def _sync_commits(self, ctx: SyncContext, planned: list[Planned]) -> None:
-        """Stream the commits reachable from the refs (and deployed shas) and not read before.
+    def _commit_pass(self, ctx: SyncContext, planned: list[Planned]) -> CommitPass | None:
+        """What `git log` must read: the ref tips (and deployed shas) not read before, minus
+        the history of those read before; None when no ref moved.
 
         The cursor keeps the tips already read. While a pass runs, each batch also records how
         many commits of this pass are stored, so a killed pass resumes after them (git prints
@@ -620,14 +700,21 @@ class LocalGitCollector:
         if not new:
             if cursor.get("tips") != tips:
                 ctx.commit("commit", [], {"tips": tips})
-            return
+            return None
         old = sorted(self.git.resolve(seen).values()) if seen else []
         revs = [*new, *(f"^{sha}" for sha in old)]
         digest = hashlib.sha1("\n".join(revs).encode()).hexdigest()
         progress = cursor.get("pass") or {}
         skip = progress.get("done", 0) if progress.get("digest") == digest else 0
+        return CommitPass(revs, tips, list(cursor.get("tips", [])), digest, skip, not old)
+
+    def _sync_commits(
+        self, ctx: SyncContext, run: CommitPass, graph: dict[str, list[str]] | None
+    ) -> None:
+        """Stream the pass's commits into the database in batches; with `graph`, also keep
+        each commit's parents there (for labelling the shipped commits)."""
+        revs, tips, skip, digest = run.revs, run.tips, run.skip, run.digest
         name = self.service.name
-        reverting = self.git.revert_lines(revs)
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
         batch: list[CommitEvent] = []
         done = 0
@@ -636,18 +723,20 @@ class LocalGitCollector:
         # and in order, each with its cursor, so resuming works exactly as without it.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="localgit-writer") as writer:
             pending: Future[None] | None = None
-            for line in self.git.stream("log", f"--format={LOG_FORMAT}", "--stdin", stdin=revs):
+            log = self.git.start("log", "-z", f"--format={LOG_FORMAT}", "--stdin", stdin=revs)
+            for raw in self.git.records(log, LOG_FIELDS):
                 done += 1
                 if done <= skip:
                     continue
-                sha, parents, author, authored, committed, subject = line.decode(
-                    "utf-8", errors="replace"
-                ).split("\0", 5)
-                if sha in reverting:  # the subject alone does not say which commit it reverts
-                    subject = f"{subject}\n\n{reverting[sha]}"
-                commit = _commit_event(
-                    name, sha, parents.split(), author, authored, committed, subject
-                )
+                sha, parents, author, authored, committed, subject, body = raw
+                if _REVERT_MARK in body:  # the subject alone does not say which commit it reverts
+                    match = _REVERT_LINE.search(body)
+                    if match:
+                        subject = f"{subject}\n\n{' '.join(match.group(0).split())}"
+                parent_list = parents.split()
+                if graph is not None:
+                    graph[sha] = parent_list
+                commit = _commit_event(name, sha, parent_list, author, authored, committed, subject)
                 if commit is None:
                     ctx.skip("commit", f"commit {sha[:12]}", f"date outside {RANGE_TEXT}")
                     continue
@@ -660,7 +749,7 @@ class LocalGitCollector:
                         ctx.commit,
                         "commit",
                         batch,
-                        {"tips": cursor.get("tips", []), "pass": pass_cursor},
+                        {"tips": run.read_before, "pass": pass_cursor},
                     )
                     batch = []
             if pending is not None:

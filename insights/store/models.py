@@ -16,7 +16,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -27,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# predicates of the partial indexes that answer "does this scope have reverts?" (0006); the
+# predicates of the partial indexes that answer "does this scope have reverts?" (0007); the
 # reads in `store/window_read.py` use the same text so the planners pick them
 REVERT_COMMITS = "message LIKE '%This reverts commit %'"
 REVERT_CHANGES = "reverts IS NOT NULL OR title LIKE 'Revert \"%'"
@@ -87,7 +86,7 @@ class Service(Base):
     __tablename__ = "services"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
-        # the target of the commits' (tenant_id, service_id) foreign key
+        # a tenant's services by id (the bulk tables' foreign-key target until 0006)
         Index("ux_services_tenant_id", "tenant_id", "id", unique=True),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -104,17 +103,11 @@ class Commit(Base):
     __tablename__ = "commits"
     __table_args__ = (
         UniqueConstraint("tenant_id", "service_id", "sha"),
-        # One composite key, not one per column: PostgreSQL checks a foreign key row by row,
-        # and the bulk tables (commits, shipped-commit links) pay that check per row; one
-        # check also makes a row's tenant equal its service's tenant. Tenant deletion still
-        # cascades: tenant → services → commits.
-        ForeignKeyConstraint(
-            ["tenant_id", "service_id"],
-            ["services.tenant_id", "services.id"],
-            name="commits_service_fkey",
-            ondelete="CASCADE",
-        ),
-        # window-bounded reads (migration 0006): recorded counts, and "any reverts?"
+        # No foreign key (migration 0006): PostgreSQL checks one per row with a trigger, a
+        # third of a bulk ingest's server work. Rows are written only by TenantRepository
+        # for a service of its own tenant; deleting a tenant or service deletes them
+        # explicitly (registry.delete_history). SQLite databases keep their old keys.
+        # window-bounded reads (migration 0007): recorded counts, and "any reverts?"
         Index("ix_commits_service_committed", "tenant_id", "service_id", "committed_at"),
         Index(
             "ix_commits_reverts",
@@ -168,7 +161,7 @@ class Deployment(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "service_id", "external_id"),
         Index("ix_deployments_service_finished", "tenant_id", "service_id", "finished_at"),
-        # the target of the shipped-commit links' (tenant_id, deployment_id) foreign key
+        # a tenant's deployments by id (registry.delete_history; the links' key until 0006)
         Index("ux_deployments_tenant_id", "tenant_id", "id", unique=True),
         Index("ix_deployments_service_sha", "tenant_id", "service_id", "sha"),
     )
@@ -189,16 +182,10 @@ class DeploymentCommit(Base):
     """A commit a deployment shipped, as listed by its source (event, tag range, compare API)."""
 
     __tablename__ = "deployment_commits"
-    __table_args__ = (
-        # one composite key, checked once per row (see `Commit`)
-        ForeignKeyConstraint(
-            ["tenant_id", "deployment_id"],
-            ["deployments.tenant_id", "deployments.id"],
-            name="deployment_commits_deployment_fkey",
-            ondelete="CASCADE",
-        ),
-        Index("ix_deployment_commits_sha", "tenant_id", "sha"),
-    )
+    # No foreign key, like `Commit`: TenantRepository.delete_deployments and
+    # registry.delete_history delete the links with their deployments.
+    # By sha (migration 0007): the other deployments listing a commit, for bounded reads.
+    __table_args__ = (Index("ix_deployment_commits_sha", "tenant_id", "sha"),)
     tenant_id: Mapped[int] = mapped_column(BigId)
     deployment_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     sha: Mapped[str] = mapped_column(String(64), primary_key=True)

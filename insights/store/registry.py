@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,7 +46,16 @@ from insights.config import (
     load_org_config,
 )
 from insights.store.db import unit_of_work
-from insights.store.models import AuditEntry, RegistryState, Service, Team, Tenant
+from insights.store.models import (
+    AuditEntry,
+    Commit,
+    Deployment,
+    DeploymentCommit,
+    RegistryState,
+    Service,
+    Team,
+    Tenant,
+)
 from insights.timeutil import now
 
 log = logging.getLogger(__name__)
@@ -271,6 +280,7 @@ def _apply_change(session: Session, desired: TenantConfig | None, change: Change
     if change.kind == "tenant":
         if change.action == "delete":
             assert tenant is not None
+            delete_history(session, tenant.id)
             session.delete(tenant)
             session.flush()
             return
@@ -304,6 +314,7 @@ def _apply_change(session: Session, desired: TenantConfig | None, change: Change
     ).one_or_none()
     if change.action == "delete":
         assert service is not None
+        delete_history(session, tenant.id, service.id)
         session.delete(service)
         session.flush()
         return
@@ -404,6 +415,25 @@ def put_child(
     return apply_changes(session, OrgConfig(tenants=[desired]), changes, actor)
 
 
+def delete_history(session: Session, tenant_id: int, service_id: int | None = None) -> None:
+    """Delete the commits and shipped-commit links of a tenant (or of one of its services)
+    before the tenant or service itself. These bulk tables have no foreign key to cascade on
+    PostgreSQL (migration 0006: the per-row check was a third of an ingest's server work);
+    every other table still cascades from the deleted row."""
+    deployments = select(Deployment.id).where(Deployment.tenant_id == tenant_id)
+    commits = delete(Commit).where(Commit.tenant_id == tenant_id)
+    if service_id is not None:
+        deployments = deployments.where(Deployment.service_id == service_id)
+        commits = commits.where(Commit.service_id == service_id)
+    session.execute(
+        delete(DeploymentCommit).where(
+            DeploymentCommit.tenant_id == tenant_id,
+            DeploymentCommit.deployment_id.in_(deployments.scalar_subquery()),
+        )
+    )
+    session.execute(commits)
+
+
 def delete_child(
     session: Session, tenant: str, kind: Literal["team", "service"], name: str, actor: str
 ) -> bool:
@@ -417,6 +447,8 @@ def delete_child(
     ).one_or_none()
     if child is None:
         return False
+    if isinstance(child, Service):
+        delete_history(session, row.id, child.id)
     session.delete(child)
     audit(session, actor, f"{kind}.delete", tenant, f"{tenant}/{name}")
     session.flush()
@@ -430,6 +462,7 @@ def delete_tenant(session: Session, name: str, actor: str) -> bool:
     tenant = session.scalars(select(Tenant).where(Tenant.name == name)).one_or_none()
     if tenant is None:
         return False
+    delete_history(session, tenant.id)
     session.delete(tenant)
     audit(session, actor, "tenant.delete", name, name)
     session.flush()

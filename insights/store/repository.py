@@ -11,12 +11,16 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Integer,
     Select,
+    SmallInteger,
     String,
     Table,
     any_,
@@ -113,10 +117,12 @@ def _insert(session: Session, model: type[Base] | Table) -> Any:
 
 
 def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | None:
-    """The column type's bind processor for `dialect`; for UTC times on SQLite an equivalent
-    one-step version (the stacked TypeDecorator calls cost more than the insert itself)."""
+    """The column type's bind processor for `dialect`; for UTC times an equivalent one-step
+    version (the stacked TypeDecorator calls cost more than the insert itself)."""
     if isinstance(column_type, UtcDateTime) and dialect.name == "sqlite":
         return _sqlite_utc
+    if isinstance(column_type, UtcDateTime) and dialect.name == "postgresql":
+        return _postgresql_utc
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if isinstance(column_type, JSON) and process is not None:
         return _plain_list_json(process)
@@ -159,6 +165,50 @@ def _sqlite_utc(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime given to a UTC column")
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _postgresql_utc(value: datetime) -> datetime:
+    """An aware time as `UtcDateTime` binds it on PostgreSQL: the same instant in UTC."""
+    if value.tzinfo is UTC:
+        return value
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
+
+
+def _binary_types(
+    table: Table, names: list[str], values: list[tuple[Any, ...]], dialect: Any
+) -> list[str] | None:
+    """PostgreSQL type names for a binary COPY of `values` into `table`'s columns `names`,
+    or None when a column has none here (the text format is used then).
+
+    Values are already bind-processed: times aware, JSON as its text (a json value's binary
+    form is its text; a column holding anything but text falls back to the text format).
+    """
+    types = []
+    for index, name in enumerate(names):
+        column_type = table.c[name].type
+        if isinstance(column_type, UtcDateTime):
+            types.append("timestamptz")
+            continue
+        impl = column_type.dialect_impl(dialect)
+        if isinstance(impl, JSON):
+            if any(row[index] is not None and type(row[index]) is not str for row in values):
+                return None
+            types.append("text")
+        elif isinstance(impl, Boolean):
+            types.append("bool")
+        elif isinstance(impl, BigInteger):
+            types.append("int8")
+        elif isinstance(impl, SmallInteger):
+            types.append("int2")
+        elif isinstance(impl, Integer):
+            types.append("int4")
+        elif isinstance(impl, String):  # Text included: the binary form of both is the text
+            types.append("text")
+        else:
+            return None
+    return types
 
 
 def array_param(values: list[Any], item_type: Any) -> Any:
@@ -320,7 +370,7 @@ class TenantRepository:
             latest[(row["service_id"], row[key])] = row
         # Rows are written (and so locked) in natural-key order: two concurrent batches that
         # share keys then wait on each other in the same order instead of deadlocking.
-        latest = dict(sorted(latest.items(), key=lambda item: item[0]))
+        latest = {natural: latest[natural] for natural in sorted(latest)}
         written: dict[tuple[int, str], dict[str, Any]] = {}
         if not latest:
             return counts, written
@@ -508,14 +558,21 @@ class TenantRepository:
         return connection.exec_driver_sql(sql, values).rowcount
 
     def _copy_into(self, table: Table, names: list[str], values: list[tuple[Any, ...]]) -> int:
-        """PostgreSQL: COPY rows straight into `table` (any key conflict raises)."""
-        quote = self.session.get_bind().dialect.identifier_preparer.quote
+        """PostgreSQL: COPY rows straight into `table` (any key conflict raises), in the binary
+        format when every column has a binary form here (`_binary_types`): times and numbers
+        then travel as integers instead of text, which halved the COPY's client time."""
+        dialect = self.session.get_bind().dialect
+        quote = dialect.identifier_preparer.quote
         column_list = ", ".join(quote(n) for n in names)
+        types = _binary_types(table, names, values, dialect)
+        options = " (FORMAT BINARY)" if types is not None else ""
         driver = self.session.connection().connection.driver_connection
         with (
             driver.cursor() as cursor,
-            cursor.copy(f"COPY {quote(table.name)} ({column_list}) FROM STDIN") as copy,
+            cursor.copy(f"COPY {quote(table.name)} ({column_list}) FROM STDIN{options}") as copy,
         ):
+            if types is not None:
+                copy.set_types(types)
             for row in values:
                 copy.write_row(row)
         return len(values)
@@ -554,6 +611,9 @@ class TenantRepository:
         return moved
 
     def upsert_commits(self, service_id: int, events: Sequence[CommitEvent]) -> UpsertCounts:
+        copied = self._copy_new_commits(service_id, events)
+        if copied is not None:
+            return copied
         rows = [
             {
                 "service_id": service_id,
@@ -567,6 +627,50 @@ class TenantRepository:
             for e in events
         ]
         return self._upsert(Commit, "sha", rows)[0]
+
+    def _copy_new_commits(
+        self, service_id: int, events: Sequence[CommitEvent]
+    ) -> UpsertCounts | None:
+        """PostgreSQL, a big batch of commits none of which is stored (a first ingest): one
+        COPY of rows made straight from the events, in sha order (the order `_upsert` locks
+        in), inside a savepoint. None when this is not such a batch: a stored or repeated
+        sha aborts the savepoint before anything is kept, and the general upsert takes over.
+
+        The general path builds a dict per row, then columns, then tuples: for 10⁵ commits
+        that was a third of a local-git ingest's Python time, for rows that need none of it.
+        """
+        connection = self.session.connection()
+        if connection.dialect.name != "postgresql" or len(events) < COPY_MIN_ROWS:
+            return None
+        table = Commit.__table__
+        ordered = sorted(events, key=attrgetter("sha"))
+        if self._stored(table, "sha", (service_id, ordered[0].sha)):
+            return None
+        from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
+
+        parents = _bind_processor(table.c.parents.type, connection.dialect)
+        assert parents is not None
+        tenant = self.tenant_id
+        values = [
+            (
+                service_id,
+                e.sha,
+                e.authored_at,
+                e.committed_at,
+                e.author,
+                e.message,
+                parents(list(e.parents)),
+                tenant,
+            )
+            for e in ordered
+        ]
+        names = ["service_id", "sha", "authored_at", "committed_at", "author", "message"]
+        try:
+            with self.session.begin_nested():
+                self._copy_into(table, [*names, "parents", "tenant_id"], values)
+        except UniqueViolation:
+            return None
+        return UpsertCounts(new=len(values))
 
     def upsert_changes(self, service_id: int, events: Sequence[ChangeEvent]) -> UpsertCounts:
         rows = [

@@ -13,8 +13,8 @@ indexes make each fact a short index lookup instead of a scan of the scope's his
   `changes (tenant_id, service_id) WHERE reverts IS NOT NULL OR title LIKE 'Revert "%'`:
   whether a scope has reverts at all, without reading its messages.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01 22:45:00
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
