@@ -342,7 +342,8 @@ class _Reader:
         d, dc = aliased(Deployment), aliased(DeploymentCommit)
         links = [
             (int(i), str(h))
-            for i, h in self.session.execute(
+            for i, h in self.session.connection()
+            .execute(
                 select(dc.deployment_id, dc.sha)
                 .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
                 .where(
@@ -352,7 +353,8 @@ class _Reader:
                     d.finished_at < before,
                     tuple_(d.service_id, dc.sha).in_(select(core.c.service_id, core.c.sha)),
                 )
-            ).all()
+            )
+            .all()
         ]
         ids = sorted({i for i, _ in links})
         rows: list[tuple] = []
@@ -414,6 +416,10 @@ def window_frames(
     history gives exact results."""
     import pandas as pd
 
+    if repo.session.get_bind().dialect.name == "postgresql":
+        # times come back with `timezone.utc`, which pandas converts in bulk (a named zone
+        # such as the server's `Etc/UTC` is converted row by row); for this transaction only
+        repo.session.execute(text("SET LOCAL TIME ZONE 'UTC'"))
     reader = _Reader(repo, services)
     if not reader.production_pairs():
         return Bounded(None, "a production pattern is not a regex")
@@ -436,7 +442,31 @@ def window_frames(
     add(reader.edge(start, before=True))
     add(reader.first_per_service())
     core_sub = reader.core_links(start, end)
-    core_links = [(int(i), str(h)) for i, h, _ in session.execute(select(core_sub)).all()]
+    # the core's links with their commits' times, in one pass (Core rows: no ORM per row)
+    found = and_(
+        Commit.tenant_id == t,
+        Commit.service_id == core_sub.c.service_id,
+        Commit.sha == core_sub.c.sha,
+    )
+    core_rows = (
+        session.connection()
+        .execute(
+            select(
+                core_sub.c.deployment_id,
+                core_sub.c.sha,
+                core_sub.c.service_id,
+                type_coerce(Commit.committed_at, DateTime()),
+                type_coerce(Commit.authored_at, DateTime()),
+                Commit.id,
+            ).select_from(core_sub.outerjoin(Commit, found))
+        )
+        .all()
+    )
+    core_links = [(int(r[0]), str(r[1])) for r in core_rows]
+    core_pairs = {(int(r[2]), str(r[1])) for r in core_rows}
+    core_commits = {
+        (int(r[2]), str(r[1])): (r[2], r[1], r[3], r[4]) for r in core_rows if r[5] is not None
+    }
     listers, lister_links = reader.earlier_listers(core_sub, start)
     add(listers)
 
@@ -583,30 +613,21 @@ def window_frames(
         type_coerce(Commit.authored_at, DateTime()),
     )
     of_commits = and_(Commit.tenant_id == t, Commit.service_id.in_(ids))
-    commit_rows = list(
-        session.execute(
-            select(*committed).where(
-                of_commits,
-                tuple_(Commit.service_id, Commit.sha).in_(
-                    select(core_sub.c.service_id, core_sub.c.sha)
-                ),
-            )
-        ).all()
-    )
-    seen = {(int(r[0]), str(r[1])) for r in commit_rows}
-    rest = sorted(shipped_pairs - seen)
-    for chunk in _chunks(rest, 1000):
+    commit_rows = list(core_commits.values())
+    for chunk in _chunks(sorted(shipped_pairs - core_pairs), 1000):
         commit_rows += session.execute(
             select(*committed).where(
                 of_commits, tuple_(Commit.service_id, Commit.sha).in_(list(chunk))
             )
         ).all()
-    commit_frame = _frame(
-        [(names[int(r[0])], *r[1:], []) for r in commit_rows],
-        ["service", "sha", "committed_at", "authored_at", "parents"],
-        ("committed_at", "authored_at"),
+    commit_frame = _frame(commit_rows, ["service", "sha", "committed_at", "authored_at"], ())
+    commit_frame = commit_frame.assign(
+        service=commit_frame["service"].map(names),
+        committed_at=pd.to_datetime(commit_frame["committed_at"], utc=True),
+        authored_at=pd.to_datetime(commit_frame["authored_at"], utc=True),
+        parents=pd.Series([[]] * len(commit_frame), index=commit_frame.index, dtype=object),
+        reverts=pd.Series([None] * len(commit_frame), index=commit_frame.index, dtype=object),
     )
-    commit_frame["reverts"] = pd.Series([None] * len(commit_frame), dtype=object)
     change_frame = _frame(
         [(names[int(r[0])], *r[1:]) for r in kept_changes],
         [
@@ -657,7 +678,7 @@ def _frame(rows: list[tuple], columns: list[str], times: Sequence[str]) -> pd.Da
     import pandas as pd
     from pandas.errors import OutOfBoundsDatetime
 
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
     for column in times:
         with suppress(OutOfBoundsDatetime, OverflowError):  # screened by the engine
             frame[column] = pd.to_datetime(frame[column], utc=True)
