@@ -108,6 +108,10 @@ def load(
         for statement in filter(str.strip, sql.split(";")):
             conn.execute(text(statement), params)
         conn.execute(text("ANALYZE"))
+    # what autovacuum does soon after a bulk load: the visibility map that index-only
+    # lookups need (both paths read the same vacuumed tables)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
     return token, tenant_id
 
 
