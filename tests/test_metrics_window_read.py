@@ -276,3 +276,67 @@ def test_demo_organisation_is_exact(sqlite_db, demo_events, label):
     for scope in scopes:
         bounded, full = both(sqlite_db.engine, tenant, scope, window, 12)
         assert bounded == full
+
+
+EDGE_EVENTS = [
+    {
+        "type": "commit",
+        "service": "checkout",
+        "sha": "a" * 40,
+        "committed_at": "1970-01-02T00:00:00Z",
+    },
+    {
+        "type": "deployment",
+        "service": "checkout",
+        "id": "d1",
+        "sha": "a" * 40,
+        "finished_at": "1970-01-03T00:00:00Z",
+        "commits": ["a" * 40],
+    },
+    {
+        "type": "deployment",
+        "service": "checkout",
+        "id": "d2",
+        "sha": "b" * 40,
+        "finished_at": "2099-01-03T00:00:00Z",
+        "commits": [],
+    },
+]
+
+
+@pytest.mark.parametrize(
+    "label", ["1970-W01", "1970", "1970-Q1", "1970-01-01..2099-12-31", "2099-W50"]
+)
+def test_windows_at_the_ends_of_the_time_range_are_exact(sqlite_db, label):
+    """Baselines reaching centuries before 1970, and a range over the whole accepted span."""
+    tenant = store(sqlite_db.engine, EDGE_EVENTS)
+    window = parse_window(label, now())
+    bounded, full = both(sqlite_db.engine, tenant, Scope(kind="tenant", name=tenant), window, 12)
+    assert bounded == full
+
+
+def _reason(engine, tenant: str) -> str | None:
+    window = parse_window("1970-W02", now())
+    span = pipeline.read_span(window, 1)
+    with unit_of_work(engine) as session:
+        repo = TenantRepository.open(session, tenant)
+        return window_read.window_frames(repo, list(SERVICES), span.start, span.end).reason
+
+
+def test_reverts_and_the_commit_graph_read_the_whole_history(sqlite_db):
+    assert _reason(sqlite_db.engine, store(sqlite_db.engine, EDGE_EVENTS)) is None
+    revert = {
+        "type": "commit",
+        "service": "checkout",
+        "sha": "c" * 40,
+        "committed_at": "1970-01-04T00:00:00Z",
+        "message": f"Revert\n\nThis reverts commit {'a' * 40}.",
+    }
+    tenant = store(sqlite_db.engine, [*EDGE_EVENTS, revert])
+    assert _reason(sqlite_db.engine, tenant) == "the scope has reverts"
+    unlisted = {k: v for k, v in EDGE_EVENTS[2].items() if k != "commits"}
+    tenant = store(sqlite_db.engine, [*EDGE_EVENTS[:2], unlisted])
+    assert _reason(sqlite_db.engine, tenant) == "shipped commits come from the commit graph"
+    # the first deployment of an environment may lack its commits: it ships none anyway
+    tenant = store(sqlite_db.engine, [EDGE_EVENTS[0], unlisted])
+    assert _reason(sqlite_db.engine, tenant) is None
