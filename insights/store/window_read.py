@@ -336,31 +336,15 @@ class _Reader:
             .subquery("core_links")
         )
 
-    def earlier_listers(self, core: Any, before: datetime) -> tuple[list[tuple], list[tuple]]:
-        """Production deployments before `before` listing a commit a core deployment lists
-        (a commit counts at its first shipment), and those links."""
-        d, dc = aliased(Deployment), aliased(DeploymentCommit)
-        links = [
-            (int(i), str(h))
-            for i, h in self.session.connection()
-            .execute(
-                select(dc.deployment_id, dc.sha)
-                .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
-                .where(
-                    dc.tenant_id == self.t,
-                    self.prod(d),
-                    d.commits_listed.is_(True),
-                    d.finished_at < before,
-                    tuple_(d.service_id, dc.sha).in_(select(core.c.service_id, core.c.sha)),
-                )
-            )
-            .all()
-        ]
-        ids = sorted({i for i, _ in links})
-        rows: list[tuple] = []
-        for chunk in _chunks(ids):
-            rows += self._deployment_rows(Deployment.id.in_(list(chunk)))
-        return rows, links
+    def listed_elsewhere(self, core: Any) -> Any:
+        """Per core link: how many links of the tenant list its sha (1: only this one), an
+        index-only count."""
+        other = aliased(DeploymentCommit)
+        return (
+            select(func.count())
+            .where(other.tenant_id == self.t, other.sha == core.c.sha)
+            .scalar_subquery()
+        )
 
     def links(self, ids: Sequence[int]) -> list[tuple[int, str]]:
         dc = DeploymentCommit
@@ -458,6 +442,7 @@ def window_frames(
                 type_coerce(Commit.committed_at, DateTime()),
                 type_coerce(Commit.authored_at, DateTime()),
                 Commit.id,
+                reader.listed_elsewhere(core_sub),
             ).select_from(core_sub.outerjoin(Commit, found))
         )
         .all()
@@ -467,7 +452,10 @@ def window_frames(
     core_commits = {
         (int(r[2]), str(r[1])): (r[2], r[1], r[3], r[4]) for r in core_rows if r[5] is not None
     }
-    listers, lister_links = reader.earlier_listers(core_sub, start)
+    # a commit counts at its first shipment: the earlier deployments listing a core commit
+    # (only commits listed more than once can have any)
+    shared = {(int(r[2]), str(r[1])) for r in core_rows if r[6] > 1}
+    listers, lister_links = reader.listers(shared, start) if shared else ([], [])
     add(listers)
 
     # incidents: opened in [start, T_service], still open at start, linked to a loaded one
