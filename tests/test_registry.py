@@ -359,6 +359,47 @@ def test_a_stored_credential_reaches_its_point_of_use_and_wins_over_the_env_refe
     assert secret(ref, "token") == "tok-1"
 
 
+def test_incident_tool_credentials_have_slots_and_reach_their_point_of_use(
+    admin: TestClient, db: Database
+) -> None:
+    """PagerDuty and Jira sources (a service's `incidents`, which have no name) get slots by
+    kind, the second of a kind numbered; a stored token replaces the env reference there."""
+    admin.put(
+        "/api/v1/admin/tenants/acme",
+        json={
+            "services": [
+                {
+                    "name": "c",
+                    "source": {"kind": "events"},
+                    "incidents": [
+                        {"kind": "pagerduty", "token_env": "PD", "service_ids": ["P1"]},
+                        {"kind": "jira", "base_url": "https://j.example", "project": "OPS"},
+                        {"kind": "jira", "base_url": "https://k.example", "project": "SRE"},
+                    ],
+                }
+            ]
+        },
+    )
+    slots = set(admin.get("/api/v1/admin/tenants/acme").json()["secrets"])
+    assert {
+        "services.c.incidents.pagerduty.token_env",
+        "services.c.incidents.jira.token_env",
+        "services.c.incidents.jira-2.token_env",
+        "services.c.incidents.jira-2.user_env",
+    } <= slots
+    for slot, value in (
+        ("services.c.incidents.pagerduty.token_env", "pd-TOPSECRET"),
+        ("services.c.incidents.jira-2.token_env", "jira-TOPSECRET"),
+    ):
+        r = admin.put(f"/api/v1/admin/tenants/acme/secrets/{slot}", json={"value": value})
+        assert r.status_code == 204
+    org = registry.organisation(db.engine, Settings(database_url=db.url))
+    pagerduty, jira, second = org.tenant("acme").service("c").incidents  # type: ignore[union-attr]
+    assert secret(pagerduty.token_env, "token") == "pd-TOPSECRET"
+    assert jira.token_env is None or not jira.token_env.startswith("stored:")
+    assert secret(second.token_env, "token") == "jira-TOPSECRET"
+
+
 def test_openapi_documents_the_admin_routes(admin: TestClient) -> None:
     paths = admin.get("/openapi.json").json()["paths"]
     assert "/api/v1/admin/tenants/{tenant}" in paths

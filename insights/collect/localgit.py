@@ -146,10 +146,6 @@ class Git:
         finally:
             running.stop()
 
-    def stream(self, *args: str, stdin: Iterable[str] = ()) -> Iterator[bytes]:
-        """Yield git's output lines (without the newline) as they come."""
-        return self.lines(self.start(*args, stdin=stdin))
-
     def records(self, running: Running, fields: int) -> Iterator[list[str]]:
         """Yield a started `-z` command's output as records of `fields` NUL-separated tokens,
         decoded as UTF-8 (invalid bytes replaced), as they come."""

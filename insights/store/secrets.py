@@ -1,9 +1,10 @@
 """Per-tenant credentials stored encrypted at rest (Fernet), write-only through every interface.
 
 A tenant's configuration names each credential in a `*_env` field (`services.<name>.source.
-token_env`, `teams.<name>.slack_webhook_env`, `slack.webhook_url_env`, `llm.api_key_env`,
-`webhook_secret_env`, and whatever `*_env` fields new sources add). That dotted path is the
-credential's *slot*. A slot is filled one of two ways:
+token_env`, `services.<name>.incidents.<kind>.token_env` (PagerDuty, Jira; also `user_env` and
+`webhook_secret_env`), `teams.<name>.slack_webhook_env`, `slack.webhook_url_env`,
+`llm.api_key_env`, `webhook_secret_env`, and whatever `*_env` fields new sources add). That
+dotted path is the credential's *slot*. A slot is filled one of two ways:
 - a reference to an environment variable: the field's value in the file or API document;
 - a stored secret: `insights secrets set TENANT SLOT` or `PUT /api/v1/admin/tenants/{t}/
   secrets/{slot}`. It is encrypted with the first key of `INSIGHTS_SECRET_KEYS` (comma-
@@ -76,9 +77,19 @@ def _walk(doc: Any, prefix: str = "") -> Iterator[tuple[str, dict[str, Any], str
             else:
                 yield from _walk(value, path)
     elif isinstance(doc, list):
+        seen: dict[str, int] = {}
         for item in doc:
-            if isinstance(item, dict) and isinstance(item.get("name"), str):
-                yield from _walk(item, f"{prefix}.{item['name']}")
+            if not isinstance(item, dict):
+                continue
+            # services and teams by name; a service's incident tools (no name) by kind, the
+            # second source of one kind as `jira-2`
+            label = item.get("name") if isinstance(item.get("name"), str) else item.get("kind")
+            if not isinstance(label, str):
+                continue
+            seen[label] = seen.get(label, 0) + 1
+            if seen[label] > 1:
+                label = f"{label}-{seen[label]}"
+            yield from _walk(item, f"{prefix}.{label}")
 
 
 def secret_slots(config: TenantConfig) -> dict[str, str | None]:
