@@ -336,6 +336,20 @@ class _Reader:
             .subquery("core_links")
         )
 
+    def poisoned(self, model: Any, columns: Sequence[Any], times: Sequence[Any], pairs) -> list:
+        """Rows of `model` the engine's screen skips (a time outside the accepted range, a
+        negative duration): loaded so that it warns about them as the whole-history read
+        does; they count for nothing."""
+        bad = [or_(t < EARLIEST, t > LATEST) for t in times]
+        bad += [later < earlier for later, earlier in pairs]
+        return list(
+            self.session.execute(
+                select(*columns).where(
+                    model.tenant_id == self.t, model.service_id.in_(self.ids), or_(*bad)
+                )
+            ).all()
+        )
+
     def listed_elsewhere(self, core: Any) -> Any:
         """Per core link: how many links of the tenant list its sha (1: only this one), an
         index-only count."""
@@ -560,6 +574,38 @@ def window_frames(
     change_listers, change_links = reader.listers(asked) if asked else ([], [])
     add(change_listers)
 
+    # rows stored before validation: the screen skips them, with its warning (a commit is
+    # checked by `committed_at` only, which an index answers; `authored_at` is not read)
+    d = Deployment
+    for r in reader.poisoned(
+        d,
+        (
+            d.id,
+            d.service_id,
+            d.external_id,
+            d.environment,
+            d.sha,
+            d.status,
+            d.started_at,
+            d.finished_at,
+            d.commits_listed,
+        ),
+        (d.started_at, d.finished_at),
+        [(d.finished_at, d.started_at)],
+    ):
+        deployments.setdefault(int(r[0]), r)
+    for r in reader.poisoned(
+        i, _INCIDENT_COLUMNS, (i.opened_at, i.resolved_at), [(i.resolved_at, i.opened_at)]
+    ):
+        incident_rows.setdefault(int(r[0]), r)
+    for r in reader.poisoned(
+        c,
+        change_columns,
+        (c.opened_at, c.first_commit_at, c.first_review_at, c.approved_at, c.merged_at),
+        [(c.merged_at, c.opened_at)],
+    ):
+        change_rows.setdefault((int(r[0]), str(r[1])), r)
+
     # the first production run of every loaded sha (redeploys, rollbacks)
     add(reader.first_runs({(int(r[1]), str(r[4])) for r in deployments.values()}))
 
@@ -602,12 +648,16 @@ def window_frames(
     )
     of_commits = and_(Commit.tenant_id == t, Commit.service_id.in_(ids))
     commit_rows = list(core_commits.values())
+    for r in reader.poisoned(Commit, committed, (Commit.committed_at,), []):
+        if (int(r[0]), str(r[1])) not in core_commits:
+            commit_rows.append(r)
     for chunk in _chunks(sorted(shipped_pairs - core_pairs), 1000):
         commit_rows += session.execute(
             select(*committed).where(
                 of_commits, tuple_(Commit.service_id, Commit.sha).in_(list(chunk))
             )
         ).all()
+    commit_rows = list({(int(r[0]), str(r[1])): r for r in commit_rows}.values())
     commit_frame = _frame(commit_rows, ["service", "sha", "committed_at", "authored_at"], ())
     commit_frame = commit_frame.assign(
         service=commit_frame["service"].map(names),
