@@ -19,7 +19,7 @@ from insights.collect.events import AnyEvent
 from insights.config import TenantConfig
 from insights.errors import NotFound, UserError
 from insights.metrics import windows as metric_windows
-from insights.metrics.result import MetricReport, Scope, Window
+from insights.metrics.result import MetricReport, RecordedData, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
 from insights.store import read_cache
@@ -125,6 +125,7 @@ def _report(
     services: list[str],
     window: Window,
     history: int,
+    recorded: RecordedData | None = None,
 ) -> MetricReport:
     from insights.metrics import compute as metrics_compute
     from insights.metrics.verdicts import BASELINE_WINDOWS  # numpy: only where metrics are
@@ -151,22 +152,54 @@ def _report(
         slowest_changes=metrics_compute.slowest_changes(prepared, window, services),
         deployments_by_day=metrics_compute.deployments_by_day(prepared, window, services),
         services=sorted(services),
-        recorded=metrics_compute.recorded(prepared, window, services),
+        recorded=recorded or metrics_compute.recorded(prepared, window, services),
     )
 
 
+def read_span(window: Window, history: int) -> Window:
+    """The span of windows a report of `window` with `history` windows reads: from the first
+    window its verdicts test (the baseline's first) to the end of `window`."""
+    from insights.metrics.verdicts import BASELINE_WINDOWS  # numpy: only where metrics are
+
+    tested = metric_windows.history(window, max(history, BASELINE_WINDOWS, 1) + 1)
+    return Window(start=tested[0].start, end=window.end, label="span")
+
+
 def compute_report(
-    session: Session, tenant: str, scope: Scope, window: Window, history: int = 12
+    session: Session,
+    tenant: str,
+    scope: Scope,
+    window: Window,
+    history: int = 12,
+    *,
+    whole_history: bool = False,
 ) -> MetricReport:
     """The metric report of one scope and window: the window's metrics, the previous window,
     `history` windows (oldest first, ending with this one), the 5 slowest changes and the
-    deployments per day. Reads through the tenant's repository; computes with pure functions."""
+    deployments per day. Reads through the tenant's repository only the rows the windows need
+    (`store.window_read`; the whole history where only it gives exact results, or with
+    `whole_history`); computes with pure functions."""
     from insights.metrics import compute as metrics_compute  # pandas: only where metrics are
+    from insights.store import window_read
 
     repo = TenantRepository.open(session, tenant)
     if scope.kind == "tenant":
         scope = Scope(kind="tenant", name=tenant)
     services = scope_services(repo, scope)
+    if history < 1:
+        raise UserError(f"history {history}: must be at least 1 window")
+    if not whole_history:
+        span = read_span(window, history)
+        bounded = window_read.window_frames(repo, services, span.start, span.end)
+        if bounded.frames is not None:
+            commits, changes, incidents, in_window = window_read.recorded_counts(
+                repo, services, window.start, window.end
+            )
+            counted = RecordedData(
+                commits=commits, changes=changes, incidents=incidents, commits_in_window=in_window
+            )
+            prepared = metrics_compute.prepare(bounded.frames)
+            return _report(prepared, tenant, scope, services, window, history, counted)
     prepared = metrics_compute.prepare(repo.delivery_frames(services))
     return _report(prepared, tenant, scope, services, window, history)
 

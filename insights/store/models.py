@@ -22,8 +22,14 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# predicates of the partial indexes that answer "does this scope have reverts?" (0007); the
+# reads in `store/window_read.py` use the same text so the planners pick them
+REVERT_COMMITS = "message LIKE '%This reverts commit %'"
+REVERT_CHANGES = "reverts IS NOT NULL OR title LIKE 'Revert \"%'"
 
 # SQLite has no 64-bit autoincrement under BIGINT; use INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -101,6 +107,15 @@ class Commit(Base):
         # third of a bulk ingest's server work. Rows are written only by TenantRepository
         # for a service of its own tenant; deleting a tenant or service deletes them
         # explicitly (registry.delete_history). SQLite databases keep their old keys.
+        # window-bounded reads (migration 0007): recorded counts, and "any reverts?"
+        Index("ix_commits_service_committed", "tenant_id", "service_id", "committed_at"),
+        Index(
+            "ix_commits_reverts",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text(REVERT_COMMITS),
+            sqlite_where=text(REVERT_COMMITS),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(BigId)
@@ -115,7 +130,17 @@ class Commit(Base):
 
 class Change(Base):
     __tablename__ = "changes"
-    __table_args__ = (UniqueConstraint("tenant_id", "service_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "service_id", "external_id"),
+        Index("ix_changes_service_merged", "tenant_id", "service_id", "merged_at"),
+        Index(
+            "ix_changes_reverts",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text(REVERT_CHANGES),
+            sqlite_where=text(REVERT_CHANGES),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
@@ -138,6 +163,7 @@ class Deployment(Base):
         Index("ix_deployments_service_finished", "tenant_id", "service_id", "finished_at"),
         # a tenant's deployments by id (registry.delete_history; the links' key until 0006)
         Index("ux_deployments_tenant_id", "tenant_id", "id", unique=True),
+        Index("ix_deployments_service_sha", "tenant_id", "service_id", "sha"),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -158,6 +184,8 @@ class DeploymentCommit(Base):
     __tablename__ = "deployment_commits"
     # No foreign key, like `Commit`: TenantRepository.delete_deployments and
     # registry.delete_history delete the links with their deployments.
+    # By sha (migration 0007): the other deployments listing a commit, for bounded reads.
+    __table_args__ = (Index("ix_deployment_commits_sha", "tenant_id", "sha"),)
     tenant_id: Mapped[int] = mapped_column(BigId)
     deployment_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     sha: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -1,0 +1,749 @@
+"""Window-bounded delivery frames: the rows a span of windows' metrics need, not the history.
+
+`window_frames(repo, services, start, end)` loads what `metrics.compute.prepare` needs so that
+every production deployment finished in [start, end) gets exactly the results a whole-history
+preparation gives it (failed, rolled back, rework, recovery, the lead time of what it ships,
+the changes it deploys). `start` is the start of the oldest window a report reads (the
+baseline's first window), `end` the end of its current window. It loads:
+
+- core: every production deployment finished in [start, end), with its listed commits and the
+  commit rows of those shas (their `committed_at`, however old);
+- next: per service + environment, the first production deployment finished at or after `end`
+  (it decides whether the last core one was rolled back);
+- around the core, real rows only, each a small query: per service + environment the last
+  production deployment before `start` (the first core one's predecessor: `env_pos`, rollback,
+  `is_rollback`); per service its first production deployment (`first_deployment_ns`); per sha
+  that a loaded deployment runs, the first production deployment of it (redeploys and
+  rollbacks); per sha a core deployment lists, the earlier production deployments listing it
+  (a commit counts once, at its first shipment, in any production environment);
+- incidents: those opened in [start, T] where T is the service's first production deployment
+  at or after `end` (an unlinked incident opened later cannot be blamed on a core deployment),
+  those still open at `start`, and those linked to a loaded deployment; plus the deployments
+  they are blamed on (their link, or the last production deployment before they opened);
+- changes: those merged since `start`, those whose merge sha a core deployment lists, and
+  those merged earlier that list a commit a core deployment lists (the JSON array is searched
+  in the database); then every production deployment listing any of their commits, so when
+  each change was deployed (its merge sha's first shipment, else its last listed commit's) is
+  the whole history's answer.
+- commits: the rows of the shas loaded deployments list (`committed_at`, however old); no
+  `parents`, which only the commit-graph rule reads.
+
+Rows outside the core keep their real values, and the metrics read only windows inside
+[start, end), so any result a row outside the core gets for itself is never shown.
+
+Where the rows cannot be bounded exactly this way, the answer is None and the caller reads the
+whole history (`TenantRepository.delivery_frames`): a service whose shipped commits come from
+the commit graph (a deployment without listed commits that is not the first of its
+environment: the graph rule needs every earlier deployment's ancestry), reverts anywhere in
+the scope (a revert commit or reverting change: the reverted deployment may lie anywhere), or a
+production pattern that is not a regex (the whole-history path reports it).
+
+`pipeline.compute_report` uses it for `insights metrics` and `GET /api/v1/metrics`; the
+report's `recorded` counts come from `recorded_counts` (database counts), since they cover
+the whole history before the window end. Reports of every scope at once (`compute_all`,
+`insights report`) still prepare the whole history once.
+
+Example:
+    bounded = window_frames(repo, ["checkout"], baseline_start, window.end)
+    frames = bounded.frames or repo.delivery_frames(["checkout"])
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    DateTime,
+    String,
+    and_,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.orm import aliased
+
+from insights.store.models import (
+    REVERT_CHANGES,
+    REVERT_COMMITS,
+    Change,
+    Commit,
+    Deployment,
+    DeploymentCommit,
+    Incident,
+    Service,
+)
+from insights.store.repository import DeliveryFrames, TenantRepository
+from insights.timeutil import EARLIEST, LATEST
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """The frames of a bounded read, or why there are none (`reason`: whole history needed)."""
+
+    frames: DeliveryFrames | None
+    reason: str | None = None
+
+
+def _chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class _Reader:
+    def __init__(self, repo: TenantRepository, services: Sequence[str]) -> None:
+        self.repo = repo
+        self.session = repo.session
+        self.t = repo.tenant_id
+        rows = list(self.session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
+        self.service_rows = rows
+        self.names = {s.id: s.name for s in rows}
+        self.ids = list(self.names)
+        self.prod_envs: dict[int, list[str]] = {}
+
+    # -- the production filter, in SQL -------------------------------------------------------
+
+    def production_pairs(self) -> bool:
+        """Which (service, environment) pairs are production; False: a pattern is no regex."""
+        patterns = {s.id: s.production_pattern for s in self.service_rows}
+        pairs = self.session.execute(
+            select(Deployment.service_id, Deployment.environment)
+            .where(
+                Deployment.tenant_id == self.t,
+                Deployment.service_id.in_(self.ids),
+                Deployment.status == "success",
+            )
+            .distinct()
+        ).all()
+        for service_id, environment in pairs:
+            try:
+                if re.search(patterns[service_id], environment) is not None:
+                    self.prod_envs.setdefault(service_id, []).append(environment)
+            except re.error:
+                return False
+        return True
+
+    def prod(self, d: Any = Deployment) -> Any:
+        """Successful production deployments the engine keeps (as `screen` + `production`)."""
+        if not self.prod_envs:
+            return false()
+        return and_(
+            d.tenant_id == self.t,
+            d.status == "success",
+            d.finished_at.is_not(None),
+            d.finished_at >= EARLIEST,
+            d.finished_at <= LATEST,
+            or_(
+                d.started_at.is_(None),
+                and_(d.started_at >= EARLIEST, d.started_at <= d.finished_at),
+            ),
+            or_(
+                *(
+                    and_(d.service_id == s, d.environment.in_(envs))
+                    for s, envs in self.prod_envs.items()
+                )
+            ),
+        )
+
+    # -- guards --------------------------------------------------------------------------------
+
+    def graph_derived(self) -> bool:
+        """Does a production deployment that is not its environment's first lack listed commits?"""
+        d = Deployment
+        unlisted = self.session.execute(
+            select(d.service_id, d.environment, func.count(), func.min(d.finished_at))
+            .where(self.prod(), d.commits_listed.is_(False))
+            .group_by(d.service_id, d.environment)
+        ).all()
+        for service_id, environment, count, first_unlisted in unlisted:
+            if count > 1:
+                return True
+            earliest = self.session.scalar(
+                select(func.count()).where(
+                    self.prod(),
+                    d.service_id == service_id,
+                    d.environment == environment,
+                    d.finished_at <= first_unlisted,
+                )
+            )
+            if earliest != 1:  # the unlisted one is not alone first in its environment
+                return True
+        return False
+
+    def has_reverts(self) -> bool:
+        commit = self.session.scalar(
+            select(Commit.id)
+            .where(
+                Commit.tenant_id == self.t,
+                Commit.service_id.in_(self.ids),
+                text(REVERT_COMMITS),  # literally the partial index's predicate
+            )
+            .limit(1)
+        )
+        if commit is not None:
+            return True
+        change = self.session.scalar(
+            select(Change.id)
+            .where(
+                Change.tenant_id == self.t,
+                Change.service_id.in_(self.ids),
+                text(f"({REVERT_CHANGES})"),
+            )
+            .limit(1)
+        )
+        return change is not None
+
+    # -- deployments ------------------------------------------------------------------------
+
+    def _deployment_rows(self, condition: Any) -> list[tuple]:
+        d = Deployment
+        return list(
+            self.session.execute(
+                select(
+                    d.id,
+                    d.service_id,
+                    d.external_id,
+                    d.environment,
+                    d.sha,
+                    d.status,
+                    d.started_at,
+                    d.finished_at,
+                    d.commits_listed,
+                ).where(self.prod(), condition)
+            ).all()
+        )
+
+    def core(self, start: datetime, end: datetime) -> list[tuple]:
+        d = Deployment
+        return self._deployment_rows(
+            and_(d.service_id.in_(self.ids), d.finished_at >= start, d.finished_at < end)
+        )
+
+    def edge(self, bound: datetime, before: bool) -> list[tuple]:
+        """Per (service, environment): every production deployment at the last finish time
+        before `bound` (before=True) or the first at or after it (all rows tied at it).
+        One min/max per pair: an index scan that stops at its first row."""
+        d = Deployment
+        out: list[tuple] = []
+        for service_id, environments in self.prod_envs.items():
+            for environment in environments:
+                pair = and_(d.service_id == service_id, d.environment == environment)
+                side = d.finished_at < bound if before else d.finished_at >= bound
+                pick = func.max(d.finished_at) if before else func.min(d.finished_at)
+                at = self.session.scalar(select(pick).where(self.prod(), pair, side))
+                if at is not None:
+                    out += self._deployment_rows(and_(pair, d.finished_at == at))
+        return out
+
+    def first_per_service(self) -> list[tuple]:
+        d = Deployment
+        out: list[tuple] = []
+        for service_id in self.prod_envs:
+            mine = d.service_id == service_id
+            at = self.session.scalar(select(func.min(d.finished_at)).where(self.prod(), mine))
+            if at is not None:
+                out += self._deployment_rows(and_(mine, d.finished_at == at))
+        return out
+
+    def first_runs(self, pairs: set[tuple[int, str]]) -> list[tuple]:
+        """For (service id, sha) pairs: the production deployments at the first finish time of
+        that sha in that service (all rows tied at it)."""
+        d = Deployment
+        out: list[tuple] = []
+        by_service: dict[int, list[str]] = defaultdict(list)
+        for service_id, sha in pairs:
+            by_service[service_id].append(sha)
+        for service_id, shas in by_service.items():
+            for chunk in _chunks(sorted(shas)):
+                firsts = (
+                    select(d.sha.label("h"), func.min(d.finished_at).label("f"))
+                    .where(
+                        self.prod(),
+                        d.service_id == service_id,
+                        self.repo._in(d.sha, list(chunk), String),
+                    )
+                    .group_by(d.sha)
+                    .subquery()
+                )
+                out += self._deployment_rows(
+                    and_(
+                        d.service_id == service_id,
+                        tuple_(d.sha, d.finished_at).in_(select(firsts.c.h, firsts.c.f)),
+                    )
+                )
+        return out
+
+    def listers(
+        self, pairs: set[tuple[int, str]], before: datetime | None = None
+    ) -> tuple[list[tuple], list[tuple[int, str]]]:
+        """Production deployments (finished before `before`, if given) listing any of the
+        (service id, sha) pairs, and those links."""
+        d, dc = Deployment, DeploymentCommit
+        by_service: dict[int, list[str]] = defaultdict(list)
+        for service_id, sha in pairs:
+            by_service[service_id].append(sha)
+        links: list[tuple[int, str]] = []
+        for service_id, shas in by_service.items():
+            for chunk in _chunks(sorted(shas)):
+                links += [
+                    (int(i), str(h))
+                    for i, h in self.session.execute(
+                        select(dc.deployment_id, dc.sha)
+                        .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
+                        .where(
+                            dc.tenant_id == self.t,
+                            self.repo._in(dc.sha, list(chunk), String),
+                            self.prod(),
+                            d.service_id == service_id,
+                            d.commits_listed.is_(True),
+                            *([d.finished_at < before] if before is not None else []),
+                        )
+                    ).all()
+                ]
+        ids = sorted({i for i, _ in links})
+        rows: list[tuple] = []
+        for chunk in _chunks(ids):
+            rows += self._deployment_rows(Deployment.id.in_(list(chunk)))
+        return rows, links
+
+    def core_links(self, start: datetime, end: datetime) -> Any:
+        """(deployment id, sha, service id) of the commits core deployments list: a subquery,
+        so the queries that follow them run in the database, not over parameters."""
+        d, dc = Deployment, DeploymentCommit
+        return (
+            select(dc.deployment_id, dc.sha, d.service_id)
+            .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
+            .where(
+                dc.tenant_id == self.t,
+                self.prod(),
+                d.service_id.in_(self.ids),
+                d.finished_at >= start,
+                d.finished_at < end,
+            )
+            .subquery("core_links")
+        )
+
+    def poisoned(self, model: Any, columns: Sequence[Any], times: Sequence[Any], pairs) -> list:
+        """Rows of `model` the engine's screen skips (a time outside the accepted range, a
+        negative duration): loaded so that it warns about them as the whole-history read
+        does; they count for nothing."""
+        bad = [or_(t < EARLIEST, t > LATEST) for t in times]
+        bad += [later < earlier for later, earlier in pairs]
+        return list(
+            self.session.execute(
+                select(*columns).where(
+                    model.tenant_id == self.t, model.service_id.in_(self.ids), or_(*bad)
+                )
+            ).all()
+        )
+
+    def listed_elsewhere(self, core: Any) -> Any:
+        """Per core link: how many links of the tenant list its sha (1: only this one), an
+        index-only count."""
+        other = aliased(DeploymentCommit)
+        return (
+            select(func.count())
+            .where(other.tenant_id == self.t, other.sha == core.c.sha)
+            .scalar_subquery()
+        )
+
+    def links(self, ids: Sequence[int]) -> list[tuple[int, str]]:
+        dc = DeploymentCommit
+        out: list[tuple[int, str]] = []
+        for chunk in _chunks(sorted(ids)):
+            out += [
+                (int(i), str(h))
+                for i, h in self.session.execute(
+                    select(dc.deployment_id, dc.sha).where(
+                        dc.tenant_id == self.t, dc.deployment_id.in_(list(chunk))
+                    )
+                ).all()
+            ]
+        return out
+
+    def by_external_id(self, pairs: set[tuple[int, str]]) -> list[tuple]:
+        d = Deployment
+        out: list[tuple] = []
+        items = sorted(pairs)
+        for chunk in _chunks(items, 1000):
+            out += self._deployment_rows(tuple_(d.service_id, d.external_id).in_(list(chunk)))
+        return out
+
+    def last_before(self, service_id: int, at: datetime) -> list[tuple]:
+        d = Deployment
+        latest = self.session.scalar(
+            select(func.max(d.finished_at)).where(
+                self.prod(), d.service_id == service_id, d.finished_at < at
+            )
+        )
+        if latest is None:
+            return []
+        return self._deployment_rows(and_(d.service_id == service_id, d.finished_at == latest))
+
+
+_INCIDENT_COLUMNS = (
+    Incident.id,
+    Incident.service_id,
+    Incident.external_id,
+    Incident.opened_at,
+    Incident.resolved_at,
+    Incident.severity,
+    Incident.deployment_external_id,
+    Incident.title,
+)
+
+
+def window_frames(
+    repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
+) -> Bounded:
+    """The delivery frames of `services` that metrics of windows inside [start, end) need
+    (rules in the module docstring); `frames` None with a `reason` when only the whole
+    history gives exact results."""
+    import pandas as pd
+
+    if repo.session.get_bind().dialect.name == "postgresql":
+        # times come back with `timezone.utc`, which pandas converts in bulk (a named zone
+        # such as the server's `Etc/UTC` is converted row by row); for this transaction only
+        repo.session.execute(text("SET LOCAL TIME ZONE 'UTC'"))
+    reader = _Reader(repo, services)
+    if not reader.production_pairs():
+        return Bounded(None, "a production pattern is not a regex")
+    if reader.graph_derived():
+        return Bounded(None, "shipped commits come from the commit graph")
+    if reader.has_reverts():
+        return Bounded(None, "the scope has reverts")
+    session, t, ids = reader.session, reader.t, reader.ids
+
+    deployments: dict[int, tuple] = {}
+
+    def add(rows: Iterable[tuple]) -> None:
+        for row in rows:
+            deployments.setdefault(int(row[0]), row)
+
+    core = reader.core(start, end)
+    add(core)
+    nxt = reader.edge(end, before=False)
+    add(nxt)
+    add(reader.edge(start, before=True))
+    add(reader.first_per_service())
+    core_sub = reader.core_links(start, end)
+    # the core's links with their commits' times, in one pass (Core rows: no ORM per row)
+    found = and_(
+        Commit.tenant_id == t,
+        Commit.service_id == core_sub.c.service_id,
+        Commit.sha == core_sub.c.sha,
+    )
+    core_rows = (
+        session.connection()
+        .execute(
+            select(
+                core_sub.c.deployment_id,
+                core_sub.c.sha,
+                core_sub.c.service_id,
+                type_coerce(Commit.committed_at, DateTime()),
+                type_coerce(Commit.authored_at, DateTime()),
+                Commit.id,
+                reader.listed_elsewhere(core_sub),
+            ).select_from(core_sub.outerjoin(Commit, found))
+        )
+        .all()
+    )
+    core_links = [(int(r[0]), str(r[1])) for r in core_rows]
+    core_pairs = {(int(r[2]), str(r[1])) for r in core_rows}
+    core_commits = {
+        (int(r[2]), str(r[1])): (r[2], r[1], r[3], r[4]) for r in core_rows if r[5] is not None
+    }
+    # a commit counts at its first shipment: the earlier deployments listing a core commit
+    # (only commits listed more than once can have any)
+    shared = {(int(r[2]), str(r[1])) for r in core_rows if r[6] > 1}
+    listers, lister_links = reader.listers(shared, start) if shared else ([], [])
+    add(listers)
+
+    # incidents: opened in [start, T_service], still open at start, linked to a loaded one
+    top: dict[int, datetime | None] = dict.fromkeys(ids)
+    for row in nxt:
+        s, f = int(row[1]), row[7]
+        top[s] = f if top[s] is None else min(top[s], f)  # type: ignore[type-var]
+    i = Incident
+    opened_in = or_(
+        false(),
+        *(
+            and_(i.service_id == s, i.opened_at >= start, *([i.opened_at <= f] if f else []))
+            for s, f in top.items()
+        ),
+    )
+    incident_rows = {
+        int(r[0]): r
+        for r in session.execute(
+            select(*_INCIDENT_COLUMNS).where(
+                i.tenant_id == t,
+                i.service_id.in_(ids),
+                or_(
+                    opened_in,
+                    and_(i.opened_at < start, or_(i.resolved_at.is_(None), i.resolved_at > start)),
+                ),
+            )
+        ).all()
+    }
+    linked_to = {(int(r[1]), str(r[2])) for r in deployments.values()}
+    for chunk in _chunks(sorted(linked_to), 1000):
+        for r in session.execute(
+            select(*_INCIDENT_COLUMNS).where(
+                i.tenant_id == t,
+                tuple_(i.service_id, i.deployment_external_id).in_(list(chunk)),
+            )
+        ).all():
+            incident_rows.setdefault(int(r[0]), r)
+    # the deployments they are blamed on: their link, else the last one before they opened
+    wanted = {
+        (int(r[1]), str(r[6])) for r in incident_rows.values() if r[6] is not None
+    } - linked_to
+    add(reader.by_external_id(wanted))
+    known = {(int(r[1]), str(r[2])) for r in deployments.values()}
+    for r in incident_rows.values():
+        if r[6] is not None and (int(r[1]), str(r[6])) in known:
+            continue
+        if r[3] < start:  # later ones: the contiguous rows from the last before `start` on
+            add(reader.last_before(int(r[1]), r[3]))
+
+    # changes: merged since `start`, or whose merge sha a core deployment ships
+    c = Change
+    change_columns = (
+        c.service_id,
+        c.external_id,
+        c.title,
+        c.opened_at,
+        c.first_commit_at,
+        c.first_review_at,
+        c.approved_at,
+        c.merged_at,
+        c.merge_sha,
+        c.commits,
+        c.reverts,
+    )
+    change_rows = {
+        (int(r[0]), str(r[1])): r
+        for r in session.execute(
+            select(*change_columns).where(
+                c.tenant_id == t, c.service_id.in_(ids), c.merged_at >= start
+            )
+        ).all()
+    }
+    core_shas = select(core_sub.c.sha)
+    for r in session.execute(
+        select(*change_columns).where(
+            c.tenant_id == t,
+            c.service_id.in_(ids),
+            c.merged_at.is_not(None),
+            tuple_(c.service_id, c.merge_sha).in_(select(core_sub.c.service_id, core_sub.c.sha)),
+        )
+    ).all():
+        change_rows.setdefault((int(r[0]), str(r[1])), r)
+    # and those merged before `start` that list a commit a core deployment lists (deployed by
+    # their last listed commit when their merge sha never reaches production)
+    for r in session.execute(
+        select(*change_columns).where(
+            c.tenant_id == t,
+            c.service_id.in_(ids),
+            c.merged_at < start,
+            _lists_any(session, c.commits, core_shas),
+        )
+    ).all():
+        change_rows.setdefault((int(r[0]), str(r[1])), r)
+
+    # every deployment listing a commit of those changes (when the change was deployed)
+    asked = {
+        (s, str(h))
+        for (s, _), r in change_rows.items()
+        for h in [r[8], *(r[9] or [])]
+        if h is not None  # (a core deployment listing it may be a redeploy: ships nothing)
+    }
+    change_listers, change_links = reader.listers(asked) if asked else ([], [])
+    add(change_listers)
+
+    # rows stored before validation: the screen skips them, with its warning (a commit is
+    # checked by `committed_at` only, which an index answers; `authored_at` is not read)
+    d = Deployment
+    for r in reader.poisoned(
+        d,
+        (
+            d.id,
+            d.service_id,
+            d.external_id,
+            d.environment,
+            d.sha,
+            d.status,
+            d.started_at,
+            d.finished_at,
+            d.commits_listed,
+        ),
+        (d.started_at, d.finished_at),
+        [(d.finished_at, d.started_at)],
+    ):
+        deployments.setdefault(int(r[0]), r)
+    for r in reader.poisoned(
+        i, _INCIDENT_COLUMNS, (i.opened_at, i.resolved_at), [(i.resolved_at, i.opened_at)]
+    ):
+        incident_rows.setdefault(int(r[0]), r)
+    for r in reader.poisoned(
+        c,
+        change_columns,
+        (c.opened_at, c.first_commit_at, c.first_review_at, c.approved_at, c.merged_at),
+        [(c.merged_at, c.opened_at)],
+    ):
+        change_rows.setdefault((int(r[0]), str(r[1])), r)
+
+    # the first production run of every loaded sha (redeploys, rollbacks)
+    add(reader.first_runs({(int(r[1]), str(r[4])) for r in deployments.values()}))
+
+    links = sorted(set(core_links) | set(lister_links) | set(change_links))
+    shipped_pairs = {(int(deployments[d][1]), h) for d, h in links}
+    kept_changes = list(change_rows.values())
+
+    names = reader.names
+    team_names = {tm.id: tm.name for tm in repo.teams()}
+    service_frame = pd.DataFrame(
+        {
+            "service": [s.name for s in reader.service_rows],
+            "team": [team_names.get(s.team_id) if s.team_id else None for s in reader.service_rows],
+            "production_pattern": [s.production_pattern for s in reader.service_rows],
+        }
+    )
+    deployment_frame = _frame(
+        [(r[0], names[int(r[1])], *r[2:]) for r in deployments.values()],
+        [
+            "deployment_id",
+            "service",
+            "external_id",
+            "environment",
+            "sha",
+            "status",
+            "started_at",
+            "finished_at",
+            "commits_listed",
+        ],
+        ("started_at", "finished_at"),
+    )
+    link_frame = _frame(links, ["deployment_id", "sha"], ())
+    # commit rows (when they were committed) of the shas loaded deployments list; `parents`
+    # only serve the commit-graph rule, which a bounded read never needs
+    committed = (
+        Commit.service_id,
+        Commit.sha,
+        type_coerce(Commit.committed_at, DateTime()),
+        type_coerce(Commit.authored_at, DateTime()),
+    )
+    of_commits = and_(Commit.tenant_id == t, Commit.service_id.in_(ids))
+    commit_rows = list(core_commits.values())
+    for r in reader.poisoned(Commit, committed, (Commit.committed_at,), []):
+        if (int(r[0]), str(r[1])) not in core_commits:
+            commit_rows.append(r)
+    for chunk in _chunks(sorted(shipped_pairs - core_pairs), 1000):
+        commit_rows += session.execute(
+            select(*committed).where(
+                of_commits, tuple_(Commit.service_id, Commit.sha).in_(list(chunk))
+            )
+        ).all()
+    commit_rows = list({(int(r[0]), str(r[1])): r for r in commit_rows}.values())
+    commit_frame = _frame(commit_rows, ["service", "sha", "committed_at", "authored_at"], ())
+    commit_frame = commit_frame.assign(
+        service=commit_frame["service"].map(names),
+        committed_at=pd.to_datetime(commit_frame["committed_at"], utc=True),
+        authored_at=pd.to_datetime(commit_frame["authored_at"], utc=True),
+        parents=pd.Series([[]] * len(commit_frame), index=commit_frame.index, dtype=object),
+        reverts=pd.Series([None] * len(commit_frame), index=commit_frame.index, dtype=object),
+    )
+    change_frame = _frame(
+        [(names[int(r[0])], *r[1:]) for r in kept_changes],
+        [
+            "service",
+            "external_id",
+            "title",
+            "opened_at",
+            "first_commit_at",
+            "first_review_at",
+            "approved_at",
+            "merged_at",
+            "merge_sha",
+            "commits",
+            "reverts",
+        ],
+        ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
+    )
+    incident_frame = _frame(
+        [(names[int(r[1])], *r[2:]) for r in incident_rows.values()],
+        [
+            "service",
+            "external_id",
+            "opened_at",
+            "resolved_at",
+            "severity",
+            "deployment_external_id",
+            "title",
+        ],
+        ("opened_at", "resolved_at"),
+    )
+    frames = DeliveryFrames(
+        service_frame, deployment_frame, link_frame, commit_frame, change_frame, incident_frame
+    )
+    return Bounded(frames)
+
+
+def _lists_any(session: Any, column: Any, shas: Any) -> Any:
+    """`column` (a JSON array of shas) holds one of `shas` (a subquery), in the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        each = func.json_array_elements_text(column).table_valued("value")
+    else:
+        each = func.json_each(column).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value.in_(shas)))
+
+
+def _frame(rows: list[tuple], columns: list[str], times: Sequence[str]) -> pd.DataFrame:
+    """Rows as a frame shaped like `TenantRepository.delivery_frames`' (UTC times)."""
+    import pandas as pd
+    from pandas.errors import OutOfBoundsDatetime
+
+    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
+    for column in times:
+        with suppress(OutOfBoundsDatetime, OverflowError):  # screened by the engine
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def recorded_counts(
+    repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
+) -> tuple[int, int, int, int]:
+    """(commits, changes, incidents) stored for `services` before `end`, and commits made in
+    [start, end): what `metrics.compute.recorded` counts, counted by the database."""
+    ids = list(repo.service_ids(services).values()) if services else []
+    t, s = repo.tenant_id, repo.session
+
+    def count(model: Any, column: Any, *extra: Any) -> int:
+        return int(
+            s.scalar(
+                select(func.count()).where(
+                    model.tenant_id == t, model.service_id.in_(ids), column < end, *extra
+                )
+            )
+            or 0
+        )
+
+    return (
+        count(Commit, Commit.committed_at),
+        count(Change, Change.opened_at),
+        count(Incident, Incident.opened_at),
+        count(Commit, Commit.committed_at, Commit.committed_at >= start),
+    )
