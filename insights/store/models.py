@@ -35,6 +35,11 @@ REVERT_CHANGES = "reverts IS NOT NULL OR title LIKE 'Revert \"%'"
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# Commit ids: hex, compared byte by byte. On PostgreSQL the "C" collation (migration 0008) makes
+# every index probe and insert on them a memcmp instead of a locale comparison (strcoll).
+Sha = String(64).with_variant(String(64, collation="C"), "postgresql")
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes; always hands back aware UTC (SQLite forgets the zone)."""
 
@@ -120,7 +125,7 @@ class Commit(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(BigId)
     service_id: Mapped[int] = mapped_column(BigId)
-    sha: Mapped[str] = mapped_column(String(64))
+    sha: Mapped[str] = mapped_column(Sha)
     authored_at: Mapped[datetime | None]
     committed_at: Mapped[datetime]
     author: Mapped[str | None] = mapped_column(String(300))
@@ -151,7 +156,7 @@ class Change(Base):
     first_review_at: Mapped[datetime | None]
     approved_at: Mapped[datetime | None]
     merged_at: Mapped[datetime | None]
-    merge_sha: Mapped[str | None] = mapped_column(String(64))
+    merge_sha: Mapped[str | None] = mapped_column(Sha)
     commits: Mapped[list[Any]] = mapped_column(JSON, default=list)
     reverts: Mapped[str | None] = mapped_column(String(200))  # id of the change it reverts
 
@@ -170,7 +175,7 @@ class Deployment(Base):
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(200))
     environment: Mapped[str] = mapped_column(String(128))
-    sha: Mapped[str] = mapped_column(String(64))
+    sha: Mapped[str] = mapped_column(Sha)
     status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -188,7 +193,7 @@ class DeploymentCommit(Base):
     __table_args__ = (Index("ix_deployment_commits_sha", "tenant_id", "sha"),)
     tenant_id: Mapped[int] = mapped_column(BigId)
     deployment_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
-    sha: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sha: Mapped[str] = mapped_column(Sha, primary_key=True)
 
 
 class Incident(Base):
