@@ -209,21 +209,8 @@ class _Reader:
     # -- deployments ------------------------------------------------------------------------
 
     def _deployment_rows(self, condition: Any) -> list[tuple]:
-        d = Deployment
         return list(
-            self.session.execute(
-                select(
-                    d.id,
-                    d.service_id,
-                    d.external_id,
-                    d.environment,
-                    d.sha,
-                    d.status,
-                    d.started_at,
-                    d.finished_at,
-                    d.commits_listed,
-                ).where(self.prod(), condition)
-            ).all()
+            self.session.execute(select(*_DEPLOYMENT_COLUMNS).where(self.prod(), condition)).all()
         )
 
     def core(self, start: datetime, end: datetime) -> list[tuple]:
@@ -394,6 +381,17 @@ class _Reader:
         return self._deployment_rows(and_(d.service_id == service_id, d.finished_at == latest))
 
 
+_DEPLOYMENT_COLUMNS = (
+    Deployment.id,
+    Deployment.service_id,
+    Deployment.external_id,
+    Deployment.environment,
+    Deployment.sha,
+    Deployment.status,
+    Deployment.started_at,
+    Deployment.finished_at,
+    Deployment.commits_listed,
+)
 _INCIDENT_COLUMNS = (
     Incident.id,
     Incident.service_id,
@@ -579,17 +577,7 @@ def window_frames(
     d = Deployment
     for r in reader.poisoned(
         d,
-        (
-            d.id,
-            d.service_id,
-            d.external_id,
-            d.environment,
-            d.sha,
-            d.status,
-            d.started_at,
-            d.finished_at,
-            d.commits_listed,
-        ),
+        _DEPLOYMENT_COLUMNS,
         (d.started_at, d.finished_at),
         [(d.finished_at, d.started_at)],
     ):
