@@ -1,8 +1,9 @@
 """The local-git collector: commits, deployments and shipped commits from a clone, via `git`.
 
-Everything is streamed from `git` subprocesses, one line at a time, and committed in batches
-through `SyncContext.commit`, so a history of any size is read in bounded memory and a killed sync
-resumes where its last batch left off.
+Everything is streamed from `git` subprocesses, one record at a time, and committed in batches
+through `SyncContext.commit`, so a killed sync resumes where its last batch left off. Memory is
+bounded by a batch, except that a first sync keeps each commit's parent list for labelling the
+shipped commits (≈ 100 MiB at 200k commits).
 
 Rules (DESIGN.md):
 - Commits: every commit reachable from the repository's branches and tags (`refs/heads`,
@@ -80,7 +81,7 @@ LOG_FIELDS = 7
 _REVERT_LINE = re.compile(
     r"This reverts commit [0-9a-f]{40,64}(?:\.|,\s+reversing\s+changes made to [0-9a-f]{40,64}\.)"
 )
-_REVERT_MARK = "This reverts commit "  # a cheap byte test before the expression
+_REVERT_MARK = "This reverts commit "  # a cheap substring test before the expression
 # Branches (local and remote-tracking) and tags; see the module rules.
 HISTORY_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 
