@@ -21,7 +21,7 @@ from __future__ import annotations
 import hmac
 import os
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -214,6 +214,34 @@ def delete_tenant(request: Request, actor: Actor, tenant: TenantName) -> Respons
     return Response(status_code=204)
 
 
+def _put_child(
+    request: Request,
+    actor: str,
+    tenant: str,
+    kind: Literal["team", "service"],
+    name: str,
+    model: type[ServiceConfig] | type[TeamConfig],
+    body: BaseModel,
+) -> ChangesOut:
+    """Create or replace one team or service of an existing tenant, named by the path."""
+    _check_name(name, kind)
+    wanted = _validated(model, {**body.model_dump(mode="json"), "name": name})
+    with unit_of_work(request.app.state.engine) as session:
+        _require_tenant(session, tenant)
+        return _changes(registry.put_child(session, tenant, kind, wanted, actor))
+
+
+def _delete_child(
+    request: Request, actor: str, tenant: str, kind: Literal["team", "service"], name: str
+) -> Response:
+    """Delete one team or service of an existing tenant; 404 when either is missing."""
+    with unit_of_work(request.app.state.engine) as session:
+        _require_tenant(session, tenant)
+        if not registry.delete_child(session, tenant, kind, name, actor):
+            raise HTTPException(404, f"{kind} {name!r}: not found in tenant {tenant!r}")
+    return Response(status_code=204)
+
+
 @router.put(
     "/tenants/{tenant}/services/{service}",
     summary="Create or replace one service (its team, production pattern and source)",
@@ -222,11 +250,7 @@ def delete_tenant(request: Request, actor: Actor, tenant: TenantName) -> Respons
 def put_service(
     request: Request, actor: Actor, tenant: TenantName, service: ChildName, body: ServiceBody
 ) -> ChangesOut:
-    _check_name(service, "service")
-    wanted = _validated(ServiceConfig, {**body.model_dump(mode="json"), "name": service})
-    with unit_of_work(request.app.state.engine) as session:
-        _require_tenant(session, tenant)
-        return _changes(registry.put_child(session, tenant, "service", wanted, actor))
+    return _put_child(request, actor, tenant, "service", service, ServiceConfig, body)
 
 
 @router.delete(
@@ -238,11 +262,7 @@ def put_service(
 def delete_service(
     request: Request, actor: Actor, tenant: TenantName, service: ChildName
 ) -> Response:
-    with unit_of_work(request.app.state.engine) as session:
-        _require_tenant(session, tenant)
-        if not registry.delete_child(session, tenant, "service", service, actor):
-            raise HTTPException(404, f"service {service!r}: not found in tenant {tenant!r}")
-    return Response(status_code=204)
+    return _delete_child(request, actor, tenant, "service", service)
 
 
 @router.put(
@@ -253,11 +273,7 @@ def delete_service(
 def put_team(
     request: Request, actor: Actor, tenant: TenantName, team: ChildName, body: TeamBody
 ) -> ChangesOut:
-    _check_name(team, "team")
-    wanted = _validated(TeamConfig, {**body.model_dump(mode="json"), "name": team})
-    with unit_of_work(request.app.state.engine) as session:
-        _require_tenant(session, tenant)
-        return _changes(registry.put_child(session, tenant, "team", wanted, actor))
+    return _put_child(request, actor, tenant, "team", team, TeamConfig, body)
 
 
 @router.delete(
@@ -267,11 +283,7 @@ def put_team(
     responses={404: {"description": "No such tenant or team."}},
 )
 def delete_team(request: Request, actor: Actor, tenant: TenantName, team: ChildName) -> Response:
-    with unit_of_work(request.app.state.engine) as session:
-        _require_tenant(session, tenant)
-        if not registry.delete_child(session, tenant, "team", team, actor):
-            raise HTTPException(404, f"team {team!r}: not found in tenant {tenant!r}")
-    return Response(status_code=204)
+    return _delete_child(request, actor, tenant, "team", team)
 
 
 @router.put(
