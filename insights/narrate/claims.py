@@ -230,30 +230,25 @@ class Entity:
     stage: str | None = None
 
 
+# what each named group of the entity expression is about (`stage` is read from the text)
+_GROUP_ENTITIES = {
+    "rework": Entity("metric", "rework_rate"),
+    "cfr_rate": Entity("metric", "change_failure_rate"),
+    "cfr_count": Entity("metric", "change_failure_rate", "failed_deployments"),
+    "recovery": Entity("metric", "recovery_time"),
+    "lead": Entity("metric", "lead_time"),
+    "df_days": Entity("metric", "deployment_frequency", "deployment_days_pct"),
+    "df_rate": Entity("metric", "deployment_frequency"),
+    "df_count": Entity("metric", "deployment_frequency", "deployments"),
+    "overall": Entity("overall"),
+}
+
+
 def _entity(match: re.Match[str]) -> Entity:
     group = match.lastgroup
-    text = match.group(0).lower()
-    if group == "rework":
-        return Entity("metric", "rework_rate")
-    if group == "cfr_rate":
-        return Entity("metric", "change_failure_rate")
-    if group == "cfr_count":
-        return Entity("metric", "change_failure_rate", "failed_deployments")
-    if group == "recovery":
-        return Entity("metric", "recovery_time")
-    if group == "lead":
-        return Entity("metric", "lead_time")
-    if group == "df_days":
-        return Entity("metric", "deployment_frequency", "deployment_days_pct")
-    if group == "df_rate":
-        return Entity("metric", "deployment_frequency")
-    if group == "df_count":
-        return Entity("metric", "deployment_frequency", "deployments")
     if group == "stage":
-        return Entity("stage", "lead_time", stage=text.split()[0])
-    if group == "overall":
-        return Entity("overall")
-    return Entity("incidents")
+        return Entity("stage", "lead_time", stage=match.group(0).lower().split()[0])
+    return _GROUP_ENTITIES.get(group or "", Entity("incidents"))
 
 
 def _mentions(clause: str) -> list[tuple[int, Entity]]:
