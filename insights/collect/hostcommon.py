@@ -111,12 +111,13 @@ class UpdatedCursor:
         by more than `FUTURE_SKEW`: a position there (a hostile or broken `updated_at`,
         2099) would make every later item look already read. Such an item stays ahead of
         the cursor, so it is listed, and stored again unchanged, on each sync."""
-        if parse_time(updated_at) > now() + FUTURE_SKEW:
+        when = parse_time(updated_at)
+        if when > now() + FUTURE_SKEW:
             log.warning("updated_at %s of item %s is in the future; cursor kept", updated_at, key)
             return
-        if self.updated_at is None or parse_time(updated_at) > parse_time(self.updated_at):
+        if self.updated_at is None or when > parse_time(self.updated_at):
             self.updated_at, self.done = updated_at, set()
-        if parse_time(updated_at) == parse_time(self.updated_at):
+        if when == parse_time(self.updated_at):
             self.done.add(key)
 
     def dump(self, etag: str | None = None) -> dict[str, Any]:
