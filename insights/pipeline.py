@@ -7,7 +7,7 @@ takes an explicit session or engine and returns data; printing is the caller's b
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from insights.config import TenantConfig
 from insights.errors import NotFound, UserError
 from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, RecordedData, Scope, Window
-from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.model import ChangeEvent, CommitEvent, CommitRows, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
 from insights.store import read_cache
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
@@ -63,20 +63,7 @@ def store_events(
     by_service: dict[str, list[AnyEvent]] = defaultdict(list)
     for event in events:
         by_service[event.service].append(event)
-    known = repo.service_ids(by_service)
-    for name in by_service:
-        if name in known:
-            continue
-        if not create_services:
-            raise NotFound(f"service {name!r}: not found in tenant {repo.tenant.name!r}")
-        configured = tenant_config.service(name) if tenant_config else None
-        service, _ = repo.ensure_service(
-            name,
-            team=configured.team if configured else None,
-            production_pattern=configured.production_pattern if configured else None,
-        )
-        known[name] = service.id
-        result.new_services.append(name)
+    known = _service_ids(repo, by_service, result, create_services, tenant_config)
     for name, batch in sorted(by_service.items()):  # one lock order across batches
         service_id = known[name]
         for start in range(0, len(batch), PROGRESS_STEP):
@@ -93,6 +80,53 @@ def store_events(
     if any(c.new or c.updated for c in result.counts.values()) or result.new_services:
         read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
     return result
+
+
+def store_commit_rows(
+    repo: TenantRepository,
+    batch: CommitRows,
+    *,
+    tenant_config: TenantConfig | None = None,
+) -> StoreResult:
+    """`store_events(repo, batch.events(), create_services=True, …)` for a batch of commits in
+    their compact form (a bulk ingest): the same rows and counts, without an event per commit.
+    """
+    result = StoreResult()
+    if not batch.rows:
+        return result
+    service_id = _service_ids(repo, [batch.service], result, True, tenant_config)[batch.service]
+    for start in range(0, len(batch.rows), PROGRESS_STEP):  # the slices store_events writes
+        part = CommitRows(batch.service, batch.rows[start : start + PROGRESS_STEP])
+        result.counts["commit"] += repo.insert_commit_rows(service_id, part)
+    if result.counts["commit"].new or result.counts["commit"].updated or result.new_services:
+        read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
+    return result
+
+
+def _service_ids(
+    repo: TenantRepository,
+    names: Iterable[str],
+    result: StoreResult,
+    create_services: bool,
+    tenant_config: TenantConfig | None,
+) -> dict[str, int]:
+    """Service ids by name; unknown services are created (noted in `result`) when
+    `create_services`, a NotFound error otherwise."""
+    known = repo.service_ids(names)
+    for name in names:
+        if name in known:
+            continue
+        if not create_services:
+            raise NotFound(f"service {name!r}: not found in tenant {repo.tenant.name!r}")
+        configured = tenant_config.service(name) if tenant_config else None
+        service, _ = repo.ensure_service(
+            name,
+            team=configured.team if configured else None,
+            production_pattern=configured.production_pattern if configured else None,
+        )
+        known[name] = service.id
+        result.new_services.append(name)
+    return known
 
 
 def apply_org_config(session: Session, tenant: TenantConfig) -> TenantRepository:

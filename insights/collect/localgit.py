@@ -42,7 +42,6 @@ Rules (DESIGN.md):
 
 from __future__ import annotations
 
-import codecs
 import fnmatch
 import functools
 import gc
@@ -67,7 +66,14 @@ from insights.collect.hostcommon import refusal
 from insights.collect.sync import SyncContext, SyncReport, register, sync_service
 from insights.config import ServiceConfig, SourceConfig, TenantConfig
 from insights.errors import UserError
-from insights.model import MESSAGE_MAX, TITLE_MAX, CommitEvent, DeploymentEvent, EventError
+from insights.model import (
+    MESSAGE_MAX,
+    TITLE_MAX,
+    CommitRow,
+    CommitRows,
+    DeploymentEvent,
+    EventError,
+)
 from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, TimeRangeError, iso
 
 COMMIT_BATCH = 10_000  # commits per transaction; INSIGHTS_LOCALGIT_BATCH overrides
@@ -81,7 +87,7 @@ LOG_FIELDS = 7
 _REVERT_LINE = re.compile(
     r"This reverts commit [0-9a-f]{40,64}(?:\.|,\s+reversing\s+changes made to [0-9a-f]{40,64}\.)"
 )
-_REVERT_MARK = "This reverts commit "  # a cheap substring test before the expression
+_REVERT_MARK = b"This reverts commit "  # a cheap test of the raw body before the expression
 # Branches (local and remote-tracking) and tags; see the module rules.
 HISTORY_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 
@@ -147,27 +153,23 @@ class Git:
         finally:
             running.stop()
 
-    def records(self, running: Running, fields: int) -> Iterator[list[str]]:
+    def records(self, running: Running, fields: int) -> Iterator[list[bytes]]:
         """Yield a started `-z` command's output as records of `fields` NUL-separated tokens,
-        decoded as UTF-8 (invalid bytes replaced), as they come."""
+        as bytes (the caller decodes the tokens it keeps), as they come."""
         proc = running.proc
         assert proc.stdout is not None
         read = proc.stdout.read
-        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         try:
-            rest: list[str] = []  # the tokens of an unfinished record, the last one unfinished
+            rest = b""  # an unfinished record, carried to the next chunk
             while chunk := read(1 << 20):
-                tokens = decode(chunk).split("\0")
-                if rest:
-                    rest[-1] += tokens[0]
-                    tokens[:1] = rest
+                tokens = (rest + chunk if rest else chunk).split(b"\0")
                 whole = (len(tokens) - 1) // fields * fields  # the last token is unfinished
                 for start in range(0, whole, fields):
                     yield tokens[start : start + fields]
-                rest = tokens[whole:]
+                rest = b"\0".join(tokens[whole:])
             if proc.wait() != 0:
                 raise UserError(f"{self.path}: git {running.command}: {running.first_error()}")
-            if rest != [""] and rest:
+            if rest:
                 raise UserError(f"{self.path}: git {running.command}: output ends mid-record")
         finally:
             running.stop()
@@ -713,7 +715,7 @@ class LocalGitCollector:
         revs, tips, skip, digest = run.revs, run.tips, run.skip, run.digest
         name = self.service.name
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
-        batch: list[CommitEvent] = []
+        batch: list[CommitRow] = []
         done = 0
         # One writer thread stores batch n while this thread parses batch n+1 (the database
         # driver releases the GIL while the server works). Batches still commit one at a time
@@ -726,16 +728,15 @@ class LocalGitCollector:
                 if done <= skip:
                     continue
                 sha, parents, author, authored, committed, subject, body = raw
-                if _REVERT_MARK in body:  # the subject alone does not say which commit it reverts
-                    match = _REVERT_LINE.search(body)
-                    if match:
-                        subject = f"{subject}\n\n{' '.join(match.group(0).split())}"
-                parent_list = parents.split()
+                sha_text = sha.decode()
+                parent_list = parents.decode().split()
                 if graph is not None:
-                    graph[sha] = parent_list
-                commit = _commit_event(name, sha, parent_list, author, authored, committed, subject)
+                    graph[sha_text] = parent_list
+                commit = _commit_row(
+                    sha_text, parent_list, author, authored, committed, subject, body
+                )
                 if commit is None:
-                    ctx.skip("commit", f"commit {sha[:12]}", f"date outside {RANGE_TEXT}")
+                    ctx.skip("commit", f"commit {sha_text[:12]}", f"date outside {RANGE_TEXT}")
                     continue
                 batch.append(commit)
                 if len(batch) >= size:
@@ -745,13 +746,13 @@ class LocalGitCollector:
                     pending = writer.submit(
                         ctx.commit,
                         "commit",
-                        batch,
+                        CommitRows(name, batch),
                         {"tips": run.read_before, "pass": pass_cursor},
                     )
                     batch = []
             if pending is not None:
                 pending.result()
-        ctx.commit("commit", batch, {"tips": tips})
+        ctx.commit("commit", CommitRows(name, batch), {"tips": tips})
 
     def _sync_deployments(
         self,
@@ -815,8 +816,6 @@ def _without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-_COMMIT_FIELDS = frozenset(CommitEvent.model_fields)
-_set = object.__setattr__
 _EARLIEST_S = int(EARLIEST.timestamp())
 _LATEST_S = int(LATEST.timestamp())
 
@@ -830,50 +829,40 @@ def _epoch(seconds: str) -> datetime:
         raise TimeRangeError(f"outside the accepted range {RANGE_TEXT}") from None
 
 
-def _commit_event(
-    service: str,
+def _commit_row(
     sha: str,
     parents: list[str],
-    author: str,
-    authored: str,
-    committed: str,
-    subject: str,
-) -> CommitEvent | None:
-    """A CommitEvent from the fields of one `git log` line (times are epoch seconds), or None
-    when a time lies outside the event model's range (`git commit --date=@10000000000`).
+    author: bytes,
+    authored: bytes,
+    committed: bytes,
+    subject: bytes,
+    body: bytes,
+) -> CommitRow | None:
+    """A commit row (`CommitRows`) from the tokens of one `git log` record (times are epoch
+    seconds), or None when a time lies outside the event model's range (`git commit
+    --date=@10000000000`).
 
-    Git's output is already canonical (lower-case hex shas, epoch times), so the event is
-    assembled the way pydantic's `model_construct` does, without its per-field loop: running
-    the validators over 10⁵ commits cost more than reading them from git. Text is cut to the
-    model's limits like the validators would, and the range check is two integer comparisons;
-    a test pins equality with the validated event.
+    Git's output is already canonical (lower-case hex shas, epoch times), so the row only needs
+    what the event validators would do to it: text decoded (invalid UTF-8 replaced, as in
+    `bytes.decode(errors="replace")`) and cut to the model's limits, the range check as two
+    integer comparisons. The body is only searched, as bytes, for git's `This reverts commit
+    <sha>.` line, which joins the subject (the revert rule); it is decoded only then. A test
+    pins equality with the validated event.
     """
     committed_s, authored_s = int(committed), int(authored)
     if not (_EARLIEST_S <= committed_s <= _LATEST_S and _EARLIEST_S <= authored_s <= _LATEST_S):
         return None
-    if len(author) > TITLE_MAX:
-        author = author[: TITLE_MAX - 1] + "…"
-    if len(subject) > MESSAGE_MAX:
-        subject = subject[: MESSAGE_MAX - 1] + "…"
-    event = CommitEvent.__new__(CommitEvent)
-    _set(
-        event,
-        "__dict__",
-        {
-            "service": service,
-            "type": "commit",
-            "sha": sha,
-            "committed_at": datetime.fromtimestamp(committed_s, UTC),
-            "authored_at": datetime.fromtimestamp(authored_s, UTC),
-            "parents": tuple(parents),
-            "author": author or None,
-            "message": subject or None,
-        },
-    )
-    _set(event, "__pydantic_fields_set__", _COMMIT_FIELDS)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event
+    name = author.decode("utf-8", "replace")
+    if len(name) > TITLE_MAX:
+        name = name[: TITLE_MAX - 1] + "…"
+    message = subject.decode("utf-8", "replace")
+    if _REVERT_MARK in body:  # the subject alone does not say which commit it reverts
+        match = _REVERT_LINE.search(body.decode("utf-8", "replace"))
+        if match:
+            message = f"{message}\n\n{' '.join(match.group(0).split())}"
+    if len(message) > MESSAGE_MAX:
+        message = message[: MESSAGE_MAX - 1] + "…"
+    return (sha, parents, name or None, authored_s, committed_s, message or None)
 
 
 def sync_local_repo(
