@@ -833,14 +833,21 @@ class TenantRepository:
                     )
                 )
             by_id = {ids[x]: listed[x] for x in chunk}
+            # the deployments' links were just deleted and each list is duplicate-free
+            table = DeploymentCommit.__table__
+            if self.session.get_bind().dialect.name == "postgresql" and (
+                sum(len(by_id[dep_id]) for dep_id in stale) >= COPY_MIN_ROWS
+            ):
+                stream = bulk_rows.postgres_links(
+                    self.tenant_id, [(dep_id, by_id[dep_id]) for dep_id in stale]
+                )
+                self._copy_binary(table, bulk_rows.LINK_COLUMNS, stream)
+                continue
             links = [
                 {"deployment_id": dep_id, "sha": sha} for dep_id in stale for sha in by_id[dep_id]
             ]
             if links:
-                # the deployments' links were just deleted and each list is duplicate-free
-                self._write_rows(
-                    DeploymentCommit.__table__, ["deployment_id", "sha"], [], links, fresh=True
-                )
+                self._write_rows(table, ["deployment_id", "sha"], [], links, fresh=True)
         return changed
 
     def upsert_incidents(self, service_id: int, events: Sequence[IncidentEvent]) -> UpsertCounts:

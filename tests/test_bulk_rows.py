@@ -1,19 +1,22 @@
-"""Commits stored from their compact form (`CommitRows`, the local-git ingest) equal the same
+"""The bulk rows written in the database's own format (`insights.store.bulk_rows`).
+
+Commits stored from their compact form (`CommitRows`, the local-git ingest) equal the same
 commits stored as events through the general upsert: every column, the surrogate ids' order and
 the new / updated / unchanged counts, on SQLite and PostgreSQL, whether none, some or all of a
-batch was stored before."""
+batch was stored before. Shipped-commit links COPYed in the binary format read back as listed."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from insights.model import CommitRow, CommitRows
+from insights.model import CommitRow, CommitRows, DeploymentEvent
 from insights.pipeline import store_commit_rows, store_events
 from insights.store import bulk_rows
 from insights.store.db import unit_of_work
+from insights.store.models import Deployment, DeploymentCommit
 from insights.store.repository import COPY_MIN_ROWS, TenantRepository, _sqlite_utc
 
 START = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -102,3 +105,39 @@ def test_a_sha_twice_in_one_batch_keeps_the_last_like_the_event_path(db):
 def test_sqlite_time_text_equals_the_stored_form_of_an_aware_time():
     for seconds in (0, 1, 951_782_400, START, 4_102_444_800, 1_234_567_890):
         assert bulk_rows.sqlite_time(seconds) == _sqlite_utc(datetime.fromtimestamp(seconds, UTC))
+
+
+def test_links_of_a_batch_read_back_as_listed_and_are_replaced_when_relisted(db):
+    shas = [f"{n:040x}" for n in range(COPY_MIN_ROWS * 2)]
+
+    def deploy(name: str, commits: list[str]) -> DeploymentEvent:
+        return DeploymentEvent(
+            service="api",
+            id=name,
+            sha=commits[0],
+            finished_at=datetime(2026, 1, 5, tzinfo=UTC),
+            commits=commits,
+        )
+
+    def links() -> dict[str, list[str]]:
+        with unit_of_work(db.engine) as session:
+            rows = session.execute(
+                select(Deployment.external_id, DeploymentCommit.sha)
+                .join(Deployment, Deployment.id == DeploymentCommit.deployment_id)
+                .order_by(Deployment.external_id, DeploymentCommit.sha)
+            )
+            found: dict[str, list[str]] = {}
+            for name, sha in rows:
+                found.setdefault(name, []).append(sha)
+            return found
+
+    def store(events: list[DeploymentEvent]) -> None:
+        with unit_of_work(db.engine) as session:
+            store_events(
+                TenantRepository.open(session, "acme", create=True), events, create_services=True
+            )
+
+    store([deploy("v1", shas[:150]), deploy("v2", shas[150:]), deploy("v3", shas[:3])])
+    assert links() == {"v1": shas[:150], "v2": shas[150:], "v3": shas[:3]}
+    store([deploy("v1", shas[100:]), deploy("v2", shas[150:])])  # v1 relisted, v2 the same
+    assert links() == {"v1": shas[100:], "v2": shas[150:], "v3": shas[:3]}
