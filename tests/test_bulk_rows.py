@@ -27,8 +27,9 @@ def row(n: int, message: str | None = "change", author: str | None = "Ada") -> C
     parents = [f"{((n - 1) * 2654435761) % 2**160:040x}"] if n % 7 else []
     if n % 11 == 0:
         parents.append(f"{n:040x}")  # a merge
-    text_ = None if message is None else f"{message} {n} — ünïcödé"
-    return (sha, parents, author, START + n * 61, START + n * 67 + 1, text_)
+    text_ = None if message is None else f"{message} {n} — ünïcödé".encode()
+    name = None if author is None else author.encode()
+    return (sha.encode(), " ".join(parents).encode(), name, START + n * 61, START + n * 67, text_)
 
 
 def stored(db, tenant: str) -> list[tuple]:
@@ -92,14 +93,14 @@ def test_batch_with_some_commits_stored_counts_like_the_event_path(db, size):
         batch.remove(first)
     new = sum(1 for r in batch if r[0] not in {o[0] for o in old})
     assert both(db, batch) == (new, 1, len(batch) - new - 1)
-    assert {r[0]: r[4] for r in stored(db, "compact")}[row(3)[0]] == row(3, "reworded")[5]
+    assert {r[0]: r[4] for r in stored(db, "compact")}[row(3)[0].decode()] == "reworded 3 — ünïcödé"
 
 
 def test_a_sha_twice_in_one_batch_keeps_the_last_like_the_event_path(db):
     rows = [row(n) for n in range(COPY_MIN_ROWS + 1)]
     rows.append(row(5, message="second"))
     assert both(db, rows) == (COPY_MIN_ROWS + 1, 0, 0)
-    assert {r[0]: r[4] for r in stored(db, "compact")}[row(5)[0]] == row(5, "second")[5]
+    assert {r[0]: r[4] for r in stored(db, "compact")}[row(5)[0].decode()] == "second 5 — ünïcödé"
 
 
 def test_sqlite_time_text_equals_the_stored_form_of_an_aware_time():

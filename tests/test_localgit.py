@@ -334,7 +334,7 @@ def test_path_that_is_not_a_repository_is_user_error(tmp_path, where):
 def test_fast_commit_event_equals_the_validated_event():
     long_subject = "x" * 5000
     row = _commit_row(
-        "ab" * 20, ["cd" * 20], b"Ada", b"1767225600", b"1767229200", long_subject.encode(), b""
+        b"ab" * 20, b"cd" * 20, b"Ada", b"1767225600", b"1767229200", long_subject.encode(), b""
     )
     assert row is not None
     (built,) = CommitRows("app", [row]).events()
@@ -357,7 +357,7 @@ def test_commit_row_decodes_like_the_whole_log_and_keeps_the_revert_line():
     author = "Zoë ".encode() + b"\xe2\x82" + "é".encode() * 400  # a cut-off sequence, 802 bytes
     subject = b'Revert "fix"'
     body = b"This reverts commit " + b"e" * 40 + b".\n\nSigned-off-by: \xff\n"
-    row = _commit_row("ab" * 20, [], author, b"0", b"4102444800", subject, body)
+    row = _commit_row(b"ab" * 20, b"", author, b"0", b"4102444800", subject, body)
     assert row is not None
     whole = b"\0".join([author, subject, body]).decode("utf-8", "replace").split("\0")
     (event,) = CommitRows("app", [row]).events()
@@ -371,8 +371,8 @@ def test_commit_row_decodes_like_the_whole_log_and_keeps_the_revert_line():
     )
     assert event == validated
     assert len(event.author) == TITLE_MAX and event.author.startswith("Zoë \ufffdé")
-    assert _commit_row("ab" * 20, [], b"", b"0", b"4102444801", b"", b"") is None  # after 2100
-    empty = _commit_row("ab" * 20, [], b"", b"5", b"5", b"", b"")
+    assert _commit_row(b"ab" * 20, b"", b"", b"0", b"4102444801", b"", b"") is None  # > 2100
+    empty = _commit_row(b"ab" * 20, b"", b"", b"5", b"5", b"", b"")
     assert empty is not None and empty[2] is None and empty[5] is None  # NULL, as before
 
 

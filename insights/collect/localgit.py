@@ -485,24 +485,25 @@ class Labeler:
 
 
 def _label_from_graph(
-    graph: dict[str, list[str]], sets: list[tuple[list[int], list[str], list[str]]]
+    graph: dict[bytes, list[bytes]], sets: list[tuple[list[int], list[str], list[str]]]
 ) -> dict[int, list[str]]:
-    """Shipped commits by chain index, from every commit's parents (`graph`), per label set
-    (`Planned` indexes, their shas in order, earlier shas): what `git rev-list tip_i --not
-    <earlier shas> tip_0 … tip_(i-1)` lists, walked in Python. The set of commits already
-    claimed stays closed under parents, so each walk stops at the history shipped before.
+    """Shipped commits by chain index, from every commit's parents (`graph`, git's bytes),
+    per label set (`Planned` indexes, their shas in order, earlier shas): what `git rev-list
+    tip_i --not <earlier shas> tip_0 … tip_(i-1)` lists, walked in Python. The set of commits
+    already claimed stays closed under parents, so each walk stops at the history shipped
+    before.
     """
     shipped: dict[int, list[str]] = {}
     for later, tips, earlier in sets:
-        claimed: set[str] = set()
+        claimed: set[bytes] = set()
         for sha in earlier:
-            _claim(graph, claimed, sha)
+            _claim(graph, claimed, sha.encode())
         for index, sha in zip(later, tips, strict=True):
-            shipped[index] = _claim(graph, claimed, sha)
+            shipped[index] = [found.decode() for found in _claim(graph, claimed, sha.encode())]
     return shipped
 
 
-def _claim(graph: dict[str, list[str]], claimed: set[str], start: str) -> list[str]:
+def _claim(graph: dict[bytes, list[bytes]], claimed: set[bytes], start: bytes) -> list[bytes]:
     """The commits of `graph` reachable from `start` and not yet `claimed`; claims them."""
     found = []
     stack = [start]
@@ -559,7 +560,7 @@ class LocalGitCollector:
         # its parents: the shipped commits are labelled from those (no second walk of the
         # history by git). Otherwise (an incremental or resumed pass) git walks the
         # deployments' history itself, alongside the commits being stored.
-        graph: dict[str, list[str]] | None = (
+        graph: dict[bytes, list[bytes]] | None = (
             {} if commit_pass is not None and commit_pass.complete else None
         )
         labeling = self._start_labeling(chain, first) if graph is None else []
@@ -708,7 +709,7 @@ class LocalGitCollector:
         return CommitPass(revs, tips, list(cursor.get("tips", [])), digest, skip, not old)
 
     def _sync_commits(
-        self, ctx: SyncContext, run: CommitPass, graph: dict[str, list[str]] | None
+        self, ctx: SyncContext, run: CommitPass, graph: dict[bytes, list[bytes]] | None
     ) -> None:
         """Stream the pass's commits into the database in batches; with `graph`, also keep
         each commit's parents there (for labelling the shipped commits)."""
@@ -728,15 +729,12 @@ class LocalGitCollector:
                 if done <= skip:
                     continue
                 sha, parents, author, authored, committed, subject, body = raw
-                sha_text = sha.decode()
-                parent_list = parents.decode().split()
                 if graph is not None:
-                    graph[sha_text] = parent_list
-                commit = _commit_row(
-                    sha_text, parent_list, author, authored, committed, subject, body
-                )
+                    graph[sha] = parents.split()
+                commit = _commit_row(sha, parents, author, authored, committed, subject, body)
                 if commit is None:
-                    ctx.skip("commit", f"commit {sha_text[:12]}", f"date outside {RANGE_TEXT}")
+                    what = f"commit {sha[:12].decode()}"
+                    ctx.skip("commit", what, f"date outside {RANGE_TEXT}")
                     continue
                 batch.append(commit)
                 if len(batch) >= size:
@@ -830,8 +828,8 @@ def _epoch(seconds: str) -> datetime:
 
 
 def _commit_row(
-    sha: str,
-    parents: list[str],
+    sha: bytes,
+    parents: bytes,
     author: bytes,
     authored: bytes,
     committed: bytes,
@@ -843,26 +841,32 @@ def _commit_row(
     --date=@10000000000`).
 
     Git's output is already canonical (lower-case hex shas, epoch times), so the row only needs
-    what the event validators would do to it: text decoded (invalid UTF-8 replaced, as in
-    `bytes.decode(errors="replace")`) and cut to the model's limits, the range check as two
-    integer comparisons. The body is only searched, as bytes, for git's `This reverts commit
-    <sha>.` line, which joins the subject (the revert rule); it is decoded only then. A test
-    pins equality with the validated event.
+    what the event validators would do to it: the range check as two integer comparisons, and
+    text that is not short ASCII decoded (invalid UTF-8 replaced, as `bytes.decode(errors=
+    "replace")` does), cut to the model's limit and encoded again. The body is only searched
+    for git's `This reverts commit <sha>.` line, which joins the subject (the revert rule).
+    A test pins equality with the validated event.
     """
     committed_s, authored_s = int(committed), int(authored)
     if not (_EARLIEST_S <= committed_s <= _LATEST_S and _EARLIEST_S <= authored_s <= _LATEST_S):
         return None
-    name = author.decode("utf-8", "replace")
-    if len(name) > TITLE_MAX:
-        name = name[: TITLE_MAX - 1] + "…"
-    message = subject.decode("utf-8", "replace")
+    if not (author.isascii() and len(author) <= TITLE_MAX):
+        author = _cut(author.decode("utf-8", "replace"), TITLE_MAX)
     if _REVERT_MARK in body:  # the subject alone does not say which commit it reverts
         match = _REVERT_LINE.search(body.decode("utf-8", "replace"))
         if match:
-            message = f"{message}\n\n{' '.join(match.group(0).split())}"
-    if len(message) > MESSAGE_MAX:
-        message = message[: MESSAGE_MAX - 1] + "…"
-    return (sha, parents, name or None, authored_s, committed_s, message or None)
+            text = subject.decode("utf-8", "replace")
+            subject = _cut(f"{text}\n\n{' '.join(match.group(0).split())}", MESSAGE_MAX)
+    if not (subject.isascii() and len(subject) <= MESSAGE_MAX):
+        subject = _cut(subject.decode("utf-8", "replace"), MESSAGE_MAX)
+    return (sha, parents, author or None, authored_s, committed_s, subject or None)
+
+
+def _cut(text: str, limit: int) -> bytes:
+    """`text` cut to `limit` characters as the event model cuts it, encoded."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode()
 
 
 def sync_local_repo(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from insights.model import CommitRow
 
@@ -31,7 +31,6 @@ COPY_TRAILER = b"\xff\xff"
 _NULL = b"\xff\xff\xff\xff"
 _PG_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z in Unix seconds: where PostgreSQL's times count
 _length = struct.Struct("!i").pack
-_time_field = struct.Struct("!iq").pack  # length 8, then microseconds since _PG_EPOCH
 
 # the COPY column lists the streams below are written for
 COMMIT_COLUMNS = (
@@ -47,41 +46,39 @@ COMMIT_COLUMNS = (
 LINK_COLUMNS = ("tenant_id", "deployment_id", "sha")
 
 
-def parents_json(parents: Sequence[str]) -> str:
-    """The JSON text of a list of hex shas, as `json.dumps` writes it (nothing in a hex sha
-    needs escaping)."""
-    return '["' + '", "'.join(parents) + '"]' if parents else "[]"
+def parents_json(parents: bytes) -> bytes:
+    """The JSON text of git's `%P` (parent shas separated by one space), as `json.dumps`
+    writes the list of them (nothing in a hex sha needs escaping)."""
+    return b'["' + parents.replace(b" ", b'", "') + b'"]' if parents else b"[]"
 
 
 def postgres_commits(tenant_id: int, service_id: int, rows: Iterable[CommitRow]) -> bytes:
     """The binary COPY stream of `rows` for the columns `COMMIT_COLUMNS`."""
     head = struct.pack("!hiqiq", len(COMMIT_COLUMNS), 8, tenant_id, 8, service_id)
+    # the sha and both times in one pack: (length, sha, 8, authored µs, 8, committed µs)
+    leads: dict[int, Callable[..., bytes]] = {}
     parts = [COPY_SIGNATURE]
     add = parts.extend
     for sha, parents, author, authored, committed, message in rows:
-        sha_bytes = sha.encode()
-        parents_bytes = parents_json(parents).encode()
-        if author is None:
-            author_field = _NULL
-        else:
-            author_bytes = author.encode()
-            author_field = _length(len(author_bytes)) + author_bytes
-        if message is None:
-            message_field = _NULL
-        else:
-            message_bytes = message.encode()
-            message_field = _length(len(message_bytes)) + message_bytes
+        lead = leads.get(len(sha))
+        if lead is None:
+            lead = leads[len(sha)] = struct.Struct(f"!i{len(sha)}siqiq").pack
+        parents_text = parents_json(parents)
         add(
             (
                 head,
-                _length(len(sha_bytes)),
-                sha_bytes,
-                _time_field(8, (authored - _PG_EPOCH) * 1_000_000),
-                _time_field(8, (committed - _PG_EPOCH) * 1_000_000),
-                author_field,
-                message_field,
-                _length(len(parents_bytes)),
-                parents_bytes,
+                lead(
+                    len(sha),
+                    sha,
+                    8,
+                    (authored - _PG_EPOCH) * 1_000_000,
+                    8,
+                    (committed - _PG_EPOCH) * 1_000_000,
+                ),
+                _NULL if author is None else _length(len(author)) + author,
+                _NULL if message is None else _length(len(message)) + message,
+                _length(len(parents_text)),
+                parents_text,
             )
         )
     parts.append(COPY_TRAILER)
@@ -115,12 +112,12 @@ def sqlite_commits(
     return [
         (
             service_id,
-            sha,
+            sha.decode(),
             sqlite_time(authored),
             sqlite_time(committed),
-            author,
-            message,
-            parents_json(parents),
+            None if author is None else author.decode(),
+            None if message is None else message.decode(),
+            parents_json(parents).decode(),
             tenant_id,
         )
         for sha, parents, author, authored, committed, message in rows

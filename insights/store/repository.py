@@ -650,7 +650,7 @@ class TenantRepository:
             return UpsertCounts()
         table = Commit.__table__
         if len({row[0] for row in rows}) != len(rows) or self._stored(
-            table, "sha", (service_id, rows[0][0])
+            table, "sha", (service_id, rows[0][0].decode())
         ):
             return self.upsert_commits(service_id, batch.events())
         connection = self.session.connection()
@@ -675,7 +675,7 @@ class TenantRepository:
         if inserted == len(rows):
             return UpsertCounts(new=inserted)
         added: set[str] = set()
-        for chunk in _chunks([row[0] for row in rows], SELECT_CHUNK):
+        for chunk in _chunks([row[0].decode() for row in rows], SELECT_CHUNK):
             added.update(
                 self.session.scalars(
                     select(table.c.sha).where(
@@ -686,7 +686,7 @@ class TenantRepository:
                     )
                 )
             )
-        skipped = CommitRows(batch.service, [row for row in rows if row[0] not in added])
+        skipped = CommitRows(batch.service, [r for r in rows if r[0].decode() not in added])
         counts = self.upsert_commits(service_id, skipped.events())
         counts.new += len(added)
         return counts
