@@ -95,9 +95,7 @@ def store_commit_rows(
     if not batch.rows:
         return result
     service_id = _service_ids(repo, [batch.service], result, True, tenant_config)[batch.service]
-    for start in range(0, len(batch.rows), PROGRESS_STEP):  # the slices store_events writes
-        part = CommitRows(batch.service, batch.rows[start : start + PROGRESS_STEP])
-        result.counts["commit"] += repo.insert_commit_rows(service_id, part)
+    result.counts["commit"] += repo.insert_commit_rows(service_id, batch, PROGRESS_STEP)
     if result.counts["commit"].new or result.counts["commit"].updated or result.new_services:
         read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
     return result

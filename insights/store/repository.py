@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -635,24 +636,68 @@ class TenantRepository:
         ]
         return self._upsert(Commit, "sha", rows)[0]
 
-    def insert_commit_rows(self, service_id: int, batch: CommitRows) -> UpsertCounts:
-        """`upsert_commits(service_id, batch.events())`, faster when none of the batch is
-        stored (a first ingest): the rows are encoded straight into what the database takes
-        (`insights.store.bulk_rows`), in sha order (the order `_upsert` writes and locks in).
+    def insert_commit_rows(
+        self, service_id: int, batch: CommitRows, slice_size: int
+    ) -> UpsertCounts:
+        """`upsert_commits` of `batch.events()` one slice of `slice_size` after the other (as
+        `store_events` writes them), faster when none of the batch is stored (a first ingest):
+        the rows are encoded straight into what the database takes (`insights.store.bulk_rows`),
+        each slice in sha order (the order `_upsert` writes and locks in), so they get the
+        same ids as well.
 
-        PostgreSQL: one binary COPY inside a savepoint; SQLite: one executemany `ON CONFLICT
-        DO NOTHING`. When the first sha is stored (one index probe), a sha repeats, or the
-        COPY meets a stored one, the general upsert takes the batch (or, on SQLite, the rows
-        the insert skipped) and tells new, updated and unchanged apart as always.
+        PostgreSQL: one binary COPY of every slice inside a savepoint, after one probe of each
+        slice's first sha (each statement is a round trip, and under load each one waits for
+        the server to be scheduled). SQLite: one executemany `ON CONFLICT DO NOTHING` per
+        slice. When a probed sha is stored, a sha repeats, or the COPY meets a stored one,
+        each slice is written on its own and, where needed, by the general upsert, which tells
+        new, updated and unchanged apart as always.
         """
-        rows = sorted(batch.rows, key=itemgetter(0))
+        rows = batch.rows
+        slices = [
+            sorted(rows[start : start + slice_size], key=itemgetter(0))
+            for start in range(0, len(rows), slice_size)
+        ]
+        table = Commit.__table__
+        if len(slices) > 1 and self.session.get_bind().dialect.name == "postgresql":
+            from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
+
+            # one branch per sha: each probes the unique index like `_stored` (`sha = ANY`
+            # planned without statistics filters the service's whole key range instead)
+            probe = union_all(
+                *(
+                    select(table.c.id).where(
+                        table.c.tenant_id == self.tenant_id,
+                        table.c.service_id == service_id,
+                        table.c.sha == part[0][0].decode(),
+                    )
+                    for part in slices
+                )
+            )
+            if self.session.execute(probe).first() is None:
+                stream = bulk_rows.postgres_commits(
+                    self.tenant_id, service_id, [row for part in slices for row in part]
+                )
+                try:
+                    with self.session.begin_nested():
+                        self._copy_binary(table, bulk_rows.COMMIT_COLUMNS, stream)
+                    return UpsertCounts(new=len(rows))
+                except UniqueViolation:
+                    pass  # a repeated or stored sha: slice by slice
+        counts = UpsertCounts()
+        for part in slices:
+            counts += self._insert_commit_slice(service_id, CommitRows(batch.service, part))
+        return counts
+
+    def _insert_commit_slice(self, service_id: int, part: CommitRows) -> UpsertCounts:
+        """`insert_commit_rows` of one slice, its rows in sha order."""
+        rows = part.rows
         if not rows:
             return UpsertCounts()
         table = Commit.__table__
         if len({row[0] for row in rows}) != len(rows) or self._stored(
             table, "sha", (service_id, rows[0][0].decode())
         ):
-            return self.upsert_commits(service_id, batch.events())
+            return self.upsert_commits(service_id, part.events())
         connection = self.session.connection()
         if connection.dialect.name == "postgresql":
             from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
@@ -662,7 +707,7 @@ class TenantRepository:
                 with self.session.begin_nested():
                     self._copy_binary(table, bulk_rows.COMMIT_COLUMNS, stream)
             except UniqueViolation:
-                return self.upsert_commits(service_id, batch.events())
+                return self.upsert_commits(service_id, part.events())
             return UpsertCounts(new=len(rows))
         before = self.session.execute(select(func.max(table.c.id))).scalar() or 0
         names = ["service_id", "sha", "authored_at", "committed_at", "author", "message"]
@@ -686,7 +731,7 @@ class TenantRepository:
                     )
                 )
             )
-        skipped = CommitRows(batch.service, [r for r in rows if r[0].decode() not in added])
+        skipped = CommitRows(part.service, [r for r in rows if r[0].decode() not in added])
         counts = self.upsert_commits(service_id, skipped.events())
         counts.new += len(added)
         return counts
