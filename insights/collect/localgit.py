@@ -551,32 +551,55 @@ class LocalGitCollector:
         return str(self.git.path)
 
     def sync(self, ctx: SyncContext) -> None:
-        planned = self._planned(ctx)
-        wanted = {p.event.id for p in planned}
-        stale = {key: value for key, value in ctx.stored_deployments().items() if key not in wanted}
-        chain, first = self._to_compute(ctx, planned, stale)
-        commit_pass = self._commit_pass(ctx, planned)
-        # A pass over the whole history prints every commit the deployments can reach, with
-        # its parents: the shipped commits are labelled from those (no second walk of the
-        # history by git). Otherwise (an incremental or resumed pass) git walks the
-        # deployments' history itself, alongside the commits being stored.
-        graph: dict[bytes, list[bytes]] | None = (
-            {} if commit_pass is not None and commit_pass.complete else None
-        )
-        labeling = self._start_labeling(chain, first) if graph is None else []
+        if self.config.deploy_log is None:
+            # a tag is a ref: the commit a release tag deploys is among the ref tips already
+            planned = None
+            commit_pass = self._commit_pass(ctx, set())
+        else:
+            planned = self._planned(ctx)
+            commit_pass = self._commit_pass(ctx, {p.event.sha for p in planned if p.known})
+        # git walks the history while the deployments are read and worked out
+        log = None if commit_pass is None else self._start_log(commit_pass)
+        running = [] if log is None else [log]
         try:
-            with _without_cycle_collection():
-                if commit_pass is not None:
-                    self._sync_commits(ctx, commit_pass, graph)
+            if planned is None:
+                planned = self._planned(ctx)
+            wanted = {p.event.id for p in planned}
+            stored = ctx.stored_deployments().items()
+            stale = {key: value for key, value in stored if key not in wanted}
+            chain, first = self._to_compute(ctx, planned, stale)
+            # A pass over the whole history prints every commit the deployments can reach,
+            # with its parents: the shipped commits are labelled from those (no second walk
+            # of the history by git). Otherwise (an incremental or resumed pass) git walks the
+            # deployments' history itself, alongside the commits being stored.
+            graph: dict[bytes, list[bytes]] | None = (
+                {} if commit_pass is not None and commit_pass.complete else None
+            )
+            labeling = self._start_labeling(chain, first) if graph is None else []
+            running += [walk for _, walk in labeling]
+            with (
+                _without_cycle_collection(),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="localgit-writer") as writer,
+            ):
+                last: Future[None] | None = None
+                if commit_pass is not None and log is not None:
+                    last = self._sync_commits(ctx, commit_pass, log, graph, writer)
+                # labelled while the writer stores the last commit batch
                 if graph is None:
                     shipped = self._finish_labeling(chain, labeling)
                 else:
                     shipped = _label_from_graph(graph, self._label_sets(chain, first))
                     graph.clear()
+                if last is not None:
+                    last.result()  # the commits are stored before the deployments
                 self._sync_deployments(ctx, planned, chain, first, shipped, sorted(stale))
         finally:
-            for _, running in labeling:
-                running.stop()
+            for process in running:
+                process.stop()
+
+    def _start_log(self, run: CommitPass) -> Running:
+        """Start the pass's `git log`; its output is read by `_sync_commits`."""
+        return self.git.start("log", "-z", f"--format={LOG_FORMAT}", "--stdin", stdin=run.revs)
 
     def _planned(self, ctx: SyncContext | None = None) -> list[Planned]:
         """Deployments from the deploy log or the selected tags, shas resolved to full ids.
@@ -684,16 +707,15 @@ class LocalGitCollector:
                 shipped[index] = labeler.shipped.get(position, [])
         return shipped
 
-    def _commit_pass(self, ctx: SyncContext, planned: list[Planned]) -> CommitPass | None:
-        """What `git log` must read: the ref tips (and deployed shas) not read before, minus
-        the history of those read before; None when no ref moved.
+    def _commit_pass(self, ctx: SyncContext, deployed: set[str]) -> CommitPass | None:
+        """What `git log` must read: the ref tips (and the `deployed` shas) not read before,
+        minus the history of those read before; None when no ref moved.
 
         The cursor keeps the tips already read. While a pass runs, each batch also records how
         many commits of this pass are stored, so a killed pass resumes after them (git prints
         the same revisions in the same order).
         """
         cursor = ctx.cursor("commit") or {}
-        deployed = {p.event.sha for p in planned if p.known}
         tips = sorted(set(self.git.ref_tips()) | deployed)
         seen = set(cursor.get("tips", []))
         new = [t for t in tips if t not in seen]
@@ -709,48 +731,54 @@ class LocalGitCollector:
         return CommitPass(revs, tips, list(cursor.get("tips", [])), digest, skip, not old)
 
     def _sync_commits(
-        self, ctx: SyncContext, run: CommitPass, graph: dict[bytes, list[bytes]] | None
-    ) -> None:
-        """Stream the pass's commits into the database in batches; with `graph`, also keep
-        each commit's parents there (for labelling the shipped commits)."""
-        revs, tips, skip, digest = run.revs, run.tips, run.skip, run.digest
+        self,
+        ctx: SyncContext,
+        run: CommitPass,
+        log: Running,
+        graph: dict[bytes, list[bytes]] | None,
+        writer: ThreadPoolExecutor,
+    ) -> Future[None]:
+        """Stream the pass's commits (the output of `log`) into the database in batches; with
+        `graph`, also keep each commit's parents there (for labelling the shipped commits).
+        Returns the storing of the last batch, still running on `writer`.
+
+        The writer thread stores batch n while this thread parses batch n+1 (the database
+        driver releases the GIL while the server works). Batches still commit one at a time
+        and in order, each with its cursor, so resuming works exactly as without it.
+        """
+        tips, skip, digest = run.tips, run.skip, run.digest
         name = self.service.name
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
         batch: list[CommitRow] = []
         done = 0
-        # One writer thread stores batch n while this thread parses batch n+1 (the database
-        # driver releases the GIL while the server works). Batches still commit one at a time
-        # and in order, each with its cursor, so resuming works exactly as without it.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="localgit-writer") as writer:
-            pending: Future[None] | None = None
-            log = self.git.start("log", "-z", f"--format={LOG_FORMAT}", "--stdin", stdin=revs)
-            for raw in self.git.records(log, LOG_FIELDS):
-                done += 1
-                if done <= skip:
-                    continue
-                sha, parents, author, authored, committed, subject, body = raw
-                if graph is not None:
-                    graph[sha] = parents.split()
-                commit = _commit_row(sha, parents, author, authored, committed, subject, body)
-                if commit is None:
-                    what = f"commit {sha[:12].decode()}"
-                    ctx.skip("commit", what, f"date outside {RANGE_TEXT}")
-                    continue
-                batch.append(commit)
-                if len(batch) >= size:
-                    if pending is not None:
-                        pending.result()  # at most one batch in flight; re-raises its error
-                    pass_cursor = {"digest": digest, "done": done}
-                    pending = writer.submit(
-                        ctx.commit,
-                        "commit",
-                        CommitRows(name, batch),
-                        {"tips": run.read_before, "pass": pass_cursor},
-                    )
-                    batch = []
-            if pending is not None:
-                pending.result()
-        ctx.commit("commit", CommitRows(name, batch), {"tips": tips})
+        pending: Future[None] | None = None
+        for raw in self.git.records(log, LOG_FIELDS):
+            done += 1
+            if done <= skip:
+                continue
+            sha, parents, author, authored, committed, subject, body = raw
+            if graph is not None:
+                graph[sha] = parents.split()
+            commit = _commit_row(sha, parents, author, authored, committed, subject, body)
+            if commit is None:
+                what = f"commit {sha[:12].decode()}"
+                ctx.skip("commit", what, f"date outside {RANGE_TEXT}")
+                continue
+            batch.append(commit)
+            if len(batch) >= size:
+                if pending is not None:
+                    pending.result()  # at most one batch in flight; re-raises its error
+                pass_cursor = {"digest": digest, "done": done}
+                pending = writer.submit(
+                    ctx.commit,
+                    "commit",
+                    CommitRows(name, batch),
+                    {"tips": run.read_before, "pass": pass_cursor},
+                )
+                batch = []
+        if pending is not None:
+            pending.result()
+        return writer.submit(ctx.commit, "commit", CommitRows(name, batch), {"tips": tips})
 
     def _sync_deployments(
         self,
