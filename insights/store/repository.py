@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -675,7 +676,7 @@ class TenantRepository:
             )
             if self.session.execute(probe).first() is None:
                 stream = bulk_rows.postgres_commits(
-                    self.tenant_id, service_id, [row for part in slices for row in part]
+                    self.tenant_id, service_id, chain.from_iterable(slices)
                 )
                 try:
                     with self.session.begin_nested():
