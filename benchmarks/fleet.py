@@ -10,8 +10,8 @@ fleet to it), and a local Slack incoming webhook. A job narrates its 7 scopes up
 `llm.parallel_narrations` (default 4) at a time: 4 workers ask for at most 16 calls at once,
 so with the default cap the model server admits what the workers ask and the rounds measure
 the workers (a lower `--llm-cap` measures the limiter instead: the peak never exceeds it).
-Each round deletes the stored narratives (so every scope calls the model again), enqueues one weekly job per tenant
-(INSIGHTS_QUEUE=procrastinate) and starts N `insights worker --queue reports` processes;
+Each round deletes the stored narratives (so every scope calls the model again), enqueues
+one weekly job per tenant (INSIGHTS_QUEUE=procrastinate) and starts N `insights worker --queue reports` processes;
 the round ends when every job has finished. Printed per round: wall time, speed-up over one
 worker, model calls, Slack digests, and for the kill round: jobs that ran more than once or
 never, digests sent twice.
