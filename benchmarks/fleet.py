@@ -7,13 +7,15 @@ services (default 5, one team), each with a synthetic week of commits and deploy
 `--llm-latency` seconds (default 1.0) and refuses more than `--llm-cap` requests at once
 (429; default 16, also every tenant's `llm.max_concurrency`, so the shared limiter holds the
 fleet to it), and a local Slack incoming webhook. A job narrates its 7 scopes up to
-`llm.parallel_narrations` (default 4) at a time: 4 workers ask for at most 16 calls at once,
-so with the default cap the model server admits what the workers ask and the rounds measure
-the workers (a lower `--llm-cap` measures the limiter instead: the peak never exceeds it).
+`--parallel-narrations` (`llm.parallel_narrations`, default 4) at a time: 4 workers ask for
+at most 16 calls at once, so with the default cap the model server admits what the workers
+ask and the rounds measure the workers (a lower cap measures the limiter instead).
+
 Each round deletes the stored narratives (so every scope calls the model again), enqueues
-one weekly job per tenant (INSIGHTS_QUEUE=procrastinate) and starts N `insights worker --queue reports` processes;
-the round ends when every job has finished. Printed per round: wall time, speed-up over one
-worker, model calls, Slack digests, and for the kill round: jobs that ran more than once or
+one weekly job per tenant (INSIGHTS_QUEUE=procrastinate) and starts N `insights worker
+--queue reports` processes; the round ends when every job has finished. Printed per round:
+wall time, speed-up over one worker, model calls (peak in flight, 429s), Slack digests, the
+load average before and after, and for the kill round: jobs that ran more than once or
 never, digests sent twice.
 
     INSIGHTS_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
