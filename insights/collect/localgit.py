@@ -742,16 +742,18 @@ class LocalGitCollector:
         `graph`, also keep each commit's parents there (for labelling the shipped commits).
         Returns the storing of the last batch, still running on `writer`.
 
-        The writer thread stores batch n while this thread parses batch n+1 (the database
-        driver releases the GIL while the server works). Batches still commit one at a time
-        and in order, each with its cursor, so resuming works exactly as without it.
+        The writer thread stores batch n while this thread parses the next ones (the database
+        driver releases the GIL while the server works); up to two batches wait for it, so a
+        slow moment of the server does not stop git at once. Batches still commit one at a
+        time and in order, each with its cursor, and none after one that failed
+        (`_store_after`), so resuming works exactly as without the writer.
         """
         tips, skip, digest = run.tips, run.skip, run.digest
         name = self.service.name
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
         batch: list[CommitRow] = []
         done = 0
-        pending: Future[None] | None = None
+        queued: list[Future[None]] = []
         for raw in self.git.records(log, LOG_FIELDS):
             done += 1
             if done <= skip:
@@ -766,19 +768,15 @@ class LocalGitCollector:
                 continue
             batch.append(commit)
             if len(batch) >= size:
-                if pending is not None:
-                    pending.result()  # at most one batch in flight; re-raises its error
-                pass_cursor = {"digest": digest, "done": done}
-                pending = writer.submit(
-                    ctx.commit,
-                    "commit",
-                    CommitRows(name, batch),
-                    {"tips": run.read_before, "pass": pass_cursor},
-                )
+                if len(queued) == 2:
+                    queued.pop(0).result()  # re-raises a failed batch's error here
+                cursor = {"tips": run.read_before, "pass": {"digest": digest, "done": done}}
+                after = queued[-1] if queued else None
+                rows = CommitRows(name, batch)
+                queued.append(writer.submit(_store_after, after, ctx, rows, cursor))
                 batch = []
-        if pending is not None:
-            pending.result()
-        return writer.submit(ctx.commit, "commit", CommitRows(name, batch), {"tips": tips})
+        after = queued[-1] if queued else None
+        return writer.submit(_store_after, after, ctx, CommitRows(name, batch), {"tips": tips})
 
     def _sync_deployments(
         self,
@@ -822,6 +820,16 @@ class LocalGitCollector:
                 raw=[(p.event.id, p.raw) for p in part],
                 removed_deployments=stale if start == 0 else (),
             )
+
+
+def _store_after(
+    previous: Future[None] | None, ctx: SyncContext, rows: CommitRows, cursor: dict[str, Any]
+) -> None:
+    """Commit a batch of commits with its cursor once the batch before it is stored; after a
+    failed one, raise its error instead (a later cursor would claim the lost batch stored)."""
+    if previous is not None:
+        previous.result()
+    ctx.commit("commit", rows, cursor)
 
 
 @contextmanager
