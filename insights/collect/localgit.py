@@ -2,8 +2,9 @@
 
 Everything is streamed from `git` subprocesses, one record at a time, and committed in batches
 through `SyncContext.commit`, so a killed sync resumes where its last batch left off. Memory is
-bounded by a batch, except that a first sync keeps each commit's parent list for labelling the
-shipped commits (80–90 MiB more at 200k commits, measured).
+bounded by a few batches (one being written, two waiting, one being read), except that a first
+sync keeps each commit's parent list for labelling the shipped commits (80–90 MiB more at 200k
+commits, measured).
 
 Rules (DESIGN.md):
 - Commits: every commit reachable from the repository's branches and tags (`refs/heads`,
