@@ -773,11 +773,12 @@ class LocalGitCollector:
                     queued.pop(0).result()  # re-raises a failed batch's error here
                 cursor = {"tips": run.read_before, "pass": {"digest": digest, "done": done}}
                 after = queued[-1] if queued else None
-                rows = CommitRows(name, batch)
+                rows = ctx.prepare(CommitRows(name, batch))  # encoded here, not on the writer
                 queued.append(writer.submit(_store_after, after, ctx, rows, cursor))
                 batch = []
         after = queued[-1] if queued else None
-        return writer.submit(_store_after, after, ctx, CommitRows(name, batch), {"tips": tips})
+        rows = ctx.prepare(CommitRows(name, batch))
+        return writer.submit(_store_after, after, ctx, rows, {"tips": tips})
 
     def _sync_deployments(
         self,
