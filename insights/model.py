@@ -175,9 +175,6 @@ class CommitRows:
 
     service: str
     rows: list[CommitRow]
-    # PostgreSQL's binary COPY fields of each row, when encoded ahead on the producer's thread
-    # (`insights.pipeline.prepare_commit_rows`); the rows are then sorted slice by slice
-    copy_fields: list[bytes] | None = None
 
     def events(self) -> list[CommitEvent]:
         """The rows as CommitEvents, assembled the way pydantic's `model_construct` does (the

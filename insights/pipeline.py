@@ -10,7 +10,6 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, RecordedData, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, CommitRows, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
-from insights.store import bulk_rows, read_cache
+from insights.store import read_cache
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
 
 if TYPE_CHECKING:
@@ -100,21 +99,6 @@ def store_commit_rows(
     if result.counts["commit"].new or result.counts["commit"].updated or result.new_services:
         read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
     return result
-
-
-def prepare_commit_rows(batch: CommitRows, dialect: str) -> CommitRows:
-    """What `store_commit_rows` can do before the database is reached, done on the caller's
-    thread (a bulk producer calls it before handing the batch to its writer thread, so the
-    writer only waits for the server): on PostgreSQL each slice sorted by sha and its rows
-    encoded for the binary COPY (`insights.store.bulk_rows`). Stores the same rows."""
-    if dialect != "postgresql" or not batch.rows:
-        return batch
-    rows = [
-        row
-        for start in range(0, len(batch.rows), PROGRESS_STEP)
-        for row in sorted(batch.rows[start : start + PROGRESS_STEP], key=itemgetter(0))
-    ]
-    return CommitRows(batch.service, rows, bulk_rows.postgres_commit_fields(rows))
 
 
 def _service_ids(

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, text
 
 from insights.model import CommitRow, CommitRows, DeploymentEvent
-from insights.pipeline import prepare_commit_rows, store_commit_rows, store_events
+from insights.pipeline import store_commit_rows, store_events
 from insights.store import bulk_rows
 from insights.store.db import unit_of_work
 from insights.store.models import Deployment, DeploymentCommit
@@ -51,16 +51,12 @@ def stored(db, tenant: str) -> list[tuple]:
 
 
 def write(db, tenant: str, rows: list[CommitRow]) -> tuple[int, int, int]:
-    """Store `rows` for tenant `compact` as CommitRows, for `prepared` as CommitRows encoded
-    ahead (`prepare_commit_rows`, the local-git writer's producer side), for `events` as
-    events."""
+    """Store `rows` for tenant `compact` as CommitRows, for any other tenant as events."""
     with unit_of_work(db.engine) as session:
         repo = TenantRepository.open(session, tenant, create=True)
         batch = CommitRows("api", rows)
         if tenant == "compact":
             result = store_commit_rows(repo, batch)
-        elif tenant == "prepared":
-            result = store_commit_rows(repo, prepare_commit_rows(batch, db.dialect))
         else:
             result = store_events(repo, batch.events(), create_services=True)
     counts = result.counts["commit"]
@@ -70,9 +66,8 @@ def write(db, tenant: str, rows: list[CommitRow]) -> tuple[int, int, int]:
 def both(db, rows: list[CommitRow]) -> tuple[int, int, int]:
     """Store `rows` both ways; the counts and every stored row must be the same."""
     counts = write(db, "compact", rows)
-    assert write(db, "prepared", rows) == counts
     assert write(db, "events", rows) == counts
-    assert stored(db, "compact") == stored(db, "prepared") == stored(db, "events")
+    assert stored(db, "compact") == stored(db, "events")
     return counts
 
 

@@ -773,12 +773,11 @@ class LocalGitCollector:
                     queued.pop(0).result()  # re-raises a failed batch's error here
                 cursor = {"tips": run.read_before, "pass": {"digest": digest, "done": done}}
                 after = queued[-1] if queued else None
-                rows = ctx.prepare(CommitRows(name, batch))  # encoded here, not on the writer
+                rows = CommitRows(name, batch)
                 queued.append(writer.submit(_store_after, after, ctx, rows, cursor))
                 batch = []
         after = queued[-1] if queued else None
-        rows = ctx.prepare(CommitRows(name, batch))
-        return writer.submit(_store_after, after, ctx, rows, {"tips": tips})
+        return writer.submit(_store_after, after, ctx, CommitRows(name, batch), {"tips": tips})
 
     def _sync_deployments(
         self,

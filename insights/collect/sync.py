@@ -123,14 +123,6 @@ class SyncContext:
             repo = TenantRepository.open(session, self.tenant.name, create=True)
             return repo.get_cursor(self.source, self.repo_key, kind)
 
-    def prepare(self, batch: CommitRows) -> CommitRows:
-        """`batch` with the work its storing can do before the database is reached done now,
-        on the calling thread (a producer calls it before handing the batch to its writer
-        thread); `commit` stores the same rows either way."""
-        from insights.pipeline import prepare_commit_rows
-
-        return prepare_commit_rows(batch, self.engine.dialect.name)
-
     def commit(
         self,
         kind: str,

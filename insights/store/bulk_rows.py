@@ -52,48 +52,37 @@ def parents_json(parents: bytes) -> bytes:
     return b'["' + parents.replace(b" ", b'", "') + b'"]' if parents else b"[]"
 
 
-def postgres_commit_fields(rows: Iterable[CommitRow]) -> list[bytes]:
-    """Each row's fields after `tenant_id` and `service_id` in the binary COPY stream: all of a
-    row but the ids, so rows can be encoded before they are known (on another thread)."""
+def postgres_commits(tenant_id: int, service_id: int, rows: Iterable[CommitRow]) -> bytes:
+    """The binary COPY stream of `rows` for the columns `COMMIT_COLUMNS`."""
+    head = struct.pack("!hiqiq", len(COMMIT_COLUMNS), 8, tenant_id, 8, service_id)
     # the sha and both times in one pack: (length, sha, 8, authored µs, 8, committed µs)
     leads: dict[int, Callable[..., bytes]] = {}
-    fields = []
-    add = fields.append
-    join = b"".join
+    parts = [COPY_SIGNATURE]
+    add = parts.extend
     for sha, parents, author, authored, committed, message in rows:
         lead = leads.get(len(sha))
         if lead is None:
             lead = leads[len(sha)] = struct.Struct(f"!i{len(sha)}siqiq").pack
         parents_text = parents_json(parents)
         add(
-            join(
-                (
-                    lead(
-                        len(sha),
-                        sha,
-                        8,
-                        (authored - _PG_EPOCH) * 1_000_000,
-                        8,
-                        (committed - _PG_EPOCH) * 1_000_000,
-                    ),
-                    _NULL if author is None else _length(len(author)) + author,
-                    _NULL if message is None else _length(len(message)) + message,
-                    _length(len(parents_text)),
-                    parents_text,
-                )
+            (
+                head,
+                lead(
+                    len(sha),
+                    sha,
+                    8,
+                    (authored - _PG_EPOCH) * 1_000_000,
+                    8,
+                    (committed - _PG_EPOCH) * 1_000_000,
+                ),
+                _NULL if author is None else _length(len(author)) + author,
+                _NULL if message is None else _length(len(message)) + message,
+                _length(len(parents_text)),
+                parents_text,
             )
         )
-    return fields
-
-
-def postgres_commits(tenant_id: int, service_id: int, fields: Sequence[bytes]) -> bytes:
-    """The binary COPY stream for the columns `COMMIT_COLUMNS` of rows encoded by
-    `postgres_commit_fields`: each row is its head (the field count and the two ids, the same
-    for every row of a service) followed by its fields."""
-    head = struct.pack("!hiqiq", len(COMMIT_COLUMNS), 8, tenant_id, 8, service_id)
-    if not fields:
-        return COPY_SIGNATURE + COPY_TRAILER
-    return b"".join((COPY_SIGNATURE, head, head.join(fields), COPY_TRAILER))
+    parts.append(COPY_TRAILER)
+    return b"".join(parts)
 
 
 def postgres_links(tenant_id: int, links: Iterable[tuple[int, Sequence[str]]]) -> bytes:

@@ -653,14 +653,11 @@ class TenantRepository:
         each slice is written on its own and, where needed, by the general upsert, which tells
         new, updated and unchanged apart as always.
         """
-        rows, fields = batch.rows, batch.copy_fields
-        if fields is None:
-            slices = [
-                sorted(rows[start : start + slice_size], key=itemgetter(0))
-                for start in range(0, len(rows), slice_size)
-            ]
-        else:  # sorted and encoded ahead (`insights.pipeline.prepare_commit_rows`)
-            slices = [rows[start : start + slice_size] for start in range(0, len(rows), slice_size)]
+        rows = batch.rows
+        slices = [
+            sorted(rows[start : start + slice_size], key=itemgetter(0))
+            for start in range(0, len(rows), slice_size)
+        ]
         table = Commit.__table__
         if len(slices) > 1 and self.session.get_bind().dialect.name == "postgresql":
             from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
@@ -678,9 +675,9 @@ class TenantRepository:
                 )
             )
             if self.session.execute(probe).first() is None:
-                if fields is None:
-                    fields = bulk_rows.postgres_commit_fields(chain.from_iterable(slices))
-                stream = bulk_rows.postgres_commits(self.tenant_id, service_id, fields)
+                stream = bulk_rows.postgres_commits(
+                    self.tenant_id, service_id, chain.from_iterable(slices)
+                )
                 try:
                     with self.session.begin_nested():
                         self._copy_binary(table, bulk_rows.COMMIT_COLUMNS, stream)
@@ -688,13 +685,8 @@ class TenantRepository:
                 except UniqueViolation:
                     pass  # a repeated or stored sha: slice by slice
         counts = UpsertCounts()
-        for index, part in enumerate(slices):
-            encoded = None
-            if fields is not None:
-                encoded = fields[index * slice_size : index * slice_size + len(part)]
-            counts += self._insert_commit_slice(
-                service_id, CommitRows(batch.service, part, encoded)
-            )
+        for part in slices:
+            counts += self._insert_commit_slice(service_id, CommitRows(batch.service, part))
         return counts
 
     def _insert_commit_slice(self, service_id: int, part: CommitRows) -> UpsertCounts:
@@ -711,8 +703,7 @@ class TenantRepository:
         if connection.dialect.name == "postgresql":
             from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
 
-            fields = part.copy_fields or bulk_rows.postgres_commit_fields(rows)
-            stream = bulk_rows.postgres_commits(self.tenant_id, service_id, fields)
+            stream = bulk_rows.postgres_commits(self.tenant_id, service_id, rows)
             try:
                 with self.session.begin_nested():
                     self._copy_binary(table, bulk_rows.COMMIT_COLUMNS, stream)
