@@ -257,6 +257,19 @@ class MetricSnapshot(Base):
     computed_at: Mapped[datetime]
 
 
+class MetricWrite(Base):
+    """One write's reach: from `affected_from` on, metric results of `service_id` (None: every
+    service of the tenant) may differ after data version `version` (`store/read_cache.py`)."""
+
+    __tablename__ = "metric_writes"
+    __table_args__ = (Index("ix_metric_writes_tenant_version", "tenant_id", "version"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    service_id: Mapped[int | None] = mapped_column(BigInteger)
+    affected_from: Mapped[datetime]
+
+
 class Narrative(Base):
     """A narrative for one facts document, with the usage it cost; `cache_key` avoids repeats."""
 
