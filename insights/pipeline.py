@@ -266,17 +266,27 @@ def compute_report(
         kept += 1
     computed = tested[kept:]
     bounded = window_read.window_frames(repo, services, computed[0].start, window.end)
-    recorded: RecordedData | None = None
+    # what is stored before each computed window's end (the report's `recorded`)
+    before: dict[Window, list[int]] = {}
     if bounded.frames is not None:
-        commits, changes, incidents, in_window = window_read.recorded_counts(
-            repo, services, window.start, window.end
-        )
-        recorded = RecordedData(
-            commits=commits, changes=changes, incidents=incidents, commits_in_window=in_window
-        )
         prepared = metrics_compute.prepare(bounded.frames)
+        within = window_read.recorded_between(repo, services, window.start, window.end)
+        previous = stored[(tested[kept - 1].start, tested[kept - 1].end)] if kept else {}
+        if len(computed) == 1 and isinstance(previous.get("recorded"), list):
+            before[window] = [a + b for a, b in zip(previous["recorded"], within, strict=True)]
+        else:
+            counts = window_read.recorded_before(repo, services, [w.end for w in computed])
+            before = {w: list(c) for w, c in zip(computed, counts, strict=True)}
+        commits, changes, incidents = before[window]
+        recorded: RecordedData | None = RecordedData(
+            commits=commits, changes=changes, incidents=incidents, commits_in_window=within[0]
+        )
     else:
         prepared = metrics_compute.prepare(repo.delivery_frames(services))
+        recorded = None
+        for w in computed:
+            r = metrics_compute.recorded(prepared, w, services)
+            before[w] = [r.commits, r.changes, r.incidents]
     metrics: dict[Window, WindowMetrics] = {}
     samples: dict[Window, WindowSample] = {}
     for w in tested[:kept]:
@@ -297,7 +307,11 @@ def compute_report(
                 scope,
                 w,
                 version,
-                {"metrics": metrics[w].model_dump(mode="json"), "sample": payload},
+                {
+                    "metrics": metrics[w].model_dump(mode="json"),
+                    "sample": payload,
+                    "recorded": before[w],
+                },
             )
     return _assemble(prepared, tenant, scope, services, window, history, metrics, samples, recorded)
 

@@ -213,6 +213,37 @@ def test_late_data_changes_the_bounded_read_as_it_changes_the_whole_history(
     assert bounded == full
 
 
+ANY_HISTORY = st.one_of(histories(), histories(graph=True), histories(reverts=True))
+
+
+@PROPERTY
+@given(
+    events=ANY_HISTORY,
+    late=ANY_HISTORY,
+    offset=st.integers(min_value=0, max_value=20),
+    step=st.integers(min_value=-3, max_value=3),
+)
+def test_stored_reads_after_late_data_equal_the_whole_history(db, events, late, offset, step):
+    """The served document (`pipeline.metrics_document`: stored documents and per-window
+    results, invalidated by what each write reaches) after late records equals the whole
+    history's, for the week read before the write and one a few weeks from it; histories
+    with listed commits, from the commit graph, or with reverts."""
+    tenant = store(db.engine, events)
+    scope = Scope(kind="tenant", name=tenant)
+    first, other = _window(offset, "week"), _window(offset + step, "week")
+    for window in (first, other):
+        with unit_of_work(db.engine) as session:
+            pipeline.metrics_document(session, tenant, scope, window)
+    with unit_of_work(db.engine) as session:
+        repo = TenantRepository.open(session, tenant)
+        pipeline.store_events(repo, [parse_event(e) for e in late], create_services=True)
+    for window in (other, first):
+        with unit_of_work(db.engine) as session:
+            served = pipeline.metrics_document(session, tenant, scope, window)
+            full = pipeline.compute_report(session, tenant, scope, window, 1, whole_history=True)
+        assert served == render_json(full)
+
+
 def test_open_window_around_now_is_exact(db):
     """The week still open (ends after now), with deployments this week and an open incident."""
     today = now().replace(microsecond=0)

@@ -114,6 +114,7 @@ class _Reader:
         self.names = {s.id: s.name for s in rows}
         self.ids = list(self.names)
         self.prod_envs: dict[int, list[str]] = {}
+        self._prod: Any = None
 
     # -- the production filter, in SQL -------------------------------------------------------
 
@@ -149,6 +150,13 @@ class _Reader:
 
     def prod(self, d: Any = Deployment) -> Any:
         """Successful production deployments the engine keeps (as `screen` + `production`)."""
+        if d is Deployment:  # built once: every query of the read filters by it
+            if self._prod is None:
+                self._prod = self._production(d)
+            return self._prod
+        return self._production(d)
+
+    def _production(self, d: Any) -> Any:
         if not self.prod_envs:
             return false()
         return and_(
@@ -739,27 +747,59 @@ def _frame(rows: list[tuple], columns: list[str], times: Sequence[str]) -> pd.Da
     return frame
 
 
+_RECORDED = (
+    (Commit, Commit.committed_at),
+    (Change, Change.opened_at),
+    (Incident, Incident.opened_at),
+)
+
+
 def recorded_counts(
     repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
 ) -> tuple[int, int, int, int]:
     """(commits, changes, incidents) stored for `services` before `end`, and commits made in
     [start, end): what `metrics.compute.recorded` counts, counted by the database."""
+    (before,) = recorded_before(repo, services, [end])
+    return (*before, recorded_between(repo, services, start, end)[0])
+
+
+def recorded_before(
+    repo: TenantRepository, services: Sequence[str], ends: Sequence[datetime]
+) -> list[tuple[int, int, int]]:
+    """Per time of `ends`: the (commits, changes, incidents) stored for `services` before it
+    (by commit time and opening), one pass over each table for all of them."""
     ids = list(repo.service_ids(services).values()) if services else []
     t, s = repo.tenant_id, repo.session
+    columns = []
+    for model, column in _RECORDED:
+        counts = s.execute(
+            select(*(func.count().filter(column < end) for end in ends)).where(
+                model.tenant_id == t, model.service_id.in_(ids), column < max(ends)
+            )
+        ).one()
+        columns.append([int(n or 0) for n in counts])
+    return [(a, b, c) for a, b, c in zip(*columns, strict=True)]
 
-    def count(model: Any, column: Any, *extra: Any) -> int:
-        return int(
+
+def recorded_between(
+    repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
+) -> tuple[int, int, int]:
+    """(commits, changes, incidents) of `services` committed or opened in [start, end): an
+    index range each, so a window's counts follow from the previous window's."""
+    ids = list(repo.service_ids(services).values()) if services else []
+    t, s = repo.tenant_id, repo.session
+    a, b, c = (
+        int(
             s.scalar(
                 select(func.count()).where(
-                    model.tenant_id == t, model.service_id.in_(ids), column < end, *extra
+                    model.tenant_id == t,
+                    model.service_id.in_(ids),
+                    column >= start,
+                    column < end,
                 )
             )
             or 0
         )
-
-    return (
-        count(Commit, Commit.committed_at),
-        count(Change, Change.opened_at),
-        count(Incident, Incident.opened_at),
-        count(Commit, Commit.committed_at, Commit.committed_at >= start),
+        for model, column in _RECORDED
     )
+    return a, b, c
