@@ -115,6 +115,7 @@ class _Reader:
         self.ids = list(self.names)
         self.prod_envs: dict[int, list[str]] = {}
         self._prod: Any = None
+        self._poisoned: set[str] | None = None
 
     # -- the production filter, in SQL -------------------------------------------------------
 
@@ -203,27 +204,18 @@ class _Reader:
         return False
 
     def has_reverts(self) -> bool:
-        commit = self.session.scalar(
-            select(Commit.id)
-            .where(
-                Commit.tenant_id == self.t,
-                Commit.service_id.in_(self.ids),
-                text(REVERT_COMMITS),  # literally the partial index's predicate
-            )
-            .limit(1)
+        """Is there a revert commit or a reverting change in the scope? (One query: two
+        probes of the partial indexes whose predicates these are, literally.)"""
+        commits = select(Commit.id).where(
+            Commit.tenant_id == self.t, Commit.service_id.in_(self.ids), text(REVERT_COMMITS)
         )
-        if commit is not None:
-            return True
-        change = self.session.scalar(
-            select(Change.id)
-            .where(
-                Change.tenant_id == self.t,
-                Change.service_id.in_(self.ids),
-                text(f"({REVERT_CHANGES})"),
-            )
-            .limit(1)
+        changes = select(Change.id).where(
+            Change.tenant_id == self.t,
+            Change.service_id.in_(self.ids),
+            text(f"({REVERT_CHANGES})"),
         )
-        return change is not None
+        found = self.session.execute(select(exists(commits), exists(changes))).one()
+        return bool(found[0] or found[1])
 
     # -- deployments ------------------------------------------------------------------------
 
@@ -253,6 +245,47 @@ class _Reader:
                 if at is not None:
                     out += self._deployment_rows(and_(pair, d.finished_at == at))
         return out
+
+    def edges(self, start: datetime, end: datetime) -> list[tuple]:
+        """In one query: per (service, environment) every production deployment at the last
+        finish time before `start` and at the first at or after `end` (`edge`), and per
+        service those at its first finish time (`first_per_service`). Each time is an index
+        lookup (a subquery on an alias: no correlation with the outer rows)."""
+        d = Deployment
+        picks = []
+        for service_id, environments in self.prod_envs.items():
+            for environment in environments:
+                for bound, before in ((start, True), (end, False)):
+                    a = aliased(Deployment)
+                    side = a.finished_at < bound if before else a.finished_at >= bound
+                    pick = func.max(a.finished_at) if before else func.min(a.finished_at)
+                    at = (
+                        select(pick)
+                        .where(
+                            self._production(a),
+                            a.service_id == service_id,
+                            a.environment == environment,
+                            side,
+                        )
+                        .scalar_subquery()
+                    )
+                    picks.append(
+                        and_(
+                            d.service_id == service_id,
+                            d.environment == environment,
+                            d.finished_at == at,
+                        )
+                    )
+            a = aliased(Deployment)
+            first = (
+                select(func.min(a.finished_at))
+                .where(self._production(a), a.service_id == service_id)
+                .scalar_subquery()
+            )
+            picks.append(and_(d.service_id == service_id, d.finished_at == first))
+        if not picks:
+            return []
+        return self._deployment_rows(or_(*picks))
 
     def first_per_service(self) -> list[tuple]:
         d = Deployment
@@ -342,22 +375,35 @@ class _Reader:
             .subquery("core_links")
         )
 
-    def poisoned(self, model: Any, columns: Sequence[Any], times: Sequence[Any], pairs) -> list:
+    def _poisoned_where(self, model: Any) -> Any:
+        times, pairs = _SCREENED[model.__name__]
+        bad = [or_(getattr(model, t) < EARLIEST, getattr(model, t) > LATEST) for t in times]
+        bad += [getattr(model, later) < getattr(model, earlier) for later, earlier in pairs]
+        if model is Deployment and self.session.get_bind().dialect.name == "postgresql":
+            bad = [text(f"({POISONED_DEPLOYMENTS})")]
+        return and_(model.tenant_id == self.t, model.service_id.in_(self.ids), or_(*bad))
+
+    def poisoned(self, model: Any, columns: Sequence[Any]) -> list:
         """Rows of `model` the engine's screen skips (a time outside the accepted range, a
         negative duration): loaded so that it warns about them as the whole-history read
         does; they count for nothing. (Deployments on PostgreSQL: the text of their partial
-        index, so it answers.)"""
-        bad = [or_(t < EARLIEST, t > LATEST) for t in times]
-        bad += [later < earlier for later, earlier in pairs]
-        if model is Deployment and self.session.get_bind().dialect.name == "postgresql":
-            bad = [text(f"({POISONED_DEPLOYMENTS})")]
-        return list(
-            self.session.execute(
-                select(*columns).where(
-                    model.tenant_id == self.t, model.service_id.in_(self.ids), or_(*bad)
+        index, so it answers.) Whether any table has such rows is one query for all four;
+        usually none has."""
+        if self._poisoned is None:
+            models = (Deployment, Incident, Change, Commit)
+            # counts, not EXISTS: under EXISTS the planner expects an early match and scans
+            found = self.session.execute(
+                select(
+                    *(
+                        select(func.count()).where(self._poisoned_where(m)).scalar_subquery()
+                        for m in models
+                    )
                 )
-            ).all()
-        )
+            ).one()
+            self._poisoned = {m.__name__ for m, f in zip(models, found, strict=True) if f}
+        if model.__name__ not in self._poisoned:
+            return []
+        return list(self.session.execute(select(*columns).where(self._poisoned_where(model))).all())
 
     def listed_elsewhere(self, core: Any) -> Any:
         """Per core link: how many links of the tenant list its sha (1: only this one), an
@@ -402,6 +448,18 @@ class _Reader:
             return []
         return self._deployment_rows(and_(d.service_id == service_id, d.finished_at == latest))
 
+
+# what the engine's screen checks per table: times in the accepted range, durations not
+# negative (a commit by `committed_at` only, which an index answers; `authored_at` is not read)
+_SCREENED: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
+    "Deployment": (("started_at", "finished_at"), [("finished_at", "started_at")]),
+    "Incident": (("opened_at", "resolved_at"), [("resolved_at", "opened_at")]),
+    "Change": (
+        ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
+        [("merged_at", "opened_at")],
+    ),
+    "Commit": (("committed_at",), []),
+}
 
 _ENVIRONMENTS = """
 WITH RECURSIVE envs(service_id, environment) AS (
@@ -469,10 +527,9 @@ def window_frames(
 
     core = reader.core(start, end)
     add(core)
-    nxt = reader.edge(end, before=False)
-    add(nxt)
-    add(reader.edge(start, before=True))
-    add(reader.first_per_service())
+    around = reader.edges(start, end)
+    add(around)
+    nxt = [row for row in around if row[7] >= end]
     core_sub = reader.core_links(start, end)
     # the core's links with their commits' times, in one pass (Core rows: no ORM per row)
     found = and_(
@@ -610,24 +667,11 @@ def window_frames(
 
     # rows stored before validation: the screen skips them, with its warning (a commit is
     # checked by `committed_at` only, which an index answers; `authored_at` is not read)
-    d = Deployment
-    for r in reader.poisoned(
-        d,
-        _DEPLOYMENT_COLUMNS,
-        (d.started_at, d.finished_at),
-        [(d.finished_at, d.started_at)],
-    ):
+    for r in reader.poisoned(Deployment, _DEPLOYMENT_COLUMNS):
         deployments.setdefault(int(r[0]), r)
-    for r in reader.poisoned(
-        i, _INCIDENT_COLUMNS, (i.opened_at, i.resolved_at), [(i.resolved_at, i.opened_at)]
-    ):
+    for r in reader.poisoned(Incident, _INCIDENT_COLUMNS):
         incident_rows.setdefault(int(r[0]), r)
-    for r in reader.poisoned(
-        c,
-        change_columns,
-        (c.opened_at, c.first_commit_at, c.first_review_at, c.approved_at, c.merged_at),
-        [(c.merged_at, c.opened_at)],
-    ):
+    for r in reader.poisoned(Change, change_columns):
         change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # the first production run of every loaded sha (redeploys, rollbacks)
@@ -672,7 +716,7 @@ def window_frames(
     )
     of_commits = and_(Commit.tenant_id == t, Commit.service_id.in_(ids))
     commit_rows = list(core_commits.values())
-    for r in reader.poisoned(Commit, committed, (Commit.committed_at,), []):
+    for r in reader.poisoned(Commit, committed):
         if (int(r[0]), str(r[1])) not in core_commits:
             commit_rows.append(r)
     for chunk in _chunks(sorted(shipped_pairs - core_pairs), 1000):
