@@ -253,7 +253,7 @@ def compute_report(
     if scope.kind == "tenant":
         scope = Scope(kind="tenant", name=tenant)
     services = scope_services(repo, scope)
-    _, tested = _report_windows(window, history)
+    shown, tested = _report_windows(window, history)
     if whole_history:
         prepared = metrics_compute.prepare(repo.delivery_frames(services))
         return _report(prepared, tenant, scope, services, window, history)
@@ -291,7 +291,8 @@ def compute_report(
     samples: dict[Window, WindowSample] = {}
     for w in tested[:kept]:
         data = stored[(w.start, w.end)]
-        metrics[w] = WindowMetrics.model_validate(data["metrics"])
+        if w in shown:
+            metrics[w] = WindowMetrics.model_validate(data["metrics"])
         samples[w] = sample_from_json(data["sample"])
     at = now()
     for w, sample in zip(

@@ -108,6 +108,9 @@ class _Reader:
     def __init__(self, repo: TenantRepository, services: Sequence[str]) -> None:
         self.repo = repo
         self.session = repo.session
+        repo.session.flush()  # the reads below go through the connection (no autoflush)
+        # Core execution: the ORM's per-statement layer costs more than these small reads
+        self.conn = repo.session.connection()
         self.t = repo.tenant_id
         rows = list(self.session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
         self.service_rows = rows
@@ -138,13 +141,13 @@ class _Reader:
             d = Deployment
             return [
                 (int(s), str(e))
-                for s, e in self.session.execute(
+                for s, e in self.conn.execute(
                     select(d.service_id, d.environment)
                     .where(d.tenant_id == self.t, d.service_id.in_(self.ids), d.status == "success")
                     .distinct()
                 ).all()
             ]
-        rows = self.session.execute(
+        rows = self.conn.execute(
             text(_ENVIRONMENTS), {"tenant": self.t, "services": list(self.ids)}
         ).all()
         return [(int(s), str(e)) for s, e in rows]
@@ -183,7 +186,7 @@ class _Reader:
     def graph_derived(self) -> bool:
         """Does a production deployment that is not its environment's first lack listed commits?"""
         d = Deployment
-        unlisted = self.session.execute(
+        unlisted = self.conn.execute(
             select(d.service_id, d.environment, func.count(), func.min(d.finished_at))
             .where(self.prod(), d.commits_listed.is_(False))
             .group_by(d.service_id, d.environment)
@@ -191,7 +194,7 @@ class _Reader:
         for service_id, environment, count, first_unlisted in unlisted:
             if count > 1:
                 return True
-            earliest = self.session.scalar(
+            earliest = self.conn.scalar(
                 select(func.count()).where(
                     self.prod(),
                     d.service_id == service_id,
@@ -214,14 +217,14 @@ class _Reader:
             Change.service_id.in_(self.ids),
             text(f"({REVERT_CHANGES})"),
         )
-        found = self.session.execute(select(exists(commits), exists(changes))).one()
+        found = self.conn.execute(select(exists(commits), exists(changes))).one()
         return bool(found[0] or found[1])
 
     # -- deployments ------------------------------------------------------------------------
 
     def _deployment_rows(self, condition: Any) -> list[tuple]:
         return list(
-            self.session.execute(select(*_DEPLOYMENT_COLUMNS).where(self.prod(), condition)).all()
+            self.conn.execute(select(*_DEPLOYMENT_COLUMNS).where(self.prod(), condition)).all()
         )
 
     def core(self, start: datetime, end: datetime) -> list[tuple]:
@@ -241,7 +244,7 @@ class _Reader:
                 pair = and_(d.service_id == service_id, d.environment == environment)
                 side = d.finished_at < bound if before else d.finished_at >= bound
                 pick = func.max(d.finished_at) if before else func.min(d.finished_at)
-                at = self.session.scalar(select(pick).where(self.prod(), pair, side))
+                at = self.conn.scalar(select(pick).where(self.prod(), pair, side))
                 if at is not None:
                     out += self._deployment_rows(and_(pair, d.finished_at == at))
         return out
@@ -292,7 +295,7 @@ class _Reader:
         out: list[tuple] = []
         for service_id in self.prod_envs:
             mine = d.service_id == service_id
-            at = self.session.scalar(select(func.min(d.finished_at)).where(self.prod(), mine))
+            at = self.conn.scalar(select(func.min(d.finished_at)).where(self.prod(), mine))
             if at is not None:
                 out += self._deployment_rows(and_(mine, d.finished_at == at))
         return out
@@ -339,7 +342,7 @@ class _Reader:
             for chunk in _chunks(sorted(shas)):
                 links += [
                     (int(i), str(h))
-                    for i, h in self.session.execute(
+                    for i, h in self.conn.execute(
                         select(dc.deployment_id, dc.sha)
                         .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
                         .where(
@@ -392,7 +395,7 @@ class _Reader:
         if self._poisoned is None:
             models = (Deployment, Incident, Change, Commit)
             # counts, not EXISTS: under EXISTS the planner expects an early match and scans
-            found = self.session.execute(
+            found = self.conn.execute(
                 select(
                     *(
                         select(func.count()).where(self._poisoned_where(m)).scalar_subquery()
@@ -403,7 +406,7 @@ class _Reader:
             self._poisoned = {m.__name__ for m, f in zip(models, found, strict=True) if f}
         if model.__name__ not in self._poisoned:
             return []
-        return list(self.session.execute(select(*columns).where(self._poisoned_where(model))).all())
+        return list(self.conn.execute(select(*columns).where(self._poisoned_where(model))).all())
 
     def listed_elsewhere(self, core: Any) -> Any:
         """Per core link: how many links of the tenant list its sha (1: only this one), an
@@ -421,7 +424,7 @@ class _Reader:
         for chunk in _chunks(sorted(ids)):
             out += [
                 (int(i), str(h))
-                for i, h in self.session.execute(
+                for i, h in self.conn.execute(
                     select(dc.deployment_id, dc.sha).where(
                         dc.tenant_id == self.t, dc.deployment_id.in_(list(chunk))
                     )
@@ -439,7 +442,7 @@ class _Reader:
 
     def last_before(self, service_id: int, at: datetime) -> list[tuple]:
         d = Deployment
-        latest = self.session.scalar(
+        latest = self.conn.scalar(
             select(func.max(d.finished_at)).where(
                 self.prod(), d.service_id == service_id, d.finished_at < at
             )
@@ -518,6 +521,7 @@ def window_frames(
     if reader.has_reverts():
         return Bounded(None, "the scope has reverts")
     session, t, ids = reader.session, reader.t, reader.ids
+    conn = reader.conn
 
     deployments: dict[int, tuple] = {}
 
@@ -578,7 +582,7 @@ def window_frames(
     )
     incident_rows = {
         int(r[0]): r
-        for r in session.execute(
+        for r in conn.execute(
             select(*_INCIDENT_COLUMNS).where(
                 i.tenant_id == t,
                 i.service_id.in_(ids),
@@ -591,7 +595,7 @@ def window_frames(
     }
     linked_to = {(int(r[1]), str(r[2])) for r in deployments.values()}
     for chunk in _chunks(sorted(linked_to), 1000):
-        for r in session.execute(
+        for r in conn.execute(
             select(*_INCIDENT_COLUMNS).where(
                 i.tenant_id == t,
                 tuple_(i.service_id, i.deployment_external_id).in_(list(chunk)),
@@ -627,14 +631,14 @@ def window_frames(
     )
     change_rows = {
         (int(r[0]), str(r[1])): r
-        for r in session.execute(
+        for r in conn.execute(
             select(*change_columns).where(
                 c.tenant_id == t, c.service_id.in_(ids), c.merged_at >= start
             )
         ).all()
     }
     core_shas = select(core_sub.c.sha)
-    for r in session.execute(
+    for r in conn.execute(
         select(*change_columns).where(
             c.tenant_id == t,
             c.service_id.in_(ids),
@@ -645,7 +649,7 @@ def window_frames(
         change_rows.setdefault((int(r[0]), str(r[1])), r)
     # and those merged before `start` that list a commit a core deployment lists (deployed by
     # their last listed commit when their merge sha never reaches production)
-    for r in session.execute(
+    for r in conn.execute(
         select(*change_columns).where(
             c.tenant_id == t,
             c.service_id.in_(ids),
@@ -720,7 +724,7 @@ def window_frames(
         if (int(r[0]), str(r[1])) not in core_commits:
             commit_rows.append(r)
     for chunk in _chunks(sorted(shipped_pairs - core_pairs), 1000):
-        commit_rows += session.execute(
+        commit_rows += conn.execute(
             select(*committed).where(
                 of_commits, tuple_(Commit.service_id, Commit.sha).in_(list(chunk))
             )
@@ -813,7 +817,7 @@ def recorded_before(
     """Per time of `ends`: the (commits, changes, incidents) stored for `services` before it
     (by commit time and opening), one pass over each table for all of them."""
     ids = list(repo.service_ids(services).values()) if services else []
-    t, s = repo.tenant_id, repo.session
+    t, s = repo.tenant_id, repo.session.connection()
     columns = []
     for model, column in _RECORDED:
         counts = s.execute(
@@ -831,19 +835,24 @@ def recorded_between(
     """(commits, changes, incidents) of `services` committed or opened in [start, end): an
     index range each, so a window's counts follow from the previous window's."""
     ids = list(repo.service_ids(services).values()) if services else []
-    t, s = repo.tenant_id, repo.session
+    t = repo.tenant_id
     a, b, c = (
-        int(
-            s.scalar(
-                select(func.count()).where(
-                    model.tenant_id == t,
-                    model.service_id.in_(ids),
-                    column >= start,
-                    column < end,
+        repo.session.connection()
+        .execute(
+            select(
+                *(
+                    select(func.count())
+                    .where(
+                        model.tenant_id == t,
+                        model.service_id.in_(ids),
+                        column >= start,
+                        column < end,
+                    )
+                    .scalar_subquery()
+                    for model, column in _RECORDED
                 )
             )
-            or 0
         )
-        for model, column in _RECORDED
+        .one()
     )
-    return a, b, c
+    return int(a or 0), int(b or 0), int(c or 0)
