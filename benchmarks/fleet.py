@@ -5,11 +5,17 @@ Builds a fresh PostgreSQL database with `--tenants` tenants (default 500) × `--
 services (default 5, one team), each with a synthetic week of commits and deployments
 (set-based SQL), every tenant routed to a local OpenAI-compatible server that answers after
 `--llm-latency` seconds (default 1.0) and refuses more than `--llm-cap` requests at once
-(429), and a local Slack incoming webhook. Each round deletes the stored narratives (so
-every scope calls the model again), enqueues one weekly job per tenant
-(INSIGHTS_QUEUE=procrastinate) and starts N `insights worker --queue reports` processes;
-the round ends when every job has finished. Printed per round: wall time, speed-up over one
-worker, model calls, Slack digests, and for the kill round: jobs that ran more than once or
+(429; default 16, also every tenant's `llm.max_concurrency`, so the shared limiter holds the
+fleet to it), and a local Slack incoming webhook. A job narrates its 7 scopes up to
+`--parallel-narrations` (`llm.parallel_narrations`, default 4) at a time: 4 workers ask for
+at most 16 calls at once, so with the default cap the model server admits what the workers
+ask and the rounds measure the workers (a lower cap measures the limiter instead).
+
+Each round deletes the stored narratives (so every scope calls the model again), enqueues
+one weekly job per tenant (INSIGHTS_QUEUE=procrastinate) and starts N `insights worker
+--queue reports` processes; the round ends when every job has finished. Printed per round:
+wall time, speed-up over one worker, model calls (peak in flight, 429s), Slack digests, the
+load average before and after, and for the kill round: jobs that ran more than once or
 never, digests sent twice.
 
     INSIGHTS_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
@@ -175,7 +181,7 @@ def _serve(server: ThreadingHTTPServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def _org(tenants: int, services: int, model_url: str, cap: int) -> OrgConfig:
+def _org(tenants: int, services: int, model_url: str, cap: int, parallel: int) -> OrgConfig:
     return OrgConfig(
         tenants=[
             TenantConfig.model_validate(
@@ -186,6 +192,7 @@ def _org(tenants: int, services: int, model_url: str, cap: int) -> OrgConfig:
                         "model": "bench-model",
                         "base_url": f"{model_url}/v1",
                         "max_concurrency": cap,
+                        "parallel_narrations": parallel,
                         "timeout_seconds": 30,
                     },
                     # one webhook per tenant, so the local Slack counts each tenant's digest
@@ -277,7 +284,8 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=5)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--llm-latency", type=float, default=1.0)
-    parser.add_argument("--llm-cap", type=int, default=8)
+    parser.add_argument("--llm-cap", type=int, default=16)
+    parser.add_argument("--parallel-narrations", type=int, default=4)
     parser.add_argument("--stalled-seconds", type=float, default=5.0)
     parser.add_argument("--no-kill", action="store_true")
     args = parser.parse_args()
@@ -294,7 +302,7 @@ def main() -> None:
     try:
         engine = engine_for(url)
         migrate(engine)
-        org = _org(args.tenants, args.services, model_url, args.llm_cap)
+        org = _org(args.tenants, args.services, model_url, args.llm_cap, args.parallel_narrations)
         started = time.perf_counter()
         with unit_of_work(engine) as session:
             registry.apply_org(session, org, actor="bench")
@@ -305,7 +313,8 @@ def main() -> None:
         print(
             f"{args.tenants} tenants × {args.services} services registered with a week of"
             f" history in {time.perf_counter() - started:.1f} s; model latency"
-            f" {args.llm_latency} s, cap {args.llm_cap}"
+            f" {args.llm_latency} s, cap {args.llm_cap}, {args.parallel_narrations} narrations"
+            " at once per job"
         )
         workdir = Path(tempfile.mkdtemp(prefix="fleet-"))
         env = {
@@ -327,6 +336,7 @@ def main() -> None:
         for workers, kill in rounds:
             model.calls = model.refused = model.peak = 0
             slack.posts.clear()
+            load = os.getloadavg()[0]
             result = _round(url, env, org, workers, kill, args.stalled_seconds)
             wall = result["wall"]
             baseline = baseline or wall
@@ -338,7 +348,8 @@ def main() -> None:
             print(
                 f"{label:>20}: {wall:7.1f} s  speed-up {baseline / wall:4.2f}x  jobs"
                 f" {dict(outcomes)}  model calls {model.calls} (peak {model.peak}, 429s"
-                f" {model.refused})  digests {sum(slack.posts.values())}"
+                f" {model.refused})  digests {sum(slack.posts.values())}  load"
+                f" {load:.1f}→{os.getloadavg()[0]:.1f}"
             )
             if kill:
                 missing = args.tenants - len(keys)

@@ -164,6 +164,9 @@ class LlmConfig(_Strict):
     timeout_seconds: float = 60.0
     monthly_token_budget: int | None = None
     max_concurrency: int = 4
+    # one run's scopes narrated at once (each call still waits for one of the endpoint's
+    # max_concurrency slots); bounded by the database connection pool
+    parallel_narrations: int = Field(4, ge=1, le=8)
 
 
 class SlackConfig(_Strict):

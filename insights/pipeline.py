@@ -397,7 +397,7 @@ def build_reports(
     narratives are reused), and write the HTML files and the tenant's index under `out_dir`."""
     from insights.deliver.coverage import coverage
     from insights.deliver.html import write_index, write_report
-    from insights.narrate.service import narrate_report
+    from insights.narrate.service import narrate_reports
     from insights.timeutil import now
 
     generated_at = generated_at or now()
@@ -407,10 +407,9 @@ def build_reports(
         for r in compute_all(session, tenant_config.name, window, frames=frames)
     ]
     covered = coverage(frames, tenant_config, window)
-    paths, outcomes, narrated = [], Counter[str](), []
-    for report in reports:
-        result = narrate_report(session, tenant_config, report)
-        narrated.append((report, result))
+    paths, outcomes = [], Counter[str]()
+    narrated = list(zip(reports, narrate_reports(session, tenant_config, reports), strict=True))
+    for report, result in narrated:
         outcomes[f"{result.provider}:{result.outcome}"] += 1
         services = [covered[s] for s in report.services if s in covered]
         paths.append(write_report(out_dir, report, result, services, generated_at))

@@ -1,6 +1,7 @@
 """Limits shared by every worker: model calls per provider endpoint, and the monthly token
 budget with calls in flight, on PostgreSQL; each "worker" here has its own ProviderPool (so no
-in-process semaphore is shared), like separate processes."""
+in-process semaphore is shared), like separate processes. Then one run narrating its scopes in
+parallel (`narrate_reports`) within the same limits."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from llm_support import as_text, chat_body, good_answer, sample_report
 
 from insights.config import LlmConfig, TenantConfig
 from insights.narrate.llm import ProviderPool
-from insights.narrate.service import narrate_report
+from insights.narrate.service import narrate_report, narrate_reports
 from insights.store.db import unit_of_work
 from insights.store.models import TokenReservation
 from insights.store.repository import TenantRepository, ensure_tenant
@@ -123,4 +124,57 @@ def test_the_monthly_budget_admits_no_more_calls_in_parallel_than_in_series(
     assert sorted(outcomes) == ["accepted"] + ["over_budget"] * 4
     assert model.calls == 1
     with unit_of_work(pg_db.engine) as session:  # settled: no reservation left behind
+        assert session.query(TokenReservation).count() == 0
+
+
+def _reports(tenant: TenantConfig, n: int) -> list[Any]:
+    return [sample_report(tenant=tenant.name, title=f"Change number {k}") for k in range(n)]
+
+
+def test_one_run_narrates_its_scopes_in_parallel_and_keeps_their_order(
+    db: Database, model: _SlowModel
+) -> None:
+    tenant = _tenant(model, parallel_narrations=3, max_concurrency=8)
+    reports = _reports(tenant, 7)
+    pool = ProviderPool()
+    with unit_of_work(db.engine) as session:
+        ensure_tenant(session, tenant.name)
+        for k in (1, 4):  # narrated before: the run finds them in the cache
+            narrate_report(session, tenant, reports[k], pool=pool, at=NOW)
+    model.max_in_flight = model.calls = 0
+    with unit_of_work(db.engine) as session:
+        results = narrate_reports(session, tenant, reports, pool=pool, at=NOW)
+    outcomes = [r.outcome for r in results]
+    assert outcomes == ["accepted", "cached"] + ["accepted"] * 2 + ["cached"] + ["accepted"] * 2
+    assert model.calls == 5
+    assert model.max_in_flight == 3
+    with unit_of_work(db.engine) as session:  # every narration was stored, in its own row
+        again = narrate_reports(session, tenant, reports, pool=pool, at=NOW)
+    assert [r.outcome for r in again] == ["cached"] * 7
+    assert model.calls == 5
+
+
+def test_parallel_narrations_wait_for_the_endpoint_limit(
+    pg_db: Database, model: _SlowModel
+) -> None:
+    tenant = _tenant(model, parallel_narrations=6, max_concurrency=2)
+    with unit_of_work(pg_db.engine) as session:
+        ensure_tenant(session, tenant.name)
+    with unit_of_work(pg_db.engine) as session:
+        results = narrate_reports(session, tenant, _reports(tenant, 6), pool=ProviderPool(), at=NOW)
+    assert [r.outcome for r in results] == ["accepted"] * 6
+    assert model.max_in_flight == 2
+
+
+def test_a_parallel_run_keeps_to_the_monthly_budget(db: Database, model: _SlowModel) -> None:
+    # one call spends 1110 tokens of 1000: the first call is the last, in parallel as in series
+    # (PostgreSQL: the first call's reservation counts; SQLite: the run goes one at a time)
+    tenant = _tenant(model, monthly_token_budget=1000, parallel_narrations=4)
+    with unit_of_work(db.engine) as session:
+        ensure_tenant(session, tenant.name)
+    with unit_of_work(db.engine) as session:
+        results = narrate_reports(session, tenant, _reports(tenant, 5), pool=ProviderPool(), at=NOW)
+    assert [r.outcome for r in results] == ["accepted"] + ["over_budget"] * 4
+    assert model.calls == 1
+    with unit_of_work(db.engine) as session:
         assert session.query(TokenReservation).count() == 0

@@ -236,7 +236,36 @@ def _with_usage(result: NarrativeResult, usage: _Usage, provider: Provider) -> N
     )
 
 
-def narrate_for_tenant(
+@dataclass
+class PendingCall:
+    """A narration that needs the model, prepared in the caller's session (cache missed,
+    budget reserved): `call` runs it anywhere, without a session; `finish` stores it."""
+
+    report: MetricReport
+    facts: dict[str, Any]
+    key: str
+    provider: Provider
+    held: Any  # insights.ops.budget.Reservation
+    limit: AbstractContextManager[Any]
+
+    def call(self, config: LlmConfig, tenant: str) -> NarrativeResult:
+        """The model round-trips (answer, one repair); safe in a worker thread."""
+        result = narrate_with(self.provider, config, self.facts, self.limit)
+        log.info(
+            "tenant %s: narrative %s by %s (%s), %d+%d tokens, %d ms%s",
+            tenant,
+            result.outcome,
+            result.provider,
+            self.provider.model,
+            result.tokens_in,
+            result.tokens_out,
+            result.latency_ms,
+            f": {result.reason}" if result.reason else "",
+        )
+        return result
+
+
+def prepare_narration(
     session: Session,
     tenant_config: TenantConfig,
     report: MetricReport,
@@ -244,16 +273,11 @@ def narrate_for_tenant(
     *,
     pool: ProviderPool | None = None,
     at: datetime | None = None,
-) -> NarrativeResult:
-    """Narrate `report` with the tenant's configured model, within its budget, via the cache.
-
-    For tenants whose `llm.provider` is not `builtin` (`service.narrate_report` routes here).
-    Order: cached narrative for the same facts, model and prompt
-    version (no call) → built-in with `over_budget` when the tenant's tokens this UTC month
-    already reach `monthly_token_budget` (logged) → the model (accepted / repaired / fallback).
-    Every model narration is stored in `narratives` with its usage. A misconfigured provider is
-    logged and falls back: the report still ships.
-    """
+) -> NarrativeResult | PendingCall:
+    """Everything before the model call: the cached narrative for the same facts, model and
+    prompt version; the built-in narrator (stored) when the provider is unusable or the month's
+    budget is spent; else a `PendingCall` holding the budget reservation and the endpoint's
+    shared limit."""
     config = tenant_config.llm
     facts = facts if facts is not None else build_facts(report)
     at = at or now()
@@ -311,29 +335,57 @@ def narrate_for_tenant(
     engine = session.get_bind()
     assert isinstance(engine, Engine)
     limit = shared_limit(engine, provider.endpoint, config.max_concurrency, local)
-    result = narrate_with(provider, config, facts, limit)
-    log.info(
-        "tenant %s: narrative %s by %s (%s), %d+%d tokens, %d ms%s",
-        tenant_config.name,
-        result.outcome,
-        result.provider,
-        provider.model,
-        result.tokens_in,
-        result.tokens_out,
-        result.latency_ms,
-        f": {result.reason}" if result.reason else "",
-    )
+    return PendingCall(report, facts, key, provider, held, limit)
+
+
+def finish_narration(
+    session: Session,
+    tenant_config: TenantConfig,
+    pending: PendingCall,
+    result: NarrativeResult,
+    at: datetime | None = None,
+) -> NarrativeResult:
+    """Store the model's narration with its usage and settle the budget reservation."""
+    from insights.ops import budget as shared_budget
+
+    repo = TenantRepository.open(session, tenant_config.name, create=True)
     ledger.record(
         repo,
-        report,
+        pending.report,
         result,
-        key=key,
-        billed_provider=provider.name,
-        billed_model=result.model or provider.model,
-        at=at,
+        key=pending.key,
+        billed_provider=pending.provider.name,
+        billed_model=result.model or pending.provider.model,
+        at=at or now(),
     )
-    shared_budget.settle(session, held, result.tokens_in + result.tokens_out)
+    shared_budget.settle(session, pending.held, result.tokens_in + result.tokens_out)
     return result
+
+
+def narrate_for_tenant(
+    session: Session,
+    tenant_config: TenantConfig,
+    report: MetricReport,
+    facts: dict[str, Any] | None = None,
+    *,
+    pool: ProviderPool | None = None,
+    at: datetime | None = None,
+) -> NarrativeResult:
+    """Narrate `report` with the tenant's configured model, within its budget, via the cache.
+
+    For tenants whose `llm.provider` is not `builtin` (`service.narrate_report` routes here).
+    Order: cached narrative for the same facts, model and prompt
+    version (no call) → built-in with `over_budget` when the tenant's tokens this UTC month
+    already reach `monthly_token_budget` (logged) → the model (accepted / repaired / fallback).
+    Every model narration is stored in `narratives` with its usage. A misconfigured provider is
+    logged and falls back: the report still ships.
+    """
+    at = at or now()
+    pending = prepare_narration(session, tenant_config, report, facts, pool=pool, at=at)
+    if isinstance(pending, NarrativeResult):
+        return pending
+    result = pending.call(tenant_config.llm, tenant_config.name)
+    return finish_narration(session, tenant_config, pending, result, at)
 
 
 def _token_estimate(config: LlmConfig, facts: dict[str, Any]) -> int:

@@ -8,10 +8,15 @@ Rules:
   (outcome `builtin`) and whenever a configured provider cannot answer (outcome `fallback`,
   with the reason). A report always ships.
 - Every narrative is checked against the facts (`verify.check`) before it is stored.
+- A run's reports (`narrate_reports`) wait for the model up to `llm.parallel_narrations` at a
+  time: the model calls run in threads; everything that touches the session (cache, budget
+  reservation, the stored row) stays in the caller's thread.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -55,3 +60,52 @@ def narrate_report(
         repo, report, result, key=key, billed_provider=BUILTIN, billed_model=None, at=now()
     )
     return result
+
+
+def narrate_reports(
+    session: Session,
+    tenant_config: TenantConfig,
+    reports: Sequence[MetricReport],
+    *,
+    pool: llm.ProviderPool | None = None,
+    at: datetime | None = None,
+) -> list[NarrativeResult]:
+    """`narrate_report` for each of `reports` (one tenant; the results in the reports'
+    order), with up to `llm.parallel_narrations` model calls waiting at once.
+
+    One at a time for the built-in narrator, and on SQLite when a monthly budget is set (its
+    check there sees no calls in flight). A budget is reserved only when its call is about to
+    start, so at most `parallel_narrations` reservations of this run are open at once.
+    """
+    config = tenant_config.llm
+    width = min(config.parallel_narrations, len(reports))
+    bind = session.get_bind()
+    if config.monthly_token_budget is not None and bind.dialect.name != "postgresql":
+        width = 1
+    if config.provider == BUILTIN or width <= 1:
+        return [narrate_report(session, tenant_config, r, pool=pool, at=at) for r in reports]
+    at = at or now()
+    results: dict[int, NarrativeResult] = {}
+    running: dict[Future[NarrativeResult], tuple[int, llm.PendingCall]] = {}
+    queue = iter(enumerate(reports))
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="narrate") as executor:
+
+        def start_next() -> None:
+            while len(running) < width and (item := next(queue, None)) is not None:
+                index, report = item
+                prepared = llm.prepare_narration(session, tenant_config, report, pool=pool, at=at)
+                if isinstance(prepared, NarrativeResult):
+                    results[index] = prepared
+                    continue
+                future = executor.submit(prepared.call, config, tenant_config.name)
+                running[future] = (index, prepared)
+
+        start_next()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, pending = running.pop(future)
+                result = future.result()
+                results[index] = llm.finish_narration(session, tenant_config, pending, result, at)
+            start_next()
+    return [results[index] for index in range(len(reports))]

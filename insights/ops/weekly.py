@@ -33,7 +33,7 @@ from insights.errors import UserError
 from insights.metrics.result import MetricReport, Window
 from insights.metrics.windows import parse_window
 from insights.narrate.schema import NarrativeResult
-from insights.narrate.service import narrate_report
+from insights.narrate.service import narrate_reports
 from insights.pipeline import build_reports, compute_all, with_sources
 from insights.store.db import unit_of_work
 from insights.timeutil import now as utcnow
@@ -93,8 +93,8 @@ def build_week(
         if write:
             items = build_reports(session, tenant, window, out_dir, generated_at=at).narrated
         else:
-            reports = compute_all(session, tenant.name, window)
-            items = [(r, narrate_report(session, tenant, with_sources(r, tenant))) for r in reports]
+            reports = [with_sources(r, tenant) for r in compute_all(session, tenant.name, window)]
+            items = list(zip(reports, narrate_reports(session, tenant, reports), strict=True))
     paths = {(r.scope.kind, r.scope.name): report_path(out_dir, r) for r, _ in items}
     return WeeklyBuild(tenant.name, window.label, items, paths)
 
