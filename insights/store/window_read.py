@@ -73,6 +73,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from insights.metrics.revert_markers import reverted_sha, reverted_title
 from insights.store.models import (
     POISONED_DEPLOYMENTS,
     REVERT_CHANGES,
@@ -518,8 +519,7 @@ def window_frames(
         return Bounded(None, "a production pattern is not a regex")
     if reader.graph_derived():
         return Bounded(None, "shipped commits come from the commit graph")
-    if reader.has_reverts():
-        return Bounded(None, "the scope has reverts")
+    reverting = reader.has_reverts()
     session, t, ids = reader.session, reader.t, reader.ids
     conn = reader.conn
 
@@ -659,6 +659,53 @@ def window_frames(
     ).all():
         change_rows.setdefault((int(r[0]), str(r[1])), r)
 
+    # reverts: every revert commit and reverting change of the scope (partial indexes), the
+    # changes they revert (by id, or every change of the reverted title), and below every
+    # deployment listing one of their commits or a reverted sha: which deployment first
+    # shipped a reverted change, and when its revert reached production, are whole-history
+    # answers wherever those deployments lie
+    revert_commits: dict[tuple[int, str], tuple] = {}
+    revert_targets: dict[tuple[int, str], str | None] = {}
+    if reverting:
+        for r in conn.execute(
+            select(*committed_columns(), Commit.message).where(
+                Commit.tenant_id == t, Commit.service_id.in_(ids), text(REVERT_COMMITS)
+            )
+        ).all():
+            key = (int(r[0]), str(r[1]))
+            revert_commits[key] = tuple(r[:4])
+            revert_targets[key] = reverted_sha(r[4])
+        for r in conn.execute(
+            select(*change_columns).where(
+                c.tenant_id == t, c.service_id.in_(ids), text(f"({REVERT_CHANGES})")
+            )
+        ).all():
+            change_rows.setdefault((int(r[0]), str(r[1])), r)
+        by_id = {
+            (int(r[0]), str(r[10]))
+            for r in change_rows.values()
+            if r[10] is not None and str(r[10])
+        }
+        by_title = {
+            (int(r[0]), title)
+            for r in change_rows.values()
+            if isinstance(r[2], str) and (title := reverted_title(r[2])) is not None
+        }
+        for chunk in _chunks(sorted(by_id), 1000):
+            for r in conn.execute(
+                select(*change_columns).where(
+                    c.tenant_id == t, tuple_(c.service_id, c.external_id).in_(list(chunk))
+                )
+            ).all():
+                change_rows.setdefault((int(r[0]), str(r[1])), r)
+        for chunk in _chunks(sorted(by_title), 1000):
+            for r in conn.execute(
+                select(*change_columns).where(
+                    c.tenant_id == t, tuple_(c.service_id, c.title).in_(list(chunk))
+                )
+            ).all():
+                change_rows.setdefault((int(r[0]), str(r[1])), r)
+
     # every deployment listing a commit of those changes (when the change was deployed)
     asked = {
         (s, str(h))
@@ -666,6 +713,8 @@ def window_frames(
         for h in [r[8], *(r[9] or [])]
         if h is not None  # (a core deployment listing it may be a redeploy: ships nothing)
     }
+    asked |= set(revert_commits)
+    asked |= {(s, h) for (s, _), h in revert_targets.items() if h is not None}
     change_listers, change_links = reader.listers(asked) if asked else ([], [])
     add(change_listers)
 
@@ -712,12 +761,7 @@ def window_frames(
     link_frame = _frame(links, ["deployment_id", "sha"], ())
     # commit rows (when they were committed) of the shas loaded deployments list; `parents`
     # only serve the commit-graph rule, which a bounded read never needs
-    committed = (
-        Commit.service_id,
-        Commit.sha,
-        type_coerce(Commit.committed_at, DateTime()),
-        type_coerce(Commit.authored_at, DateTime()),
-    )
+    committed = committed_columns()
     of_commits = and_(Commit.tenant_id == t, Commit.service_id.in_(ids))
     commit_rows = list(core_commits.values())
     for r in reader.poisoned(Commit, committed):
@@ -729,6 +773,7 @@ def window_frames(
                 of_commits, tuple_(Commit.service_id, Commit.sha).in_(list(chunk))
             )
         ).all()
+    commit_rows += list(revert_commits.values())
     commit_rows = list({(int(r[0]), str(r[1])): r for r in commit_rows}.values())
     commit_frame = _frame(commit_rows, ["service", "sha", "committed_at", "authored_at"], ())
     commit_frame = commit_frame.assign(
@@ -736,7 +781,11 @@ def window_frames(
         committed_at=pd.to_datetime(commit_frame["committed_at"], utc=True),
         authored_at=pd.to_datetime(commit_frame["authored_at"], utc=True),
         parents=pd.Series([[]] * len(commit_frame), index=commit_frame.index, dtype=object),
-        reverts=pd.Series([None] * len(commit_frame), index=commit_frame.index, dtype=object),
+        reverts=pd.Series(
+            [revert_targets.get((int(r[0]), str(r[1]))) for r in commit_rows],
+            index=commit_frame.index,
+            dtype=object,
+        ),
     )
     change_frame = _frame(
         [(names[int(r[0])], *r[1:]) for r in kept_changes],
@@ -772,6 +821,17 @@ def window_frames(
         service_frame, deployment_frame, link_frame, commit_frame, change_frame, incident_frame
     )
     return Bounded(frames)
+
+
+def committed_columns() -> tuple[Any, ...]:
+    """A commit row as the bounded frames hold it: service id, sha, committed and authored
+    times (plain DateTime: pandas converts them in bulk)."""
+    return (
+        Commit.service_id,
+        Commit.sha,
+        type_coerce(Commit.committed_at, DateTime()),
+        type_coerce(Commit.authored_at, DateTime()),
+    )
 
 
 def _lists_any(session: Any, column: Any, shas: Any) -> Any:
