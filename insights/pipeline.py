@@ -90,7 +90,9 @@ def store_events(
             for event in part:
                 typed[type(event)].append(event)
             keys = write_reach.keys_of(part)
-            before = write_reach.reach(repo, service_id, keys)
+            # once a batch reaches every window of the service, the rest need not be asked
+            unbounded = reached.get(service_id) == read_cache.BEGINNING
+            before = None if unbounded else write_reach.reach(repo, service_id, keys)
             counts = {
                 "commit": repo.upsert_commits(service_id, typed[CommitEvent]),
                 "change": repo.upsert_changes(service_id, typed[ChangeEvent]),
@@ -101,9 +103,8 @@ def store_events(
                 result.counts[kind] += count
             if any(c.new or c.updated for c in counts.values()):
                 changed = True
-                at = write_reach.earliest(
-                    reached.get(service_id), before, write_reach.reach(repo, service_id, keys)
-                )
+                after = None if unbounded else write_reach.reach(repo, service_id, keys)
+                at = write_reach.earliest(reached.get(service_id), before, after)
                 if at is not None:
                     reached[service_id] = at
             if progress:

@@ -25,6 +25,11 @@ baseline's first window), `end` the end of its current window. It loads:
   in the database); then every production deployment listing any of their commits, so when
   each change was deployed (its merge sha's first shipment, else its last listed commit's) is
   the whole history's answer.
+- reverts: every revert commit (with the sha its message reverts) and every reverting change
+  of the scope (partial indexes: usually few), the changes they revert (by id, and every
+  change carrying the reverted title), and every production deployment listing a revert
+  commit, a reverted sha or a commit of those changes: which deployment first shipped a
+  reverted change, and when its revert reached production, wherever either lies;
 - commits: the rows of the shas loaded deployments list (`committed_at`, however old); no
   `parents`, which only the commit-graph rule reads.
 
@@ -34,13 +39,16 @@ Rows outside the core keep their real values, and the metrics read only windows 
 Where the rows cannot be bounded exactly this way, the answer is None and the caller reads the
 whole history (`TenantRepository.delivery_frames`): a service whose shipped commits come from
 the commit graph (a deployment without listed commits that is not the first of its
-environment: the graph rule needs every earlier deployment's ancestry), reverts anywhere in
-the scope (a revert commit or reverting change: the reverted deployment may lie anywhere), or a
-production pattern that is not a regex (the whole-history path reports it).
+environment: the graph rule needs every earlier deployment's ancestry), or a production
+pattern that is not a regex (the whole-history path reports it).
 
-`pipeline.compute_report` uses it for `insights metrics` and `GET /api/v1/metrics`; the
-report's `recorded` counts come from `recorded_counts` (database counts), since they cover
-the whole history before the window end. Reports of every scope at once (`compute_all`,
+`pipeline.compute_report` uses it for `insights metrics` and `GET /api/v1/metrics`, over the
+span from the first window whose stored results are missing or stale (`store/read_cache.py`)
+to the end of the asked one; the report's `recorded` counts come from the database
+(`recorded_before`, `recorded_between`), since they cover the whole history before the window
+end. The reads go through the session's connection (Core rows) and combine what they can: the
+deployments at the span's edges and the scope's first in one query (`edges`), the check for
+rows the screen skips in one for four tables. Reports of every scope at once (`compute_all`,
 `insights report`) still prepare the whole history once.
 
 Example:
@@ -106,14 +114,23 @@ def _chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
 
 
 class _Reader:
-    def __init__(self, repo: TenantRepository, services: Sequence[str]) -> None:
+    def __init__(
+        self,
+        repo: TenantRepository,
+        services: Sequence[str],
+        service_rows: Sequence[Service] | None = None,
+    ) -> None:
         self.repo = repo
         self.session = repo.session
         repo.session.flush()  # the reads below go through the connection (no autoflush)
         # Core execution: the ORM's per-statement layer costs more than these small reads
         self.conn = repo.session.connection()
         self.t = repo.tenant_id
-        rows = list(self.session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
+        rows = (
+            list(service_rows)
+            if service_rows is not None
+            else list(self.session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
+        )
         self.service_rows = rows
         self.names = {s.id: s.name for s in rows}
         self.ids = list(self.names)

@@ -75,13 +75,34 @@ def reach(repo: TenantRepository, service_id: int, keys: Keys) -> datetime | Non
     the database stands now (None: they change nothing that is stored now)."""
     if not keys:
         return None
-    session, t = repo.session, repo.tenant_id
+    session = repo.session
     service = session.get(Service, service_id)
     if service is None:
         return BEGINNING
-    reader = _Reader(repo, [service.name])
-    if not reader.production_pairs() or reader.has_reverts():
+    try:
+        return _reach(repo, service, keys)
+    except _Unbounded:
         return BEGINNING
+
+
+class _Unbounded(Exception):
+    """No bound follows from the rows (reverts, a pattern that is not a regex)."""
+
+
+def _reach(repo: TenantRepository, service: Service, keys: Keys) -> datetime | None:
+    session, t, service_id = repo.session, repo.tenant_id, service.id
+    known: list[_Reader] = []
+
+    def facts() -> _Reader:
+        """The service's production filter, read only when a stored row needs it (a batch of
+        new commits needs none)."""
+        if not known:
+            reader = _Reader(repo, [service.name], [service])
+            if not reader.production_pairs() or reader.has_reverts():
+                raise _Unbounded
+            known.append(reader)
+        return known[0]
+
     d, i = Deployment, Incident
     mine = and_(d.tenant_id == t, d.service_id == service_id)
 
@@ -89,6 +110,7 @@ def reach(repo: TenantRepository, service_id: int, keys: Keys) -> datetime | Non
         """When the last production deployment before `at` finished (in `environment`)."""
         if at is None:
             return None
+        reader = facts()
         where = [reader.prod(), d.service_id == service_id, d.finished_at < at]
         if environment is not None:
             if environment not in reader.prod_envs.get(service_id, []):
@@ -145,9 +167,22 @@ def reach(repo: TenantRepository, service_id: int, keys: Keys) -> datetime | Non
         ).one()
         if unknown:
             return BEGINNING
-        linked = select(i.deployment_external_id).where(of_these)
-        blamed = session.scalar(
-            select(func.min(d.finished_at)).where(mine, d.external_id.in_(linked))
+        linked = sorted(
+            {
+                str(x)
+                for x in session.scalars(
+                    select(i.deployment_external_id).where(
+                        of_these, i.deployment_external_id.is_not(None)
+                    )
+                )
+            }
+        )
+        blamed = (
+            session.scalar(
+                select(func.min(d.finished_at)).where(mine, repo._in(d.external_id, linked, String))
+            )
+            if linked
+            else None
         )
         times += [opened, before(opened), blamed]
     if keys.changes or keys.shas:
@@ -163,6 +198,7 @@ def reach(repo: TenantRepository, service_id: int, keys: Keys) -> datetime | Non
             ).all()
             if not rows:
                 continue
+            facts()
             is_graph = graph() if is_graph is None else is_graph
             if is_graph or any(r[0] is None for r in rows):
                 return BEGINNING
@@ -182,6 +218,7 @@ def reach(repo: TenantRepository, service_id: int, keys: Keys) -> datetime | Non
             ).one()
             if not count:  # none stored: as if absent (the other side of the write asks)
                 continue
+            facts()
             is_graph = graph() if is_graph is None else is_graph
             if is_graph or unknown:
                 return BEGINNING
