@@ -251,27 +251,12 @@ class _Reader:
             and_(d.service_id.in_(self.ids), d.finished_at >= start, d.finished_at < end)
         )
 
-    def edge(self, bound: datetime, before: bool) -> list[tuple]:
-        """Per (service, environment): every production deployment at the last finish time
-        before `bound` (before=True) or the first at or after it (all rows tied at it).
-        One min/max per pair: an index scan that stops at its first row."""
-        d = Deployment
-        out: list[tuple] = []
-        for service_id, environments in self.prod_envs.items():
-            for environment in environments:
-                pair = and_(d.service_id == service_id, d.environment == environment)
-                side = d.finished_at < bound if before else d.finished_at >= bound
-                pick = func.max(d.finished_at) if before else func.min(d.finished_at)
-                at = self.conn.scalar(select(pick).where(self.prod(), pair, side))
-                if at is not None:
-                    out += self._deployment_rows(and_(pair, d.finished_at == at))
-        return out
-
     def edges(self, start: datetime, end: datetime) -> list[tuple]:
         """In one query: per (service, environment) every production deployment at the last
-        finish time before `start` and at the first at or after `end` (`edge`), and per
-        service those at its first finish time (`first_per_service`). Each time is an index
-        lookup (a subquery on an alias: no correlation with the outer rows)."""
+        finish time before `start` and at the first at or after `end`, and per service those
+        at its first finish time. Each time is an index lookup (a subquery on an alias: no
+        correlation with the outer rows). The rows at or after `end` are the successors of
+        each environment's last core deployment (`nxt`: rolled back or not)."""
         d = Deployment
         picks = []
         for service_id, environments in self.prod_envs.items():
@@ -307,16 +292,6 @@ class _Reader:
         if not picks:
             return []
         return self._deployment_rows(or_(*picks))
-
-    def first_per_service(self) -> list[tuple]:
-        d = Deployment
-        out: list[tuple] = []
-        for service_id in self.prod_envs:
-            mine = d.service_id == service_id
-            at = self.conn.scalar(select(func.min(d.finished_at)).where(self.prod(), mine))
-            if at is not None:
-                out += self._deployment_rows(and_(mine, d.finished_at == at))
-        return out
 
     def first_runs(self, pairs: set[tuple[int, str]]) -> list[tuple]:
         """For (service id, sha) pairs: the production deployments at the first finish time of
