@@ -1,7 +1,10 @@
 """GET /api/v1/metrics on a big tenant, PostgreSQL: p50/p95 of the read path against the
 whole-history recompute, measured in the same run, for a closed week (served from its snapshot
-after the first read), the week still open (always computed), and the first read of a closed
-week after a write (the snapshot is stale: computed).
+after the first read), the week still open (always computed, its previous week and baseline
+from stored window results), the first read of a closed week after a write of today (which
+reaches no further back than the deployment before it: the snapshot stays valid), and after a
+late write into that closed week (it reaches the week: computed, the baseline before it from
+stored window results).
 
 Builds a fresh PostgreSQL database with one tenant of `--services` services, `--commits`
 commits (default 1,000,000) and `--deployments` successful production deployments (default
@@ -18,8 +21,11 @@ like any other). Then, for `scope=service:svc-0`:
   first read;
 - open: `GET` of the current ISO week (never cached: computed from the window-bounded rows),
   `--computed-reads` times (default 30);
-- after a write: one deployment recorded for svc-0 (not timed), then `GET` of the closed week
-  (its snapshot is stale), `--computed-reads` times.
+- after a write: one deployment recorded for svc-0 today (not timed), then `GET` of the
+  closed week (its snapshot is still valid), `--computed-reads` times;
+- after a late write: one deployment to `staging` recorded for svc-0 inside the closed week
+  (not timed; it changes no metric, but it reaches the week, so its snapshot and stored window
+  results are stale), then `GET` of the closed week (computed), `--computed-reads` times.
 
 Every computed document is compared with the reference's bytes. Prints p50/p95 of each and
 their ratios. The target is a p95 <= 100 ms. The database is dropped.
@@ -227,6 +233,25 @@ def main() -> None:
             assert text_ == body, "the closed-week document after a write differs"
             after_write.append(elapsed)
         rows.append(("after a write", closed_reference, after_write))
+
+        after_late = []
+        for n in range(args.computed_reads):
+            with unit_of_work(engine_for(url)) as session:
+                repo = TenantRepository.open(session, "big")
+                deployment = DeploymentEvent(
+                    service="svc-0",
+                    id=f"late-staging-{n}",
+                    environment="staging",
+                    sha=f"{n:040x}",
+                    status="success",
+                    finished_at=closed.start + timedelta(days=2, minutes=n),
+                    commits=(),
+                )
+                pipeline.store_events(repo, [deployment], create_services=False)
+            elapsed, text_ = get(closed)
+            assert text_ == body, "the closed-week document after a late write differs"
+            after_late.append(elapsed)
+        rows.append(("late write", closed_reference, after_late))
 
         for label, ref, measured in rows:
             print(

@@ -22,11 +22,13 @@ from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, RecordedData, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, CommitRows, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
-from insights.store import read_cache
+from insights.store import read_cache, write_reach
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
 
 if TYPE_CHECKING:
     from insights.metrics.compute import Prepared
+    from insights.metrics.result import WindowMetrics
+    from insights.metrics.verdicts import WindowSample
 
 KINDS = ("commit", "change", "deployment", "incident")
 PROGRESS_STEP = 5000
@@ -64,21 +66,40 @@ def store_events(
     for event in events:
         by_service[event.service].append(event)
     known = _service_ids(repo, by_service, result, create_services, tenant_config)
+    # per service, the earliest time whose stored results the batch may change
+    reached: dict[int | None, datetime] = {}
+    changed = False
     for name, batch in sorted(by_service.items()):  # one lock order across batches
         service_id = known[name]
         for start in range(0, len(batch), PROGRESS_STEP):
+            part = batch[start : start + PROGRESS_STEP]
             typed: dict[type, list] = defaultdict(list)
-            for event in batch[start : start + PROGRESS_STEP]:
+            for event in part:
                 typed[type(event)].append(event)
-            counts = result.counts
-            counts["commit"] += repo.upsert_commits(service_id, typed[CommitEvent])
-            counts["change"] += repo.upsert_changes(service_id, typed[ChangeEvent])
-            counts["deployment"] += repo.upsert_deployments(service_id, typed[DeploymentEvent])
-            counts["incident"] += repo.upsert_incidents(service_id, typed[IncidentEvent])
+            keys = write_reach.keys_of(part)
+            # once a batch reaches every window of the service, the rest need not be asked
+            unbounded = reached.get(service_id) == read_cache.BEGINNING
+            before = None if unbounded else write_reach.reach(repo, service_id, keys)
+            counts = {
+                "commit": repo.upsert_commits(service_id, typed[CommitEvent]),
+                "change": repo.upsert_changes(service_id, typed[ChangeEvent]),
+                "deployment": repo.upsert_deployments(service_id, typed[DeploymentEvent]),
+                "incident": repo.upsert_incidents(service_id, typed[IncidentEvent]),
+            }
+            for kind, count in counts.items():
+                result.counts[kind] += count
+            if any(c.new or c.updated for c in counts.values()):
+                changed = True
+                after = None if unbounded else write_reach.reach(repo, service_id, keys)
+                at = write_reach.earliest(reached.get(service_id), before, after)
+                if at is not None:
+                    reached[service_id] = at
             if progress:
-                progress(min(PROGRESS_STEP, len(batch) - start))
-    if any(c.new or c.updated for c in result.counts.values()) or result.new_services:
-        read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
+                progress(len(part))
+    if result.new_services:  # a new service is in the tenant's (and maybe a team's) scope
+        reached[None] = read_cache.BEGINNING
+    if changed or result.new_services:
+        read_cache.bump(repo.session, repo.tenant_id, reached)  # what they reach is stale
     return result
 
 
@@ -95,9 +116,22 @@ def store_commit_rows(
     if not batch.rows:
         return result
     service_id = _service_ids(repo, [batch.service], result, True, tenant_config)[batch.service]
-    result.counts["commit"] += repo.insert_commit_rows(service_id, batch, PROGRESS_STEP)
-    if result.counts["commit"].new or result.counts["commit"].updated or result.new_services:
-        read_cache.bump(repo.session, repo.tenant_id)  # stored reads of closed windows are stale
+    keys = write_reach.Keys(shas=[row[0].decode() for row in batch.rows])
+    before = write_reach.reach(repo, service_id, keys)
+    counts = repo.insert_commit_rows(service_id, batch, PROGRESS_STEP)
+    result.counts["commit"] += counts
+    # what the batch reaches, asked before and after as store_events asks per slice (for a
+    # batch of new commits the same answer; with some rows unchanged, possibly earlier)
+    reached: dict[int | None, datetime] = {}
+    if counts.new or counts.updated:
+        after = write_reach.reach(repo, service_id, keys)
+        at = write_reach.earliest(before, after)
+        if at is not None:
+            reached[service_id] = at
+    if result.new_services:
+        reached[None] = read_cache.BEGINNING
+    if counts.new or counts.updated or result.new_services:
+        read_cache.bump(repo.session, repo.tenant_id, reached)  # what they reach is stale
     return result
 
 
@@ -150,6 +184,18 @@ def scope_services(repo: TenantRepository, scope: Scope) -> list[str]:
     return [s.name for s in repo.services()]
 
 
+def _report_windows(window: Window, history: int) -> tuple[list[Window], list[Window]]:
+    """The windows a report shows (`history`, at least the previous one) and those its
+    verdicts test (one more than the history, and at least the baseline before the window)."""
+    from insights.metrics.verdicts import BASELINE_WINDOWS  # numpy: only where metrics are
+
+    if history < 1:
+        raise UserError(f"history {history}: must be at least 1 window")
+    shown = metric_windows.history(window, max(history, 2))
+    tested = metric_windows.history(window, max(history, BASELINE_WINDOWS) + 1)
+    return shown, tested
+
+
 def _report(
     prepared: Prepared,
     tenant: str,
@@ -160,19 +206,47 @@ def _report(
     recorded: RecordedData | None = None,
 ) -> MetricReport:
     from insights.metrics import compute as metrics_compute
-    from insights.metrics.verdicts import BASELINE_WINDOWS  # numpy: only where metrics are
 
-    if history < 1:
-        raise UserError(f"history {history}: must be at least 1 window")
-    windows = metric_windows.history(window, max(history, 2))
-    series = [metrics_compute.window_metrics(prepared, w, services) for w in windows]
-    # One window more than the history (the first history window's previous) and at least
-    # the baseline: the current window's baseline is the BASELINE_WINDOWS before it.
-    tested = metric_windows.history(window, max(history, BASELINE_WINDOWS) + 1)
-    verdicts = metrics_compute.trend_verdicts(prepared, tested, services)
+    shown, tested = _report_windows(window, history)
+    samples = metrics_compute.window_samples(prepared, tested, services)
+    metrics = {w: metrics_compute.window_metrics(prepared, w, services) for w in shown}
+    return _assemble(
+        prepared,
+        tenant,
+        scope,
+        services,
+        window,
+        history,
+        metrics,
+        dict(zip(tested, samples, strict=True)),
+        recorded,
+    )
+
+
+def _assemble(
+    prepared: Prepared,
+    tenant: str,
+    scope: Scope,
+    services: list[str],
+    window: Window,
+    history: int,
+    metrics: dict[Window, WindowMetrics],
+    samples: dict[Window, WindowSample],
+    recorded: RecordedData | None,
+) -> MetricReport:
+    """The report from each shown window's metrics and each tested window's verdict sample
+    (computed from `prepared` or stored); the window's own details come from `prepared`."""
+    from insights.metrics import compute as metrics_compute
+
+    shown, tested = _report_windows(window, history)
+    verdicts = metrics_compute.sample_verdicts(
+        [samples[w] for w in tested],
+        tested,
+        metrics_compute.first_deployment_ns(prepared, services),
+        len(shown),
+    )
     series = [
-        m.model_copy(update={"verdicts": v})
-        for m, v in zip(series, verdicts[len(verdicts) - len(series) :], strict=True)
+        metrics[w].model_copy(update={"verdicts": v}) for w, v in zip(shown, verdicts, strict=True)
     ]
     current = series[-1]
     return MetricReport(
@@ -208,32 +282,103 @@ def compute_report(
 ) -> MetricReport:
     """The metric report of one scope and window: the window's metrics, the previous window,
     `history` windows (oldest first, ending with this one), the 5 slowest changes and the
-    deployments per day. Reads through the tenant's repository only the rows the windows need
-    (`store.window_read`; the whole history where only it gives exact results, or with
-    `whole_history`); computes with pure functions."""
+    deployments per day.
+
+    Earlier windows whose results are stored and no write since reaches are taken as stored
+    (`store.read_cache.window_results`); the rest, from the first window not stored to the
+    end of `window`, are computed from the rows those windows need (`store.window_read`; the
+    whole history where only it gives exact results, or with `whole_history`), and the closed
+    ones stored for the next read. Pure functions compute."""
     from insights.metrics import compute as metrics_compute  # pandas: only where metrics are
+    from insights.metrics.result import WindowMetrics
+    from insights.metrics.verdicts import sample_from_json, sample_json
     from insights.store import window_read
+    from insights.timeutil import now
 
     repo = TenantRepository.open(session, tenant)
     if scope.kind == "tenant":
         scope = Scope(kind="tenant", name=tenant)
     services = scope_services(repo, scope)
-    if history < 1:
-        raise UserError(f"history {history}: must be at least 1 window")
-    if not whole_history:
-        span = read_span(window, history)
-        bounded = window_read.window_frames(repo, services, span.start, span.end)
-        if bounded.frames is not None:
-            commits, changes, incidents, in_window = window_read.recorded_counts(
-                repo, services, window.start, window.end
+    shown, tested = _report_windows(window, history)
+    if whole_history:
+        prepared = metrics_compute.prepare(repo.delivery_frames(services))
+        return _report(prepared, tenant, scope, services, window, history)
+    t = repo.tenant_id
+    version = read_cache.data_version(session, t)
+    ids = list(repo.service_ids(services).values())
+    stored = read_cache.window_results(session, t, scope, tested[:-1], version, ids)
+    kept = 0  # the leading tested windows served as stored
+    while kept < len(tested) - 1 and (tested[kept].start, tested[kept].end) in stored:
+        kept += 1
+    computed = tested[kept:]
+    bounded = window_read.window_frames(repo, services, computed[0].start, window.end)
+    # what is stored before each computed window's end (the report's `recorded`)
+    before: dict[Window, list[int]] = {}
+    if bounded.frames is not None:
+        prepared = metrics_compute.prepare(bounded.frames)
+        within = window_read.recorded_between(repo, services, window.start, window.end)
+        previous = stored[(tested[kept - 1].start, tested[kept - 1].end)] if kept else {}
+        if len(computed) == 1 and isinstance(previous.get("recorded"), list):
+            before[window] = [a + b for a, b in zip(previous["recorded"], within, strict=True)]
+        else:
+            counts = window_read.recorded_before(repo, services, [w.end for w in computed])
+            before = {w: list(c) for w, c in zip(computed, counts, strict=True)}
+        commits, changes, incidents = before[window]
+        recorded: RecordedData | None = RecordedData(
+            commits=commits, changes=changes, incidents=incidents, commits_in_window=within[0]
+        )
+    else:
+        prepared = metrics_compute.prepare(repo.delivery_frames(services))
+        recorded = None
+        for w in computed:
+            r = metrics_compute.recorded(prepared, w, services)
+            before[w] = [r.commits, r.changes, r.incidents]
+    metrics: dict[Window, WindowMetrics] = {}
+    samples: dict[Window, WindowSample] = {}
+    for w in tested[:kept]:
+        data = stored[(w.start, w.end)]
+        if w in shown:
+            metrics[w] = WindowMetrics.model_validate(data["metrics"])
+        samples[w] = sample_from_json(data["sample"])
+    at = now()
+    for w, sample in zip(
+        computed, metrics_compute.window_samples(prepared, computed, services), strict=True
+    ):
+        samples[w] = sample
+        metrics[w] = metrics_compute.window_metrics(prepared, w, services)
+        payload = sample_json(sample)
+        if w.end <= at and payload is not None:
+            read_cache.store_window_results(
+                session,
+                t,
+                scope,
+                w,
+                version,
+                {
+                    "metrics": metrics[w].model_dump(mode="json"),
+                    "sample": payload,
+                    "recorded": before[w],
+                },
             )
-            counted = RecordedData(
-                commits=commits, changes=changes, incidents=incidents, commits_in_window=in_window
-            )
-            prepared = metrics_compute.prepare(bounded.frames)
-            return _report(prepared, tenant, scope, services, window, history, counted)
-    prepared = metrics_compute.prepare(repo.delivery_frames(services))
-    return _report(prepared, tenant, scope, services, window, history)
+    return _assemble(prepared, tenant, scope, services, window, history, metrics, samples, recorded)
+
+
+def metrics_document(session: Session, tenant: str, scope: Scope, window: Window) -> str:
+    """The JSON document of `GET /api/v1/metrics` (this window and the previous one): a
+    closed window's stored document while no write since reaches it, else computed (and
+    stored when closed)."""
+    from insights.deliver.text import render_json
+
+    repo = TenantRepository.open(session, tenant)
+    if scope.kind == "tenant":
+        scope = Scope(kind="tenant", name=tenant)
+    ids = list(repo.service_ids(scope_services(repo, scope)).values())
+    version = read_cache.data_version(session, repo.tenant_id)
+    body = read_cache.cached(session, repo.tenant_id, scope, window, version, ids)
+    if body is None:
+        body = render_json(compute_report(session, tenant, scope, window, history=1))
+        read_cache.store(session, repo.tenant_id, scope, window, version, body)
+    return body
 
 
 def compute_all(

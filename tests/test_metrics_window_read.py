@@ -4,6 +4,7 @@ history, on generated histories (hypothesis) and on real ones, on SQLite and Pos
 from __future__ import annotations
 
 import itertools
+import json
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -187,6 +188,115 @@ def test_bounded_read_equals_the_whole_history(db, events, scope, offset, kind, 
 
 
 @PROPERTY
+@given(
+    events=histories(reverts=True),
+    scope=SCOPES,
+    offset=WEEKS,
+    history=st.sampled_from([1, 12]),
+    changes=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7), st.booleans()), max_size=4),
+)
+def test_revert_histories_are_read_bounded_and_exact(db, events, scope, offset, history, changes):
+    """Revert commits (some reverting reverts) and reverting changes (by id or by title, some
+    of them reverting a revert): the bounded read loads every revert, what it reverts and
+    every deployment listing either, wherever they lie."""
+    extra = []
+    for n, (reverting, reverted, by_title) in enumerate(changes):
+        base = next((e for e in events if e["type"] == "change" and e["id"] == str(reverted)), None)
+        if base is None or "merged_at" not in base:
+            continue
+        revert = {
+            **base,
+            "id": f"r{n}",
+            "title": f'Revert "{base["title"]}"' if by_title else f"undo {reverting}",
+            "opened_at": base["merged_at"],
+            "merged_at": base["merged_at"],
+        }
+        if not by_title:
+            revert["reverts"] = str(reverted)
+        revert.pop("merge_sha", None)
+        revert["commits"] = base["commits"][-1:]
+        extra.append(revert)
+    tenant = store(db.engine, [*events, *extra])
+    window = _window(offset, "week")
+    bounded, full = both(db.engine, tenant, scope, window, history)
+    assert bounded == full
+    assert took_bounded_path(db.engine, tenant, list(SERVICES), window, history)
+
+
+def _far_revert_events(kind: str) -> list[dict]:
+    """c1 ships in week 1 (d1); weeks later d2 ships its revert: a revert commit, or a change
+    reverting c1's change by id or by title."""
+    c1, c2, c3 = (f"{n:040x}" for n in (1, 2, 3))
+    message = f"Revert\n\nThis reverts commit {c1}." if kind == "commit" else "fix"
+    events: list[dict] = [
+        {"type": "commit", "service": "checkout", "sha": c1, "committed_at": at(60 * 24 * 7)},
+        {
+            "type": "commit",
+            "service": "checkout",
+            "sha": c2,
+            "committed_at": at(61 * 24 * 7),
+            "message": message,
+        },
+        {"type": "commit", "service": "checkout", "sha": c3, "committed_at": at(62 * 24 * 7)},
+    ]
+    for n, (sha, week_) in enumerate(((c1, 1), (c3, 3), (c2, 30))):
+        events.append(
+            {
+                "type": "deployment",
+                "service": "checkout",
+                "id": f"d{n}",
+                "sha": sha,
+                "environment": "production",
+                "status": "success",
+                "finished_at": at(week_ * 7 * 24 * 60 + 600),
+                "commits": [sha],
+            }
+        )
+    if kind != "commit":
+        events.append(
+            {
+                "type": "change",
+                "service": "checkout",
+                "id": "1",
+                "title": "add cache",
+                "opened_at": at(60),
+                "merged_at": at(120),
+                "merge_sha": c1,
+                "commits": [c1],
+            }
+        )
+        revert = {
+            "type": "change",
+            "service": "checkout",
+            "id": "2",
+            "title": 'Revert "add cache"' if kind == "title" else "undo",
+            "opened_at": at(29 * 7 * 24 * 60),
+            "merged_at": at(29 * 7 * 24 * 60 + 60),
+            "merge_sha": c2,
+            "commits": [c2],
+        }
+        if kind == "id":
+            revert["reverts"] = "1"
+        events.append(revert)
+    return events
+
+
+@pytest.mark.parametrize("kind", ["commit", "id", "title"])
+def test_a_revert_shipped_months_later_fails_the_week_it_reverts(db, kind):
+    """The week of the reverted deployment (failed, recovered months later) and the week of
+    the revert (rework), each read bounded."""
+    tenant = store(db.engine, _far_revert_events(kind))
+    scope = Scope(kind="service", name="checkout")
+    for offset, field in ((1, "failed_deployments"), (30, "rework_rate")):
+        window = _window(offset, "week")
+        bounded, full = both(db.engine, tenant, scope, window)
+        assert bounded == full
+        doc = json.loads(bounded)
+        assert (doc["deployment_count"], doc[field]) == (1, 1), (offset, doc)
+        assert took_bounded_path(db.engine, tenant, list(SERVICES), window, 1)
+
+
+@PROPERTY
 @given(events=histories(graph=True, reverts=True), scope=SCOPES, offset=WEEKS)
 def test_graph_and_revert_histories_stay_exact(db, events, scope, offset):
     """Where the bounded read cannot be exact it reads the whole history: same bytes."""
@@ -211,6 +321,37 @@ def test_late_data_changes_the_bounded_read_as_it_changes_the_whole_history(
         pipeline.store_events(repo, [parse_event(e) for e in late], create_services=True)
     bounded, full = both(db.engine, tenant, scope, window, 12)
     assert bounded == full
+
+
+ANY_HISTORY = st.one_of(histories(), histories(graph=True), histories(reverts=True))
+
+
+@PROPERTY
+@given(
+    events=ANY_HISTORY,
+    late=ANY_HISTORY,
+    offset=st.integers(min_value=0, max_value=20),
+    step=st.integers(min_value=-3, max_value=3),
+)
+def test_stored_reads_after_late_data_equal_the_whole_history(db, events, late, offset, step):
+    """The served document (`pipeline.metrics_document`: stored documents and per-window
+    results, invalidated by what each write reaches) after late records equals the whole
+    history's, for the week read before the write and one a few weeks from it; histories
+    with listed commits, from the commit graph, or with reverts."""
+    tenant = store(db.engine, events)
+    scope = Scope(kind="tenant", name=tenant)
+    first, other = _window(offset, "week"), _window(offset + step, "week")
+    for window in (first, other):
+        with unit_of_work(db.engine) as session:
+            pipeline.metrics_document(session, tenant, scope, window)
+    with unit_of_work(db.engine) as session:
+        repo = TenantRepository.open(session, tenant)
+        pipeline.store_events(repo, [parse_event(e) for e in late], create_services=True)
+    for window in (other, first):
+        with unit_of_work(db.engine) as session:
+            served = pipeline.metrics_document(session, tenant, scope, window)
+            full = pipeline.compute_report(session, tenant, scope, window, 1, whole_history=True)
+        assert served == render_json(full)
 
 
 def test_open_window_around_now_is_exact(db):
@@ -329,7 +470,7 @@ def _reason(engine, tenant: str) -> str | None:
         return window_read.window_frames(repo, list(SERVICES), span.start, span.end).reason
 
 
-def test_reverts_and_the_commit_graph_read_the_whole_history(sqlite_db):
+def test_the_commit_graph_reads_the_whole_history_and_reverts_do_not(sqlite_db):
     assert _reason(sqlite_db.engine, store(sqlite_db.engine, EDGE_EVENTS)) is None
     revert = {
         "type": "commit",
@@ -339,7 +480,7 @@ def test_reverts_and_the_commit_graph_read_the_whole_history(sqlite_db):
         "message": f"Revert\n\nThis reverts commit {'a' * 40}.",
     }
     tenant = store(sqlite_db.engine, [*EDGE_EVENTS, revert])
-    assert _reason(sqlite_db.engine, tenant) == "the scope has reverts"
+    assert _reason(sqlite_db.engine, tenant) is None  # reverts are read bounded too
     unlisted = {k: v for k, v in EDGE_EVENTS[2].items() if k != "commits"}
     tenant = store(sqlite_db.engine, [*EDGE_EVENTS[:2], unlisted])
     assert _reason(sqlite_db.engine, tenant) == "shipped commits come from the commit graph"

@@ -26,10 +26,10 @@ def _get(api, scope: str = "service:checkout", window: str = WINDOW) -> dict:
     return response.json()
 
 
-def _stored(api) -> list[tuple[str, str]]:
+def _stored(api, prefix: str = "read:") -> list[tuple[str, str]]:
     with unit_of_work(api.db.engine) as session:
         rows = session.execute(select(MetricSnapshot.scope_kind, MetricSnapshot.scope_name))
-        return sorted((kind, name) for kind, name in rows)
+        return sorted((kind, name) for kind, name in rows if kind.startswith(prefix))
 
 
 def _post(api, *events) -> None:
@@ -41,6 +41,8 @@ def test_a_closed_window_is_stored_once_and_served_unchanged(api):
     _post(api, COMMIT, DEPLOYMENT, INCIDENT)
     first = _get(api)
     assert _stored(api) == [("read:service", "checkout")]
+    # and the results of each window the report tested: the week and the 12 before it
+    assert _stored(api, "window:") == [("window:service", "checkout")] * 13
     assert _get(api) == first
     assert first["deployment_count"] == 1
 
@@ -60,17 +62,17 @@ def test_an_unchanged_resend_keeps_the_stored_read(api):
     _post(api, COMMIT, DEPLOYMENT)
     first = _get(api)
     with unit_of_work(api.db.engine) as session:
-        before = session.scalar(select(MetricSnapshot.computed_at))
+        before = session.scalars(select(MetricSnapshot.computed_at)).all()
     _post(api, COMMIT, DEPLOYMENT)  # nothing new: the version does not move
     assert _get(api) == first
     with unit_of_work(api.db.engine) as session:
-        assert session.scalar(select(MetricSnapshot.computed_at)) == before
+        assert session.scalars(select(MetricSnapshot.computed_at)).all() == before
 
 
 def test_open_windows_are_computed_every_time_and_not_stored(api):
     _post(api, COMMIT, DEPLOYMENT)
     _get(api, window="2099-W01")
-    assert _stored(api) == []
+    assert _stored(api, "") == []
 
 
 def test_a_registry_change_invalidates_the_stored_reads(api):

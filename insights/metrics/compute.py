@@ -450,15 +450,30 @@ def trend_verdicts(
     it, and the last one also against its baseline, the up to `baseline_windows` windows just
     before it pooled. Windows that ended before the scope's first production deployment are
     no data: left out of the baseline, "too little data" as a previous window."""
+    samples = window_samples(prepared, windows, services)
     first = first_deployment_ns(prepared, services)
+    return sample_verdicts(samples, windows, first, len(windows) - 1, baseline_windows)
+
+
+def sample_verdicts(
+    samples: list[WindowSample],
+    windows: list[Window],
+    first: int | None,
+    last: int,
+    baseline_windows: int = BASELINE_WINDOWS,
+) -> list[Verdicts]:
+    """`trend_verdicts` of the last `last` of `windows` from their samples (`window_samples`,
+    stored or computed) and the scope's first deployment (`first_deployment_ns`)."""
     samples = [
         s if first is not None and _bounds(w)[1] > first else WindowSample(windows=0)
-        for w, s in zip(windows, window_samples(prepared, windows, services), strict=True)
+        for w, s in zip(windows, samples, strict=True)
     ]
-    out = [verdicts(cur, prev, None) for prev, cur in itertools.pairwise(samples)]
-    if out:
-        before = [s for s in samples[:-1][-baseline_windows:] if s.windows]
-        out[-1] = verdicts(samples[-1], samples[-2], pool(before))
+    if last < 1 or len(samples) < 2:
+        return []
+    pairs = list(itertools.pairwise(samples))[-last:]
+    out = [verdicts(cur, prev, None) for prev, cur in pairs[:-1]]
+    before = [s for s in samples[:-1][-baseline_windows:] if s.windows]
+    out.append(verdicts(samples[-1], samples[-2], pool(before)))
     return out
 
 

@@ -64,6 +64,40 @@ class WindowSample:
     windows: int = 1
 
 
+def sample_json(sample: WindowSample) -> dict | None:
+    """`sample` as JSON to store (floats round-trip exactly); None when it holds a NaN or an
+    infinity, which JSON columns do not take."""
+    hours = np.concatenate([sample.lead_hours, sample.recovery_hours, [sample.exposure_days]])
+    if not np.isfinite(hours).all():
+        return None
+    return {
+        "deployments": sample.deployments,
+        "failed": sample.failed,
+        "rework": sample.rework,
+        "active_days": sample.active_days,
+        "days": sample.days,
+        "exposure_days": float(sample.exposure_days),
+        "lead_hours": [float(h) for h in sample.lead_hours],
+        "recovery_hours": [float(h) for h in sample.recovery_hours],
+        "windows": sample.windows,
+    }
+
+
+def sample_from_json(data: dict) -> WindowSample:
+    """The sample `sample_json` stored."""
+    return WindowSample(
+        deployments=int(data["deployments"]),
+        failed=int(data["failed"]),
+        rework=int(data["rework"]),
+        active_days=int(data["active_days"]),
+        days=int(data["days"]),
+        exposure_days=float(data["exposure_days"]),
+        lead_hours=np.array(data["lead_hours"], dtype=float),
+        recovery_hours=np.array(data["recovery_hours"], dtype=float),
+        windows=int(data["windows"]),
+    )
+
+
 def per_deployment_medians(deployments: np.ndarray, hours: np.ndarray) -> np.ndarray:
     """The median of `hours` of each distinct value of `deployments` (any order).
 

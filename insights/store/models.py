@@ -30,6 +30,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 # reads in `store/window_read.py` use the same text so the planners pick them
 REVERT_COMMITS = "message LIKE '%This reverts commit %'"
 REVERT_CHANGES = "reverts IS NOT NULL OR title LIKE 'Revert \"%'"
+# deployments stored before validation that the engine's screen skips (times outside
+# 1970..2100, started after finished): usually none, so a partial index answers in no time
+POISONED_DEPLOYMENTS = (
+    "finished_at < '1970-01-01 00:00:00+00' OR finished_at > '2100-01-01 00:00:00+00'"
+    " OR started_at < '1970-01-01 00:00:00+00' OR started_at > '2100-01-01 00:00:00+00'"
+    " OR finished_at < started_at"
+)
 
 # SQLite has no 64-bit autoincrement under BIGINT; use INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -169,6 +176,21 @@ class Deployment(Base):
         # a tenant's deployments by id (registry.delete_history; the links' key until 0006)
         Index("ux_deployments_tenant_id", "tenant_id", "id", unique=True),
         Index("ix_deployments_service_sha", "tenant_id", "service_id", "sha"),
+        Index(
+            "ix_deployments_service_status_env", "tenant_id", "service_id", "status", "environment"
+        ),
+        Index(
+            "ix_deployments_unlisted",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text("commits_listed IS false"),
+        ),
+        Index(
+            "ix_deployments_poisoned",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text(POISONED_DEPLOYMENTS),
+        ),
     )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -255,6 +277,19 @@ class MetricSnapshot(Base):
     window_end: Mapped[datetime]
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     computed_at: Mapped[datetime]
+
+
+class MetricWrite(Base):
+    """One write's reach: from `affected_from` on, metric results of `service_id` (None: every
+    service of the tenant) may differ after data version `version` (`store/read_cache.py`)."""
+
+    __tablename__ = "metric_writes"
+    __table_args__ = (Index("ix_metric_writes_tenant_version", "tenant_id", "version"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    service_id: Mapped[int | None] = mapped_column(BigInteger)
+    affected_from: Mapped[datetime]
 
 
 class Narrative(Base):

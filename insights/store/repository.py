@@ -919,6 +919,7 @@ class TenantRepository:
         from the rows at metric time, so they follow on the next computation.
         """
         wanted = sorted(set(external_ids))
+        reached = self._reach(service_id, deployments=wanted)
         removed = 0
         for chunk in _chunks(wanted):
             ids = list(
@@ -946,14 +947,26 @@ class TenantRepository:
             )
             removed += len(ids)
         if removed:
-            self._data_changed()
+            self._data_changed(service_id, reached)
         return removed
 
-    def _data_changed(self) -> None:
-        """Stored metric reads of this tenant are stale (insights/store/read_cache.py)."""
+    def _reach(
+        self, service_id: int, *, deployments: Sequence[str] = (), incidents: Sequence[str] = ()
+    ) -> datetime | None:
+        """How far back removing these records reaches (`store/write_reach.py`)."""
+        from insights.store import write_reach
+
+        keys = write_reach.Keys(deployments=list(deployments), incidents=list(incidents))
+        return write_reach.reach(self, service_id, keys)
+
+    def _data_changed(self, service_id: int, reached: datetime | None) -> None:
+        """The stored metric reads of this service from `reached` on are stale
+        (insights/store/read_cache.py)."""
         from insights.store import read_cache
 
-        read_cache.bump(self.session, self.tenant_id)
+        read_cache.bump(
+            self.session, self.tenant_id, {service_id: reached} if reached is not None else {}
+        )
 
     def deployment_ids(self, service_id: int) -> set[str]:
         """External ids of every stored deployment of one service."""
@@ -967,8 +980,10 @@ class TenantRepository:
 
     def delete_incidents(self, service_id: int, external_ids: Iterable[str]) -> int:
         """Remove incidents of one service (an issue that lost its label, was deleted or moved)."""
+        wanted = sorted(set(external_ids))
+        reached = self._reach(service_id, incidents=wanted)
         removed = 0
-        for chunk in _chunks(sorted(set(external_ids))):
+        for chunk in _chunks(wanted):
             result = self.session.execute(
                 delete(Incident).where(
                     Incident.tenant_id == self.tenant_id,
@@ -978,7 +993,7 @@ class TenantRepository:
             )
             removed += int(result.rowcount or 0)  # type: ignore[attr-defined]
         if removed:
-            self._data_changed()
+            self._data_changed(service_id, reached)
         return removed
 
     def clear_service_records(self, service_id: int) -> dict[str, int]:
@@ -996,7 +1011,9 @@ class TenantRepository:
             )
             removed[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
         if any(removed.values()):
-            self._data_changed()
+            from insights.store.read_cache import BEGINNING
+
+            self._data_changed(service_id, BEGINNING)
         return removed
 
     def delete_cursors(self, source: str, repo: str) -> None:

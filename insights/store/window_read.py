@@ -25,6 +25,11 @@ baseline's first window), `end` the end of its current window. It loads:
   in the database); then every production deployment listing any of their commits, so when
   each change was deployed (its merge sha's first shipment, else its last listed commit's) is
   the whole history's answer.
+- reverts: every revert commit (with the sha its message reverts) and every reverting change
+  of the scope (partial indexes: usually few), the changes they revert (by id, and every
+  change carrying the reverted title), and every production deployment listing a revert
+  commit, a reverted sha or a commit of those changes: which deployment first shipped a
+  reverted change, and when its revert reached production, wherever either lies;
 - commits: the rows of the shas loaded deployments list (`committed_at`, however old); no
   `parents`, which only the commit-graph rule reads.
 
@@ -34,13 +39,16 @@ Rows outside the core keep their real values, and the metrics read only windows 
 Where the rows cannot be bounded exactly this way, the answer is None and the caller reads the
 whole history (`TenantRepository.delivery_frames`): a service whose shipped commits come from
 the commit graph (a deployment without listed commits that is not the first of its
-environment: the graph rule needs every earlier deployment's ancestry), reverts anywhere in
-the scope (a revert commit or reverting change: the reverted deployment may lie anywhere), or a
-production pattern that is not a regex (the whole-history path reports it).
+environment: the graph rule needs every earlier deployment's ancestry), or a production
+pattern that is not a regex (the whole-history path reports it).
 
-`pipeline.compute_report` uses it for `insights metrics` and `GET /api/v1/metrics`; the
-report's `recorded` counts come from `recorded_counts` (database counts), since they cover
-the whole history before the window end. Reports of every scope at once (`compute_all`,
+`pipeline.compute_report` uses it for `insights metrics` and `GET /api/v1/metrics`, over the
+span from the first window whose stored results are missing or stale (`store/read_cache.py`)
+to the end of the asked one; the report's `recorded` counts come from the database
+(`recorded_before`, `recorded_between`), since they cover the whole history before the window
+end. The reads go through the session's connection (Core rows) and combine what they can: the
+deployments at the span's edges and the scope's first in one query (`edges`), the check for
+rows the screen skips in one for four tables. Reports of every scope at once (`compute_all`,
 `insights report`) still prepare the whole history once.
 
 Example:
@@ -73,7 +81,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from insights.metrics.revert_markers import reverted_sha, reverted_title
 from insights.store.models import (
+    POISONED_DEPLOYMENTS,
     REVERT_CHANGES,
     REVERT_COMMITS,
     Change,
@@ -104,31 +114,36 @@ def _chunks(values: Sequence[Any], size: int = 5000) -> Iterable[Sequence[Any]]:
 
 
 class _Reader:
-    def __init__(self, repo: TenantRepository, services: Sequence[str]) -> None:
+    def __init__(
+        self,
+        repo: TenantRepository,
+        services: Sequence[str],
+        service_rows: Sequence[Service] | None = None,
+    ) -> None:
         self.repo = repo
         self.session = repo.session
+        repo.session.flush()  # the reads below go through the connection (no autoflush)
+        # Core execution: the ORM's per-statement layer costs more than these small reads
+        self.conn = repo.session.connection()
         self.t = repo.tenant_id
-        rows = list(self.session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
+        rows = (
+            list(service_rows)
+            if service_rows is not None
+            else list(self.session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
+        )
         self.service_rows = rows
         self.names = {s.id: s.name for s in rows}
         self.ids = list(self.names)
         self.prod_envs: dict[int, list[str]] = {}
+        self._prod: Any = None
+        self._poisoned: set[str] | None = None
 
     # -- the production filter, in SQL -------------------------------------------------------
 
     def production_pairs(self) -> bool:
         """Which (service, environment) pairs are production; False: a pattern is no regex."""
         patterns = {s.id: s.production_pattern for s in self.service_rows}
-        pairs = self.session.execute(
-            select(Deployment.service_id, Deployment.environment)
-            .where(
-                Deployment.tenant_id == self.t,
-                Deployment.service_id.in_(self.ids),
-                Deployment.status == "success",
-            )
-            .distinct()
-        ).all()
-        for service_id, environment in pairs:
+        for service_id, environment in self.environments():
             try:
                 if re.search(patterns[service_id], environment) is not None:
                     self.prod_envs.setdefault(service_id, []).append(environment)
@@ -136,8 +151,34 @@ class _Reader:
                 return False
         return True
 
+    def environments(self) -> list[tuple[int, str]]:
+        """(service id, environment) of every successful deployment of the scope, distinct.
+        On PostgreSQL a loose index scan (0009's status + environment index): one probe per
+        environment instead of reading every deployment."""
+        if self.session.get_bind().dialect.name != "postgresql":
+            d = Deployment
+            return [
+                (int(s), str(e))
+                for s, e in self.conn.execute(
+                    select(d.service_id, d.environment)
+                    .where(d.tenant_id == self.t, d.service_id.in_(self.ids), d.status == "success")
+                    .distinct()
+                ).all()
+            ]
+        rows = self.conn.execute(
+            text(_ENVIRONMENTS), {"tenant": self.t, "services": list(self.ids)}
+        ).all()
+        return [(int(s), str(e)) for s, e in rows]
+
     def prod(self, d: Any = Deployment) -> Any:
         """Successful production deployments the engine keeps (as `screen` + `production`)."""
+        if d is Deployment:  # built once: every query of the read filters by it
+            if self._prod is None:
+                self._prod = self._production(d)
+            return self._prod
+        return self._production(d)
+
+    def _production(self, d: Any) -> Any:
         if not self.prod_envs:
             return false()
         return and_(
@@ -163,7 +204,7 @@ class _Reader:
     def graph_derived(self) -> bool:
         """Does a production deployment that is not its environment's first lack listed commits?"""
         d = Deployment
-        unlisted = self.session.execute(
+        unlisted = self.conn.execute(
             select(d.service_id, d.environment, func.count(), func.min(d.finished_at))
             .where(self.prod(), d.commits_listed.is_(False))
             .group_by(d.service_id, d.environment)
@@ -171,7 +212,7 @@ class _Reader:
         for service_id, environment, count, first_unlisted in unlisted:
             if count > 1:
                 return True
-            earliest = self.session.scalar(
+            earliest = self.conn.scalar(
                 select(func.count()).where(
                     self.prod(),
                     d.service_id == service_id,
@@ -184,33 +225,24 @@ class _Reader:
         return False
 
     def has_reverts(self) -> bool:
-        commit = self.session.scalar(
-            select(Commit.id)
-            .where(
-                Commit.tenant_id == self.t,
-                Commit.service_id.in_(self.ids),
-                text(REVERT_COMMITS),  # literally the partial index's predicate
-            )
-            .limit(1)
+        """Is there a revert commit or a reverting change in the scope? (One query: two
+        probes of the partial indexes whose predicates these are, literally.)"""
+        commits = select(Commit.id).where(
+            Commit.tenant_id == self.t, Commit.service_id.in_(self.ids), text(REVERT_COMMITS)
         )
-        if commit is not None:
-            return True
-        change = self.session.scalar(
-            select(Change.id)
-            .where(
-                Change.tenant_id == self.t,
-                Change.service_id.in_(self.ids),
-                text(f"({REVERT_CHANGES})"),
-            )
-            .limit(1)
+        changes = select(Change.id).where(
+            Change.tenant_id == self.t,
+            Change.service_id.in_(self.ids),
+            text(f"({REVERT_CHANGES})"),
         )
-        return change is not None
+        found = self.conn.execute(select(exists(commits), exists(changes))).one()
+        return bool(found[0] or found[1])
 
     # -- deployments ------------------------------------------------------------------------
 
     def _deployment_rows(self, condition: Any) -> list[tuple]:
         return list(
-            self.session.execute(select(*_DEPLOYMENT_COLUMNS).where(self.prod(), condition)).all()
+            self.conn.execute(select(*_DEPLOYMENT_COLUMNS).where(self.prod(), condition)).all()
         )
 
     def core(self, start: datetime, end: datetime) -> list[tuple]:
@@ -219,31 +251,47 @@ class _Reader:
             and_(d.service_id.in_(self.ids), d.finished_at >= start, d.finished_at < end)
         )
 
-    def edge(self, bound: datetime, before: bool) -> list[tuple]:
-        """Per (service, environment): every production deployment at the last finish time
-        before `bound` (before=True) or the first at or after it (all rows tied at it).
-        One min/max per pair: an index scan that stops at its first row."""
+    def edges(self, start: datetime, end: datetime) -> list[tuple]:
+        """In one query: per (service, environment) every production deployment at the last
+        finish time before `start` and at the first at or after `end`, and per service those
+        at its first finish time. Each time is an index lookup (a subquery on an alias: no
+        correlation with the outer rows). The rows at or after `end` are the successors of
+        each environment's last core deployment (`nxt`: rolled back or not)."""
         d = Deployment
-        out: list[tuple] = []
+        picks = []
         for service_id, environments in self.prod_envs.items():
             for environment in environments:
-                pair = and_(d.service_id == service_id, d.environment == environment)
-                side = d.finished_at < bound if before else d.finished_at >= bound
-                pick = func.max(d.finished_at) if before else func.min(d.finished_at)
-                at = self.session.scalar(select(pick).where(self.prod(), pair, side))
-                if at is not None:
-                    out += self._deployment_rows(and_(pair, d.finished_at == at))
-        return out
-
-    def first_per_service(self) -> list[tuple]:
-        d = Deployment
-        out: list[tuple] = []
-        for service_id in self.prod_envs:
-            mine = d.service_id == service_id
-            at = self.session.scalar(select(func.min(d.finished_at)).where(self.prod(), mine))
-            if at is not None:
-                out += self._deployment_rows(and_(mine, d.finished_at == at))
-        return out
+                for bound, before in ((start, True), (end, False)):
+                    a = aliased(Deployment)
+                    side = a.finished_at < bound if before else a.finished_at >= bound
+                    pick = func.max(a.finished_at) if before else func.min(a.finished_at)
+                    at = (
+                        select(pick)
+                        .where(
+                            self._production(a),
+                            a.service_id == service_id,
+                            a.environment == environment,
+                            side,
+                        )
+                        .scalar_subquery()
+                    )
+                    picks.append(
+                        and_(
+                            d.service_id == service_id,
+                            d.environment == environment,
+                            d.finished_at == at,
+                        )
+                    )
+            a = aliased(Deployment)
+            first = (
+                select(func.min(a.finished_at))
+                .where(self._production(a), a.service_id == service_id)
+                .scalar_subquery()
+            )
+            picks.append(and_(d.service_id == service_id, d.finished_at == first))
+        if not picks:
+            return []
+        return self._deployment_rows(or_(*picks))
 
     def first_runs(self, pairs: set[tuple[int, str]]) -> list[tuple]:
         """For (service id, sha) pairs: the production deployments at the first finish time of
@@ -287,7 +335,7 @@ class _Reader:
             for chunk in _chunks(sorted(shas)):
                 links += [
                     (int(i), str(h))
-                    for i, h in self.session.execute(
+                    for i, h in self.conn.execute(
                         select(dc.deployment_id, dc.sha)
                         .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
                         .where(
@@ -323,19 +371,35 @@ class _Reader:
             .subquery("core_links")
         )
 
-    def poisoned(self, model: Any, columns: Sequence[Any], times: Sequence[Any], pairs) -> list:
+    def _poisoned_where(self, model: Any) -> Any:
+        times, pairs = _SCREENED[model.__name__]
+        bad = [or_(getattr(model, t) < EARLIEST, getattr(model, t) > LATEST) for t in times]
+        bad += [getattr(model, later) < getattr(model, earlier) for later, earlier in pairs]
+        if model is Deployment and self.session.get_bind().dialect.name == "postgresql":
+            bad = [text(f"({POISONED_DEPLOYMENTS})")]
+        return and_(model.tenant_id == self.t, model.service_id.in_(self.ids), or_(*bad))
+
+    def poisoned(self, model: Any, columns: Sequence[Any]) -> list:
         """Rows of `model` the engine's screen skips (a time outside the accepted range, a
         negative duration): loaded so that it warns about them as the whole-history read
-        does; they count for nothing."""
-        bad = [or_(t < EARLIEST, t > LATEST) for t in times]
-        bad += [later < earlier for later, earlier in pairs]
-        return list(
-            self.session.execute(
-                select(*columns).where(
-                    model.tenant_id == self.t, model.service_id.in_(self.ids), or_(*bad)
+        does; they count for nothing. (Deployments on PostgreSQL: the text of their partial
+        index, so it answers.) Whether any table has such rows is one query for all four;
+        usually none has."""
+        if self._poisoned is None:
+            models = (Deployment, Incident, Change, Commit)
+            # counts, not EXISTS: under EXISTS the planner expects an early match and scans
+            found = self.conn.execute(
+                select(
+                    *(
+                        select(func.count()).where(self._poisoned_where(m)).scalar_subquery()
+                        for m in models
+                    )
                 )
-            ).all()
-        )
+            ).one()
+            self._poisoned = {m.__name__ for m, f in zip(models, found, strict=True) if f}
+        if model.__name__ not in self._poisoned:
+            return []
+        return list(self.conn.execute(select(*columns).where(self._poisoned_where(model))).all())
 
     def listed_elsewhere(self, core: Any) -> Any:
         """Per core link: how many links of the tenant list its sha (1: only this one), an
@@ -353,7 +417,7 @@ class _Reader:
         for chunk in _chunks(sorted(ids)):
             out += [
                 (int(i), str(h))
-                for i, h in self.session.execute(
+                for i, h in self.conn.execute(
                     select(dc.deployment_id, dc.sha).where(
                         dc.tenant_id == self.t, dc.deployment_id.in_(list(chunk))
                     )
@@ -371,7 +435,7 @@ class _Reader:
 
     def last_before(self, service_id: int, at: datetime) -> list[tuple]:
         d = Deployment
-        latest = self.session.scalar(
+        latest = self.conn.scalar(
             select(func.max(d.finished_at)).where(
                 self.prod(), d.service_id == service_id, d.finished_at < at
             )
@@ -380,6 +444,32 @@ class _Reader:
             return []
         return self._deployment_rows(and_(d.service_id == service_id, d.finished_at == latest))
 
+
+# what the engine's screen checks per table: times in the accepted range, durations not
+# negative (a commit by `committed_at` only, which an index answers; `authored_at` is not read)
+_SCREENED: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
+    "Deployment": (("started_at", "finished_at"), [("finished_at", "started_at")]),
+    "Incident": (("opened_at", "resolved_at"), [("resolved_at", "opened_at")]),
+    "Change": (
+        ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
+        [("merged_at", "opened_at")],
+    ),
+    "Commit": (("committed_at",), []),
+}
+
+_ENVIRONMENTS = """
+WITH RECURSIVE envs(service_id, environment) AS (
+    SELECT s.id, (SELECT min(d.environment) FROM deployments d
+                  WHERE d.tenant_id = :tenant AND d.service_id = s.id AND d.status = 'success')
+    FROM unnest(CAST(:services AS bigint[])) AS s(id)
+  UNION ALL
+    SELECT e.service_id, (SELECT min(d.environment) FROM deployments d
+                          WHERE d.tenant_id = :tenant AND d.service_id = e.service_id
+                            AND d.status = 'success' AND d.environment > e.environment)
+    FROM envs e WHERE e.environment IS NOT NULL
+)
+SELECT service_id, environment FROM envs WHERE environment IS NOT NULL
+"""
 
 _DEPLOYMENT_COLUMNS = (
     Deployment.id,
@@ -421,9 +511,9 @@ def window_frames(
         return Bounded(None, "a production pattern is not a regex")
     if reader.graph_derived():
         return Bounded(None, "shipped commits come from the commit graph")
-    if reader.has_reverts():
-        return Bounded(None, "the scope has reverts")
+    reverting = reader.has_reverts()
     session, t, ids = reader.session, reader.t, reader.ids
+    conn = reader.conn
 
     deployments: dict[int, tuple] = {}
 
@@ -433,10 +523,9 @@ def window_frames(
 
     core = reader.core(start, end)
     add(core)
-    nxt = reader.edge(end, before=False)
-    add(nxt)
-    add(reader.edge(start, before=True))
-    add(reader.first_per_service())
+    around = reader.edges(start, end)
+    add(around)
+    nxt = [row for row in around if row[7] >= end]
     core_sub = reader.core_links(start, end)
     # the core's links with their commits' times, in one pass (Core rows: no ORM per row)
     found = and_(
@@ -485,7 +574,7 @@ def window_frames(
     )
     incident_rows = {
         int(r[0]): r
-        for r in session.execute(
+        for r in conn.execute(
             select(*_INCIDENT_COLUMNS).where(
                 i.tenant_id == t,
                 i.service_id.in_(ids),
@@ -498,7 +587,7 @@ def window_frames(
     }
     linked_to = {(int(r[1]), str(r[2])) for r in deployments.values()}
     for chunk in _chunks(sorted(linked_to), 1000):
-        for r in session.execute(
+        for r in conn.execute(
             select(*_INCIDENT_COLUMNS).where(
                 i.tenant_id == t,
                 tuple_(i.service_id, i.deployment_external_id).in_(list(chunk)),
@@ -534,14 +623,14 @@ def window_frames(
     )
     change_rows = {
         (int(r[0]), str(r[1])): r
-        for r in session.execute(
+        for r in conn.execute(
             select(*change_columns).where(
                 c.tenant_id == t, c.service_id.in_(ids), c.merged_at >= start
             )
         ).all()
     }
     core_shas = select(core_sub.c.sha)
-    for r in session.execute(
+    for r in conn.execute(
         select(*change_columns).where(
             c.tenant_id == t,
             c.service_id.in_(ids),
@@ -552,7 +641,7 @@ def window_frames(
         change_rows.setdefault((int(r[0]), str(r[1])), r)
     # and those merged before `start` that list a commit a core deployment lists (deployed by
     # their last listed commit when their merge sha never reaches production)
-    for r in session.execute(
+    for r in conn.execute(
         select(*change_columns).where(
             c.tenant_id == t,
             c.service_id.in_(ids),
@@ -562,6 +651,53 @@ def window_frames(
     ).all():
         change_rows.setdefault((int(r[0]), str(r[1])), r)
 
+    # reverts: every revert commit and reverting change of the scope (partial indexes), the
+    # changes they revert (by id, or every change of the reverted title), and below every
+    # deployment listing one of their commits or a reverted sha: which deployment first
+    # shipped a reverted change, and when its revert reached production, are whole-history
+    # answers wherever those deployments lie
+    revert_commits: dict[tuple[int, str], tuple] = {}
+    revert_targets: dict[tuple[int, str], str | None] = {}
+    if reverting:
+        for r in conn.execute(
+            select(*committed_columns(), Commit.message).where(
+                Commit.tenant_id == t, Commit.service_id.in_(ids), text(REVERT_COMMITS)
+            )
+        ).all():
+            key = (int(r[0]), str(r[1]))
+            revert_commits[key] = tuple(r[:4])
+            revert_targets[key] = reverted_sha(r[4])
+        for r in conn.execute(
+            select(*change_columns).where(
+                c.tenant_id == t, c.service_id.in_(ids), text(f"({REVERT_CHANGES})")
+            )
+        ).all():
+            change_rows.setdefault((int(r[0]), str(r[1])), r)
+        by_id = {
+            (int(r[0]), str(r[10]))
+            for r in change_rows.values()
+            if r[10] is not None and str(r[10])
+        }
+        by_title = {
+            (int(r[0]), title)
+            for r in change_rows.values()
+            if isinstance(r[2], str) and (title := reverted_title(r[2])) is not None
+        }
+        for chunk in _chunks(sorted(by_id), 1000):
+            for r in conn.execute(
+                select(*change_columns).where(
+                    c.tenant_id == t, tuple_(c.service_id, c.external_id).in_(list(chunk))
+                )
+            ).all():
+                change_rows.setdefault((int(r[0]), str(r[1])), r)
+        for chunk in _chunks(sorted(by_title), 1000):
+            for r in conn.execute(
+                select(*change_columns).where(
+                    c.tenant_id == t, tuple_(c.service_id, c.title).in_(list(chunk))
+                )
+            ).all():
+                change_rows.setdefault((int(r[0]), str(r[1])), r)
+
     # every deployment listing a commit of those changes (when the change was deployed)
     asked = {
         (s, str(h))
@@ -569,29 +705,18 @@ def window_frames(
         for h in [r[8], *(r[9] or [])]
         if h is not None  # (a core deployment listing it may be a redeploy: ships nothing)
     }
+    asked |= set(revert_commits)
+    asked |= {(s, h) for (s, _), h in revert_targets.items() if h is not None}
     change_listers, change_links = reader.listers(asked) if asked else ([], [])
     add(change_listers)
 
     # rows stored before validation: the screen skips them, with its warning (a commit is
     # checked by `committed_at` only, which an index answers; `authored_at` is not read)
-    d = Deployment
-    for r in reader.poisoned(
-        d,
-        _DEPLOYMENT_COLUMNS,
-        (d.started_at, d.finished_at),
-        [(d.finished_at, d.started_at)],
-    ):
+    for r in reader.poisoned(Deployment, _DEPLOYMENT_COLUMNS):
         deployments.setdefault(int(r[0]), r)
-    for r in reader.poisoned(
-        i, _INCIDENT_COLUMNS, (i.opened_at, i.resolved_at), [(i.resolved_at, i.opened_at)]
-    ):
+    for r in reader.poisoned(Incident, _INCIDENT_COLUMNS):
         incident_rows.setdefault(int(r[0]), r)
-    for r in reader.poisoned(
-        c,
-        change_columns,
-        (c.opened_at, c.first_commit_at, c.first_review_at, c.approved_at, c.merged_at),
-        [(c.merged_at, c.opened_at)],
-    ):
+    for r in reader.poisoned(Change, change_columns):
         change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # the first production run of every loaded sha (redeploys, rollbacks)
@@ -628,23 +753,19 @@ def window_frames(
     link_frame = _frame(links, ["deployment_id", "sha"], ())
     # commit rows (when they were committed) of the shas loaded deployments list; `parents`
     # only serve the commit-graph rule, which a bounded read never needs
-    committed = (
-        Commit.service_id,
-        Commit.sha,
-        type_coerce(Commit.committed_at, DateTime()),
-        type_coerce(Commit.authored_at, DateTime()),
-    )
+    committed = committed_columns()
     of_commits = and_(Commit.tenant_id == t, Commit.service_id.in_(ids))
     commit_rows = list(core_commits.values())
-    for r in reader.poisoned(Commit, committed, (Commit.committed_at,), []):
+    for r in reader.poisoned(Commit, committed):
         if (int(r[0]), str(r[1])) not in core_commits:
             commit_rows.append(r)
     for chunk in _chunks(sorted(shipped_pairs - core_pairs), 1000):
-        commit_rows += session.execute(
+        commit_rows += conn.execute(
             select(*committed).where(
                 of_commits, tuple_(Commit.service_id, Commit.sha).in_(list(chunk))
             )
         ).all()
+    commit_rows += list(revert_commits.values())
     commit_rows = list({(int(r[0]), str(r[1])): r for r in commit_rows}.values())
     commit_frame = _frame(commit_rows, ["service", "sha", "committed_at", "authored_at"], ())
     commit_frame = commit_frame.assign(
@@ -652,7 +773,11 @@ def window_frames(
         committed_at=pd.to_datetime(commit_frame["committed_at"], utc=True),
         authored_at=pd.to_datetime(commit_frame["authored_at"], utc=True),
         parents=pd.Series([[]] * len(commit_frame), index=commit_frame.index, dtype=object),
-        reverts=pd.Series([None] * len(commit_frame), index=commit_frame.index, dtype=object),
+        reverts=pd.Series(
+            [revert_targets.get((int(r[0]), str(r[1]))) for r in commit_rows],
+            index=commit_frame.index,
+            dtype=object,
+        ),
     )
     change_frame = _frame(
         [(names[int(r[0])], *r[1:]) for r in kept_changes],
@@ -690,6 +815,17 @@ def window_frames(
     return Bounded(frames)
 
 
+def committed_columns() -> tuple[Any, ...]:
+    """A commit row as the bounded frames hold it: service id, sha, committed and authored
+    times (plain DateTime: pandas converts them in bulk)."""
+    return (
+        Commit.service_id,
+        Commit.sha,
+        type_coerce(Commit.committed_at, DateTime()),
+        type_coerce(Commit.authored_at, DateTime()),
+    )
+
+
 def _lists_any(session: Any, column: Any, shas: Any) -> Any:
     """`column` (a JSON array of shas) holds one of `shas` (a subquery), in the database."""
     if session.get_bind().dialect.name == "postgresql":
@@ -711,27 +847,64 @@ def _frame(rows: list[tuple], columns: list[str], times: Sequence[str]) -> pd.Da
     return frame
 
 
+_RECORDED = (
+    (Commit, Commit.committed_at),
+    (Change, Change.opened_at),
+    (Incident, Incident.opened_at),
+)
+
+
 def recorded_counts(
     repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
 ) -> tuple[int, int, int, int]:
     """(commits, changes, incidents) stored for `services` before `end`, and commits made in
     [start, end): what `metrics.compute.recorded` counts, counted by the database."""
-    ids = list(repo.service_ids(services).values()) if services else []
-    t, s = repo.tenant_id, repo.session
+    (before,) = recorded_before(repo, services, [end])
+    return (*before, recorded_between(repo, services, start, end)[0])
 
-    def count(model: Any, column: Any, *extra: Any) -> int:
-        return int(
-            s.scalar(
-                select(func.count()).where(
-                    model.tenant_id == t, model.service_id.in_(ids), column < end, *extra
+
+def recorded_before(
+    repo: TenantRepository, services: Sequence[str], ends: Sequence[datetime]
+) -> list[tuple[int, int, int]]:
+    """Per time of `ends`: the (commits, changes, incidents) stored for `services` before it
+    (by commit time and opening), one pass over each table for all of them."""
+    ids = list(repo.service_ids(services).values()) if services else []
+    t, s = repo.tenant_id, repo.session.connection()
+    columns = []
+    for model, column in _RECORDED:
+        counts = s.execute(
+            select(*(func.count().filter(column < end) for end in ends)).where(
+                model.tenant_id == t, model.service_id.in_(ids), column < max(ends)
+            )
+        ).one()
+        columns.append([int(n or 0) for n in counts])
+    return [(a, b, c) for a, b, c in zip(*columns, strict=True)]
+
+
+def recorded_between(
+    repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
+) -> tuple[int, int, int]:
+    """(commits, changes, incidents) of `services` committed or opened in [start, end): an
+    index range each, so a window's counts follow from the previous window's."""
+    ids = list(repo.service_ids(services).values()) if services else []
+    t = repo.tenant_id
+    a, b, c = (
+        repo.session.connection()
+        .execute(
+            select(
+                *(
+                    select(func.count())
+                    .where(
+                        model.tenant_id == t,
+                        model.service_id.in_(ids),
+                        column >= start,
+                        column < end,
+                    )
+                    .scalar_subquery()
+                    for model, column in _RECORDED
                 )
             )
-            or 0
         )
-
-    return (
-        count(Commit, Commit.committed_at),
-        count(Change, Change.opened_at),
-        count(Incident, Incident.opened_at),
-        count(Commit, Commit.committed_at, Commit.committed_at >= start),
+        .one()
     )
+    return int(a or 0), int(b or 0), int(c or 0)
