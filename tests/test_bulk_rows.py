@@ -63,11 +63,30 @@ def write(db, tenant: str, rows: list[CommitRow]) -> tuple[int, int, int]:
     return counts.new, counts.updated, counts.unchanged
 
 
+def invalidated(db, tenant: str) -> list[tuple]:
+    """What the tenant's writes told the read cache: per version, whether a service or every
+    one, and from when (`insights.store.write_reach`)."""
+    with unit_of_work(db.engine) as session:
+        return [
+            tuple(r)
+            for r in session.execute(
+                text(
+                    "SELECT version, service_id IS NULL, affected_from FROM metric_writes "
+                    "JOIN tenants t ON t.id = tenant_id WHERE t.name = :tenant "
+                    "ORDER BY version, service_id"
+                ),
+                {"tenant": tenant},
+            )
+        ]
+
+
 def both(db, rows: list[CommitRow]) -> tuple[int, int, int]:
-    """Store `rows` both ways; the counts and every stored row must be the same."""
+    """Store `rows` both ways; the counts, every stored row and what the read cache was told
+    must be the same."""
     counts = write(db, "compact", rows)
     assert write(db, "events", rows) == counts
     assert stored(db, "compact") == stored(db, "events")
+    assert invalidated(db, "compact") == invalidated(db, "events")
     return counts
 
 
