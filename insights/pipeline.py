@@ -117,15 +117,23 @@ def store_commit_rows(
         return result
     service_id = _service_ids(repo, [batch.service], result, True, tenant_config)[batch.service]
     keys = write_reach.Keys(shas=[row[0].decode() for row in batch.rows])
-    before = write_reach.reach(repo, service_id, keys)
-    counts = repo.insert_commit_rows(service_id, batch, PROGRESS_STEP)
+    before: list[datetime | None] = []
+    counts = repo.insert_commit_rows(
+        service_id,
+        batch,
+        PROGRESS_STEP,
+        lambda: before.append(write_reach.reach(repo, service_id, keys)),
+    )
     result.counts["commit"] += counts
-    # what the batch reaches, asked before and after as store_events asks per slice (for a
-    # batch of new commits the same answer; with some rows unchanged, possibly earlier)
+    # What the batch reaches, asked before and after as store_events asks per slice (for a
+    # batch of new commits the same answer; with some rows unchanged, possibly earlier). Not
+    # asked before when one COPY wrote the whole batch: none of its shas was stored, and for
+    # commits that are not stored `reach` answers None (asking cost a scan of the service's
+    # stored keys per batch while the table has no statistics, docs/sync.md).
     reached: dict[int | None, datetime] = {}
     if counts.new or counts.updated:
         after = write_reach.reach(repo, service_id, keys)
-        at = write_reach.earliest(before, after)
+        at = write_reach.earliest(*before, after)
         if at is not None:
             reached[service_id] = at
     if result.new_services:

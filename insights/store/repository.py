@@ -638,7 +638,11 @@ class TenantRepository:
         return self._upsert(Commit, "sha", rows)[0]
 
     def insert_commit_rows(
-        self, service_id: int, batch: CommitRows, slice_size: int
+        self,
+        service_id: int,
+        batch: CommitRows,
+        slice_size: int,
+        before_write: Callable[[], None] = lambda: None,
     ) -> UpsertCounts:
         """`upsert_commits` of `batch.events()` one slice of `slice_size` after the other (as
         `store_events` writes them), faster when none of the batch is stored (a first ingest):
@@ -651,7 +655,8 @@ class TenantRepository:
         the server to be scheduled). SQLite: one executemany `ON CONFLICT DO NOTHING` per
         slice. When a probed sha is stored, a sha repeats, or the COPY meets a stored one,
         each slice is written on its own and, where needed, by the general upsert, which tells
-        new, updated and unchanged apart as always.
+        new, updated and unchanged apart as always. `before_write` is called once before any of
+        those writes, not when the one COPY wrote the whole batch (none of it was stored).
         """
         rows = batch.rows
         slices = [
@@ -684,6 +689,7 @@ class TenantRepository:
                     return UpsertCounts(new=len(rows))
                 except UniqueViolation:
                     pass  # a repeated or stored sha: slice by slice
+        before_write()
         counts = UpsertCounts()
         for part in slices:
             counts += self._insert_commit_slice(service_id, CommitRows(batch.service, part))
