@@ -10,6 +10,12 @@ immediate resync (nothing new to read). Each ingest runs in a fresh child proces
 peak RSS is its own.
 
     python benchmarks/localgit_ingest.py REPO [--tag-pattern 'v*'] [--postgres URL]
+        [--backend sqlite|postgresql|both] [--rounds N] [--against DIR]
+
+With `--against DIR` (another version of the project, e.g. main exported with `git archive main
+| tar -x -C DIR`) every round ingests with both versions, alternating which goes first, and
+a summary lists each version's ratios: on a shared machine only runs of the same minutes
+compare.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -88,13 +97,19 @@ def child(url: str, repo: Path, pattern: str) -> None:
     )
 
 
-def measure(label: str, url: str, repo: Path, pattern: str) -> None:
+def measure(label: str, url: str, repo: Path, pattern: str, code: Path | None) -> float:
+    """One ingest of `repo` into the fresh database `url` by the code in `code` (a checkout or
+    export of this project, put first on PYTHONPATH; None: this one), printed; its ratio."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
     ref_before = raw_git_log(repo)
     done = subprocess.run(
         [sys.executable, __file__, "--child", url, str(repo), "--tag-pattern", pattern],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     ref_after = raw_git_log(repo)
     if done.returncode != 0:
@@ -127,6 +142,25 @@ def measure(label: str, url: str, repo: Path, pattern: str) -> None:
         f"{'':<10} resync with nothing new: {got['resync_wall']:.2f} s, "
         f"{got['resync_records']} records read   (load average now {os.getloadavg()[0]:.1f})"
     )
+    return got["wall"] / reference
+
+
+@contextmanager
+def postgres_database(url: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server of `url`, dropped afterwards."""
+    from insights.store.db import normalize_url
+
+    base = make_url(normalize_url(url))
+    name = f"insights_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def main() -> int:
@@ -134,6 +168,14 @@ def main() -> int:
     parser.add_argument("repo", type=Path)
     parser.add_argument("--tag-pattern", default="v*")
     parser.add_argument("--postgres", default=os.environ.get("INSIGHTS_TEST_POSTGRES_URL"))
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--rounds", type=int, default=1, help="ingests per backend and code")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another version of this project (e.g. `git archive main | tar -x -C DIR`): "
+        "each round ingests with it too, alternating, so both run in the same minutes",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -142,26 +184,32 @@ def main() -> int:
     if not args.repo.is_dir():
         print(f"error: {args.repo}: no such directory", file=sys.stderr)
         return 2
-    print(f"repository {args.repo}  (load average {os.getloadavg()[0]:.1f})")
-    with tempfile.TemporaryDirectory() as tmp:
-        measure("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", args.repo, args.tag_pattern)
-    if not args.postgres:
+    codes: list[tuple[str, Path | None]] = [("this", None)]
+    if args.against is not None:
+        codes.append(("against", args.against.resolve()))
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if "postgresql" in backends and not args.postgres:
         print("postgresql skipped (set INSIGHTS_TEST_POSTGRES_URL or --postgres)")
-        return 0
-    from insights.store.db import normalize_url
-
-    base = make_url(normalize_url(args.postgres))
-    name = f"insights_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = base.set(database=name).render_as_string(hide_password=False)
-        measure("postgresql", url, args.repo, args.tag_pattern)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        backends.remove("postgresql")
+    print(f"repository {args.repo}  (load average {os.getloadavg()[0]:.1f})")
+    ratios: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(args.rounds):
+        for backend in backends:
+            for name, code in codes if round_ % 2 == 0 else codes[::-1]:
+                label = backend if len(codes) == 1 else f"{backend} {name}"
+                if backend == "sqlite":
+                    with tempfile.TemporaryDirectory() as tmp:
+                        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+                        ratio = measure(label, url, args.repo, args.tag_pattern, code)
+                else:
+                    with postgres_database(args.postgres) as url:
+                        ratio = measure(label, url, args.repo, args.tag_pattern, code)
+                ratios.setdefault((backend, name), []).append(ratio)
+    if args.rounds > 1 or len(codes) > 1:
+        for (backend, name), found in ratios.items():
+            listed = ", ".join(f"{r:.2f}x" for r in found)
+            median = statistics.median(found)
+            print(f"{backend:<10} {name:<8} ratios {listed}  (median {median:.2f}x)")
     return 0
 
 

@@ -17,7 +17,8 @@ engine can hold:
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -148,6 +149,58 @@ class CommitEvent(_Event):
     parents: tuple[Sha, ...] = ()
     author: Title | None = None
     message: Message | None = None
+
+
+# One commit in the compact form of a bulk insert (`CommitRows`), as git prints it:
+# (sha, parents, author, authored_at, committed_at, message). The sha is ASCII hex, the
+# parents are git's `%P` (the parent shas separated by one space; empty for a root commit),
+# author and message UTF-8 or None, the times epoch seconds.
+CommitRow = tuple[bytes, bytes, bytes | None, int, int, bytes | None]
+_COMMIT_FIELDS = frozenset(CommitEvent.model_fields)
+_set = object.__setattr__
+
+
+@dataclass(frozen=True)
+class CommitRows:
+    """A batch of one service's commits as plain tuples of git's bytes, for a bulk ingest (a
+    local clone's `git log`, 10⁵ commits): no event object per commit, no time objects, no
+    text decoded only to be encoded again for the database.
+
+    Each row must already be what `CommitEvent` validation would make of it: lower-case hex
+    shas, author and message valid UTF-8 without NUL, cut to `TITLE_MAX` / `MESSAGE_MAX`
+    characters, times within 1970..2100 UTC, each sha once. Whoever builds the rows checks that
+    (`insights.collect.localgit._commit_row`); the store writes them as they are, and
+    `events()` gives the same records as events (a test pins the equality).
+    """
+
+    service: str
+    rows: list[CommitRow]
+
+    def events(self) -> list[CommitEvent]:
+        """The rows as CommitEvents, assembled the way pydantic's `model_construct` does (the
+        rows are valid already; the validators cost more than reading the commits from git)."""
+        events = []
+        for sha, parents, author, authored, committed, message in self.rows:
+            event = CommitEvent.__new__(CommitEvent)
+            _set(
+                event,
+                "__dict__",
+                {
+                    "service": self.service,
+                    "type": "commit",
+                    "sha": sha.decode(),
+                    "committed_at": datetime.fromtimestamp(committed, UTC),
+                    "authored_at": datetime.fromtimestamp(authored, UTC),
+                    "parents": tuple(parents.decode().split()),
+                    "author": None if author is None else author.decode(),
+                    "message": None if message is None else message.decode(),
+                },
+            )
+            _set(event, "__pydantic_fields_set__", _COMMIT_FIELDS)
+            _set(event, "__pydantic_extra__", None)
+            _set(event, "__pydantic_private__", None)
+            events.append(event)
+        return events
 
 
 class ChangeEvent(_Event):

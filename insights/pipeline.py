@@ -7,7 +7,7 @@ takes an explicit session or engine and returns data; printing is the caller's b
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from insights.config import TenantConfig
 from insights.errors import NotFound, UserError
 from insights.metrics import windows as metric_windows
 from insights.metrics.result import MetricReport, RecordedData, Scope, Window
-from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.model import ChangeEvent, CommitEvent, CommitRows, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
 from insights.store import read_cache, write_reach
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
@@ -65,20 +65,7 @@ def store_events(
     by_service: dict[str, list[AnyEvent]] = defaultdict(list)
     for event in events:
         by_service[event.service].append(event)
-    known = repo.service_ids(by_service)
-    for name in by_service:
-        if name in known:
-            continue
-        if not create_services:
-            raise NotFound(f"service {name!r}: not found in tenant {repo.tenant.name!r}")
-        configured = tenant_config.service(name) if tenant_config else None
-        service, _ = repo.ensure_service(
-            name,
-            team=configured.team if configured else None,
-            production_pattern=configured.production_pattern if configured else None,
-        )
-        known[name] = service.id
-        result.new_services.append(name)
+    known = _service_ids(repo, by_service, result, create_services, tenant_config)
     # per service, the earliest time whose stored results the batch may change
     reached: dict[int | None, datetime] = {}
     changed = False
@@ -114,6 +101,72 @@ def store_events(
     if changed or result.new_services:
         read_cache.bump(repo.session, repo.tenant_id, reached)  # what they reach is stale
     return result
+
+
+def store_commit_rows(
+    repo: TenantRepository,
+    batch: CommitRows,
+    *,
+    tenant_config: TenantConfig | None = None,
+) -> StoreResult:
+    """`store_events(repo, batch.events(), create_services=True, …)` for a batch of commits in
+    their compact form (a bulk ingest): the same rows and counts, without an event per commit.
+    """
+    result = StoreResult()
+    if not batch.rows:
+        return result
+    service_id = _service_ids(repo, [batch.service], result, True, tenant_config)[batch.service]
+    keys = write_reach.Keys(shas=[row[0].decode() for row in batch.rows])
+    before: list[datetime | None] = []
+    counts = repo.insert_commit_rows(
+        service_id,
+        batch,
+        PROGRESS_STEP,
+        lambda: before.append(write_reach.reach(repo, service_id, keys)),
+    )
+    result.counts["commit"] += counts
+    # What the batch reaches, asked before and after as store_events asks per slice (for a
+    # batch of new commits the same answer; with some rows unchanged, possibly earlier). Not
+    # asked before when one COPY wrote the whole batch: none of its shas was stored, and for
+    # commits that are not stored `reach` answers None (asking cost a scan of the service's
+    # stored keys per batch while the table has no statistics, docs/sync.md).
+    reached: dict[int | None, datetime] = {}
+    if counts.new or counts.updated:
+        after = write_reach.reach(repo, service_id, keys)
+        at = write_reach.earliest(*before, after)
+        if at is not None:
+            reached[service_id] = at
+    if result.new_services:
+        reached[None] = read_cache.BEGINNING
+    if counts.new or counts.updated or result.new_services:
+        read_cache.bump(repo.session, repo.tenant_id, reached)  # what they reach is stale
+    return result
+
+
+def _service_ids(
+    repo: TenantRepository,
+    names: Iterable[str],
+    result: StoreResult,
+    create_services: bool,
+    tenant_config: TenantConfig | None,
+) -> dict[str, int]:
+    """Service ids by name; unknown services are created (noted in `result`) when
+    `create_services`, a NotFound error otherwise."""
+    known = repo.service_ids(names)
+    for name in names:
+        if name in known:
+            continue
+        if not create_services:
+            raise NotFound(f"service {name!r}: not found in tenant {repo.tenant.name!r}")
+        configured = tenant_config.service(name) if tenant_config else None
+        service, _ = repo.ensure_service(
+            name,
+            team=configured.team if configured else None,
+            production_pattern=configured.production_pattern if configured else None,
+        )
+        known[name] = service.id
+        result.new_services.append(name)
+    return known
 
 
 def apply_org_config(session: Session, tenant: TenantConfig) -> TenantRepository:

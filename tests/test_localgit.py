@@ -10,10 +10,10 @@ import pytest
 from git_support import GitRepo
 from sqlalchemy import select, text
 
-from insights.collect.localgit import LocalGitCollector, _commit_event, sync_local_repo
+from insights.collect.localgit import LocalGitCollector, _commit_row, sync_local_repo
 from insights.config import ServiceConfig, SourceConfig, TenantConfig
 from insights.errors import UserError
-from insights.model import CommitEvent
+from insights.model import TITLE_MAX, CommitEvent, CommitRows
 from insights.store.db import unit_of_work
 from insights.store.models import Commit, Deployment, DeploymentCommit
 from insights.store.repository import TenantRepository
@@ -333,9 +333,11 @@ def test_path_that_is_not_a_repository_is_user_error(tmp_path, where):
 
 def test_fast_commit_event_equals_the_validated_event():
     long_subject = "x" * 5000
-    built = _commit_event(
-        "app", "ab" * 20, ["cd" * 20], "Ada", "1767225600", "1767229200", long_subject
+    row = _commit_row(
+        b"ab" * 20, b"cd" * 20, b"Ada", b"1767225600", b"1767229200", long_subject.encode(), b""
     )
+    assert row is not None
+    (built,) = CommitRows("app", [row]).events()
     validated = CommitEvent(
         service="app",
         sha="ab" * 20,
@@ -347,6 +349,31 @@ def test_fast_commit_event_equals_the_validated_event():
     )
     assert built == validated
     assert built.model_dump() == validated.model_dump()
+
+
+def test_commit_row_decodes_like_the_whole_log_and_keeps_the_revert_line():
+    """Tokens are decoded one by one; invalid UTF-8 becomes U+FFFD exactly as decoding git's
+    whole output did (a NUL ends every byte sequence), text is cut by characters, not bytes."""
+    author = "Zoë ".encode() + b"\xe2\x82" + "é".encode() * 400  # a cut-off sequence, 802 bytes
+    subject = b'Revert "fix"'
+    body = b"This reverts commit " + b"e" * 40 + b".\n\nSigned-off-by: \xff\n"
+    row = _commit_row(b"ab" * 20, b"", author, b"0", b"4102444800", subject, body)
+    assert row is not None
+    whole = b"\0".join([author, subject, body]).decode("utf-8", "replace").split("\0")
+    (event,) = CommitRows("app", [row]).events()
+    validated = CommitEvent(
+        service="app",
+        sha="ab" * 20,
+        committed_at="2100-01-01T00:00:00Z",
+        authored_at="1970-01-01T00:00:00Z",
+        author=whole[0],
+        message=f"{whole[1]}\n\nThis reverts commit {'e' * 40}.",
+    )
+    assert event == validated
+    assert len(event.author) == TITLE_MAX and event.author.startswith("Zoë \ufffdé")
+    assert _commit_row(b"ab" * 20, b"", b"", b"0", b"4102444801", b"", b"") is None  # > 2100
+    empty = _commit_row(b"ab" * 20, b"", b"", b"5", b"5", b"", b"")
+    assert empty is not None and empty[2] is None and empty[5] is None  # NULL, as before
 
 
 def test_fast_write_stores_times_like_the_orm_and_they_filter_in_sql(db, repo):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,10 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from insights.cli import app
-from insights.collect.sync import run_sync
-from insights.config import load_org_config
+from insights.collect.localgit import _store_after
+from insights.collect.sync import SyncContext, run_sync
+from insights.config import ServiceConfig, SourceConfig, TenantConfig, load_org_config
+from insights.model import CommitRows
 from insights.store.db import unit_of_work
 
 runner = CliRunner()
@@ -260,3 +263,27 @@ def test_sync_killed_mid_run_resumes_without_lost_or_duplicated_rows(db, tmp_pat
 def _rows(db, sql: str) -> list[tuple]:
     with unit_of_work(db.engine) as session:
         return [tuple(r) for r in session.execute(text(sql))]
+
+
+def test_a_commit_batch_queued_after_a_failed_one_is_never_stored(db, tmp_path):
+    """Two batches may wait for the local-git writer thread; if one fails, the next must not
+    commit, or its cursor would claim the failed batch's commits stored (lost on resume)."""
+    service = ServiceConfig(name="app", source=SourceConfig(kind="localgit", path=tmp_path))
+    ctx = SyncContext(
+        db.engine,
+        TenantConfig(name="default", services=[service]),
+        service,
+        "localgit",
+        str(tmp_path),
+    )
+    failed: Future[None] = Future()
+    failed.set_exception(RuntimeError("the batch before failed"))
+    row = (b"ab" * 20, b"", b"Ada", 1_767_225_600, 1_767_225_600, b"one")
+    with pytest.raises(RuntimeError, match="the batch before failed"):
+        _store_after(failed, ctx, CommitRows("app", [row]), {"pass": {"done": 2}})
+    assert scalar(db, "select count(*) from commits") == 0
+    assert scalar(db, "select count(*) from sync_cursors") == 0
+    done: Future[None] = Future()
+    done.set_result(None)
+    _store_after(done, ctx, CommitRows("app", [row]), {"pass": {"done": 1}})
+    assert scalar(db, "select count(*) from commits") == 1

@@ -2,8 +2,9 @@
 
 Everything is streamed from `git` subprocesses, one record at a time, and committed in batches
 through `SyncContext.commit`, so a killed sync resumes where its last batch left off. Memory is
-bounded by a batch, except that a first sync keeps each commit's parent list for labelling the
-shipped commits (80–90 MiB more at 200k commits, measured).
+bounded by a few batches (one being written, two waiting, one being read), except that a first
+sync keeps each commit's parent list for labelling the shipped commits (80–90 MiB more at 200k
+commits, measured).
 
 Rules (DESIGN.md):
 - Commits: every commit reachable from the repository's branches and tags (`refs/heads`,
@@ -42,7 +43,6 @@ Rules (DESIGN.md):
 
 from __future__ import annotations
 
-import codecs
 import fnmatch
 import functools
 import gc
@@ -67,7 +67,14 @@ from insights.collect.hostcommon import refusal
 from insights.collect.sync import SyncContext, SyncReport, register, sync_service
 from insights.config import ServiceConfig, SourceConfig, TenantConfig
 from insights.errors import UserError
-from insights.model import MESSAGE_MAX, TITLE_MAX, CommitEvent, DeploymentEvent, EventError
+from insights.model import (
+    MESSAGE_MAX,
+    TITLE_MAX,
+    CommitRow,
+    CommitRows,
+    DeploymentEvent,
+    EventError,
+)
 from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, TimeRangeError, iso
 
 COMMIT_BATCH = 10_000  # commits per transaction; INSIGHTS_LOCALGIT_BATCH overrides
@@ -81,7 +88,7 @@ LOG_FIELDS = 7
 _REVERT_LINE = re.compile(
     r"This reverts commit [0-9a-f]{40,64}(?:\.|,\s+reversing\s+changes made to [0-9a-f]{40,64}\.)"
 )
-_REVERT_MARK = "This reverts commit "  # a cheap substring test before the expression
+_REVERT_MARK = b"This reverts commit "  # a cheap test of the raw body before the expression
 # Branches (local and remote-tracking) and tags; see the module rules.
 HISTORY_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")
 
@@ -147,27 +154,23 @@ class Git:
         finally:
             running.stop()
 
-    def records(self, running: Running, fields: int) -> Iterator[list[str]]:
+    def records(self, running: Running, fields: int) -> Iterator[list[bytes]]:
         """Yield a started `-z` command's output as records of `fields` NUL-separated tokens,
-        decoded as UTF-8 (invalid bytes replaced), as they come."""
+        as bytes (the caller decodes the tokens it keeps), as they come."""
         proc = running.proc
         assert proc.stdout is not None
         read = proc.stdout.read
-        decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
         try:
-            rest: list[str] = []  # the tokens of an unfinished record, the last one unfinished
+            rest = b""  # an unfinished record, carried to the next chunk
             while chunk := read(1 << 20):
-                tokens = decode(chunk).split("\0")
-                if rest:
-                    rest[-1] += tokens[0]
-                    tokens[:1] = rest
+                tokens = (rest + chunk if rest else chunk).split(b"\0")
                 whole = (len(tokens) - 1) // fields * fields  # the last token is unfinished
                 for start in range(0, whole, fields):
                     yield tokens[start : start + fields]
-                rest = tokens[whole:]
+                rest = b"\0".join(tokens[whole:])
             if proc.wait() != 0:
                 raise UserError(f"{self.path}: git {running.command}: {running.first_error()}")
-            if rest != [""] and rest:
+            if rest:
                 raise UserError(f"{self.path}: git {running.command}: output ends mid-record")
         finally:
             running.stop()
@@ -483,24 +486,25 @@ class Labeler:
 
 
 def _label_from_graph(
-    graph: dict[str, list[str]], sets: list[tuple[list[int], list[str], list[str]]]
+    graph: dict[bytes, list[bytes]], sets: list[tuple[list[int], list[str], list[str]]]
 ) -> dict[int, list[str]]:
-    """Shipped commits by chain index, from every commit's parents (`graph`), per label set
-    (`Planned` indexes, their shas in order, earlier shas): what `git rev-list tip_i --not
-    <earlier shas> tip_0 … tip_(i-1)` lists, walked in Python. The set of commits already
-    claimed stays closed under parents, so each walk stops at the history shipped before.
+    """Shipped commits by chain index, from every commit's parents (`graph`, git's bytes),
+    per label set (`Planned` indexes, their shas in order, earlier shas): what `git rev-list
+    tip_i --not <earlier shas> tip_0 … tip_(i-1)` lists, walked in Python. The set of commits
+    already claimed stays closed under parents, so each walk stops at the history shipped
+    before.
     """
     shipped: dict[int, list[str]] = {}
     for later, tips, earlier in sets:
-        claimed: set[str] = set()
+        claimed: set[bytes] = set()
         for sha in earlier:
-            _claim(graph, claimed, sha)
+            _claim(graph, claimed, sha.encode())
         for index, sha in zip(later, tips, strict=True):
-            shipped[index] = _claim(graph, claimed, sha)
+            shipped[index] = [found.decode() for found in _claim(graph, claimed, sha.encode())]
     return shipped
 
 
-def _claim(graph: dict[str, list[str]], claimed: set[str], start: str) -> list[str]:
+def _claim(graph: dict[bytes, list[bytes]], claimed: set[bytes], start: bytes) -> list[bytes]:
     """The commits of `graph` reachable from `start` and not yet `claimed`; claims them."""
     found = []
     stack = [start]
@@ -548,32 +552,55 @@ class LocalGitCollector:
         return str(self.git.path)
 
     def sync(self, ctx: SyncContext) -> None:
-        planned = self._planned(ctx)
-        wanted = {p.event.id for p in planned}
-        stale = {key: value for key, value in ctx.stored_deployments().items() if key not in wanted}
-        chain, first = self._to_compute(ctx, planned, stale)
-        commit_pass = self._commit_pass(ctx, planned)
-        # A pass over the whole history prints every commit the deployments can reach, with
-        # its parents: the shipped commits are labelled from those (no second walk of the
-        # history by git). Otherwise (an incremental or resumed pass) git walks the
-        # deployments' history itself, alongside the commits being stored.
-        graph: dict[str, list[str]] | None = (
-            {} if commit_pass is not None and commit_pass.complete else None
-        )
-        labeling = self._start_labeling(chain, first) if graph is None else []
+        if self.config.deploy_log is None:
+            # a tag is a ref: the commit a release tag deploys is among the ref tips already
+            planned = None
+            commit_pass = self._commit_pass(ctx, set())
+        else:
+            planned = self._planned(ctx)
+            commit_pass = self._commit_pass(ctx, {p.event.sha for p in planned if p.known})
+        # git walks the history while the deployments are read and worked out
+        log = None if commit_pass is None else self._start_log(commit_pass)
+        running = [] if log is None else [log]
         try:
-            with _without_cycle_collection():
-                if commit_pass is not None:
-                    self._sync_commits(ctx, commit_pass, graph)
+            if planned is None:
+                planned = self._planned(ctx)
+            wanted = {p.event.id for p in planned}
+            stored = ctx.stored_deployments().items()
+            stale = {key: value for key, value in stored if key not in wanted}
+            chain, first = self._to_compute(ctx, planned, stale)
+            # A pass over the whole history prints every commit the deployments can reach,
+            # with its parents: the shipped commits are labelled from those (no second walk
+            # of the history by git). Otherwise (an incremental or resumed pass) git walks the
+            # deployments' history itself, alongside the commits being stored.
+            graph: dict[bytes, list[bytes]] | None = (
+                {} if commit_pass is not None and commit_pass.complete else None
+            )
+            labeling = self._start_labeling(chain, first) if graph is None else []
+            running += [walk for _, walk in labeling]
+            with (
+                _without_cycle_collection(),
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="localgit-writer") as writer,
+            ):
+                last: Future[None] | None = None
+                if commit_pass is not None and log is not None:
+                    last = self._sync_commits(ctx, commit_pass, log, graph, writer)
+                # labelled while the writer stores the last commit batch
                 if graph is None:
                     shipped = self._finish_labeling(chain, labeling)
                 else:
                     shipped = _label_from_graph(graph, self._label_sets(chain, first))
                     graph.clear()
+                if last is not None:
+                    last.result()  # the commits are stored before the deployments
                 self._sync_deployments(ctx, planned, chain, first, shipped, sorted(stale))
         finally:
-            for _, running in labeling:
-                running.stop()
+            for process in running:
+                process.stop()
+
+    def _start_log(self, run: CommitPass) -> Running:
+        """Start the pass's `git log`; its output is read by `_sync_commits`."""
+        return self.git.start("log", "-z", f"--format={LOG_FORMAT}", "--stdin", stdin=run.revs)
 
     def _planned(self, ctx: SyncContext | None = None) -> list[Planned]:
         """Deployments from the deploy log or the selected tags, shas resolved to full ids.
@@ -681,16 +708,15 @@ class LocalGitCollector:
                 shipped[index] = labeler.shipped.get(position, [])
         return shipped
 
-    def _commit_pass(self, ctx: SyncContext, planned: list[Planned]) -> CommitPass | None:
-        """What `git log` must read: the ref tips (and deployed shas) not read before, minus
-        the history of those read before; None when no ref moved.
+    def _commit_pass(self, ctx: SyncContext, deployed: set[str]) -> CommitPass | None:
+        """What `git log` must read: the ref tips (and the `deployed` shas) not read before,
+        minus the history of those read before; None when no ref moved.
 
         The cursor keeps the tips already read. While a pass runs, each batch also records how
         many commits of this pass are stored, so a killed pass resumes after them (git prints
         the same revisions in the same order).
         """
         cursor = ctx.cursor("commit") or {}
-        deployed = {p.event.sha for p in planned if p.known}
         tips = sorted(set(self.git.ref_tips()) | deployed)
         seen = set(cursor.get("tips", []))
         new = [t for t in tips if t not in seen]
@@ -706,52 +732,52 @@ class LocalGitCollector:
         return CommitPass(revs, tips, list(cursor.get("tips", [])), digest, skip, not old)
 
     def _sync_commits(
-        self, ctx: SyncContext, run: CommitPass, graph: dict[str, list[str]] | None
-    ) -> None:
-        """Stream the pass's commits into the database in batches; with `graph`, also keep
-        each commit's parents there (for labelling the shipped commits)."""
-        revs, tips, skip, digest = run.revs, run.tips, run.skip, run.digest
+        self,
+        ctx: SyncContext,
+        run: CommitPass,
+        log: Running,
+        graph: dict[bytes, list[bytes]] | None,
+        writer: ThreadPoolExecutor,
+    ) -> Future[None]:
+        """Stream the pass's commits (the output of `log`) into the database in batches; with
+        `graph`, also keep each commit's parents there (for labelling the shipped commits).
+        Returns the storing of the last batch, still running on `writer`.
+
+        The writer thread stores batch n while this thread parses the next ones (the database
+        driver releases the GIL while the server works); up to two batches wait for it, so a
+        slow moment of the server does not stop git at once. Batches still commit one at a
+        time and in order, each with its cursor, and none after one that failed
+        (`_store_after`), so resuming works exactly as without the writer.
+        """
+        tips, skip, digest = run.tips, run.skip, run.digest
         name = self.service.name
         size = int(os.environ.get("INSIGHTS_LOCALGIT_BATCH") or COMMIT_BATCH)
-        batch: list[CommitEvent] = []
+        batch: list[CommitRow] = []
         done = 0
-        # One writer thread stores batch n while this thread parses batch n+1 (the database
-        # driver releases the GIL while the server works). Batches still commit one at a time
-        # and in order, each with its cursor, so resuming works exactly as without it.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="localgit-writer") as writer:
-            pending: Future[None] | None = None
-            log = self.git.start("log", "-z", f"--format={LOG_FORMAT}", "--stdin", stdin=revs)
-            for raw in self.git.records(log, LOG_FIELDS):
-                done += 1
-                if done <= skip:
-                    continue
-                sha, parents, author, authored, committed, subject, body = raw
-                if _REVERT_MARK in body:  # the subject alone does not say which commit it reverts
-                    match = _REVERT_LINE.search(body)
-                    if match:
-                        subject = f"{subject}\n\n{' '.join(match.group(0).split())}"
-                parent_list = parents.split()
-                if graph is not None:
-                    graph[sha] = parent_list
-                commit = _commit_event(name, sha, parent_list, author, authored, committed, subject)
-                if commit is None:
-                    ctx.skip("commit", f"commit {sha[:12]}", f"date outside {RANGE_TEXT}")
-                    continue
-                batch.append(commit)
-                if len(batch) >= size:
-                    if pending is not None:
-                        pending.result()  # at most one batch in flight; re-raises its error
-                    pass_cursor = {"digest": digest, "done": done}
-                    pending = writer.submit(
-                        ctx.commit,
-                        "commit",
-                        batch,
-                        {"tips": run.read_before, "pass": pass_cursor},
-                    )
-                    batch = []
-            if pending is not None:
-                pending.result()
-        ctx.commit("commit", batch, {"tips": tips})
+        queued: list[Future[None]] = []
+        for raw in self.git.records(log, LOG_FIELDS):
+            done += 1
+            if done <= skip:
+                continue
+            sha, parents, author, authored, committed, subject, body = raw
+            if graph is not None:
+                graph[sha] = parents.split()
+            commit = _commit_row(sha, parents, author, authored, committed, subject, body)
+            if commit is None:
+                what = f"commit {sha[:12].decode()}"
+                ctx.skip("commit", what, f"date outside {RANGE_TEXT}")
+                continue
+            batch.append(commit)
+            if len(batch) >= size:
+                if len(queued) == 2:
+                    queued.pop(0).result()  # re-raises a failed batch's error here
+                cursor = {"tips": run.read_before, "pass": {"digest": digest, "done": done}}
+                after = queued[-1] if queued else None
+                rows = CommitRows(name, batch)
+                queued.append(writer.submit(_store_after, after, ctx, rows, cursor))
+                batch = []
+        after = queued[-1] if queued else None
+        return writer.submit(_store_after, after, ctx, CommitRows(name, batch), {"tips": tips})
 
     def _sync_deployments(
         self,
@@ -797,6 +823,16 @@ class LocalGitCollector:
             )
 
 
+def _store_after(
+    previous: Future[None] | None, ctx: SyncContext, rows: CommitRows, cursor: dict[str, Any]
+) -> None:
+    """Commit a batch of commits with its cursor once the batch before it is stored; after a
+    failed one, raise its error instead (a later cursor would claim the lost batch stored)."""
+    if previous is not None:
+        previous.result()
+    ctx.commit("commit", rows, cursor)
+
+
 @contextmanager
 def _without_cycle_collection() -> Iterator[None]:
     """Pause Python's cyclic garbage collector while a sync runs, then restore it.
@@ -815,8 +851,6 @@ def _without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-_COMMIT_FIELDS = frozenset(CommitEvent.model_fields)
-_set = object.__setattr__
 _EARLIEST_S = int(EARLIEST.timestamp())
 _LATEST_S = int(LATEST.timestamp())
 
@@ -830,50 +864,46 @@ def _epoch(seconds: str) -> datetime:
         raise TimeRangeError(f"outside the accepted range {RANGE_TEXT}") from None
 
 
-def _commit_event(
-    service: str,
-    sha: str,
-    parents: list[str],
-    author: str,
-    authored: str,
-    committed: str,
-    subject: str,
-) -> CommitEvent | None:
-    """A CommitEvent from the fields of one `git log` line (times are epoch seconds), or None
-    when a time lies outside the event model's range (`git commit --date=@10000000000`).
+def _commit_row(
+    sha: bytes,
+    parents: bytes,
+    author: bytes,
+    authored: bytes,
+    committed: bytes,
+    subject: bytes,
+    body: bytes,
+) -> CommitRow | None:
+    """A commit row (`CommitRows`) from the tokens of one `git log` record (times are epoch
+    seconds), or None when a time lies outside the event model's range (`git commit
+    --date=@10000000000`).
 
-    Git's output is already canonical (lower-case hex shas, epoch times), so the event is
-    assembled the way pydantic's `model_construct` does, without its per-field loop: running
-    the validators over 10⁵ commits cost more than reading them from git. Text is cut to the
-    model's limits like the validators would, and the range check is two integer comparisons;
-    a test pins equality with the validated event.
+    Git's output is already canonical (lower-case hex shas, epoch times), so the row only needs
+    what the event validators would do to it: the range check as two integer comparisons, and
+    text that is not short ASCII decoded (invalid UTF-8 replaced, as `bytes.decode(errors=
+    "replace")` does), cut to the model's limit and encoded again. The body is only searched
+    for git's `This reverts commit <sha>.` line, which joins the subject (the revert rule).
+    A test pins equality with the validated event.
     """
     committed_s, authored_s = int(committed), int(authored)
     if not (_EARLIEST_S <= committed_s <= _LATEST_S and _EARLIEST_S <= authored_s <= _LATEST_S):
         return None
-    if len(author) > TITLE_MAX:
-        author = author[: TITLE_MAX - 1] + "…"
-    if len(subject) > MESSAGE_MAX:
-        subject = subject[: MESSAGE_MAX - 1] + "…"
-    event = CommitEvent.__new__(CommitEvent)
-    _set(
-        event,
-        "__dict__",
-        {
-            "service": service,
-            "type": "commit",
-            "sha": sha,
-            "committed_at": datetime.fromtimestamp(committed_s, UTC),
-            "authored_at": datetime.fromtimestamp(authored_s, UTC),
-            "parents": tuple(parents),
-            "author": author or None,
-            "message": subject or None,
-        },
-    )
-    _set(event, "__pydantic_fields_set__", _COMMIT_FIELDS)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event
+    if not (author.isascii() and len(author) <= TITLE_MAX):
+        author = _cut(author.decode("utf-8", "replace"), TITLE_MAX)
+    if _REVERT_MARK in body:  # the subject alone does not say which commit it reverts
+        match = _REVERT_LINE.search(body.decode("utf-8", "replace"))
+        if match:
+            text = subject.decode("utf-8", "replace")
+            subject = _cut(f"{text}\n\n{' '.join(match.group(0).split())}", MESSAGE_MAX)
+    if not (subject.isascii() and len(subject) <= MESSAGE_MAX):
+        subject = _cut(subject.decode("utf-8", "replace"), MESSAGE_MAX)
+    return (sha, parents, author or None, authored_s, committed_s, subject or None)
+
+
+def _cut(text: str, limit: int) -> bytes:
+    """`text` cut to `limit` characters as the event model cuts it, encoded."""
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.encode()
 
 
 def sync_local_repo(

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, select, text
 from insights.collect.events import AnyEvent
 from insights.config import OrgConfig, ServiceConfig, TenantConfig
 from insights.errors import UserError
+from insights.model import CommitRows
 from insights.store.db import unit_of_work
 from insights.store.models import Deployment
 from insights.store.repository import TenantRepository, UpsertCounts
@@ -125,7 +126,7 @@ class SyncContext:
     def commit(
         self,
         kind: str,
-        events: Sequence[AnyEvent],
+        events: Sequence[AnyEvent] | CommitRows,
         cursor: dict[str, Any] | None = None,
         raw: Sequence[tuple[str, dict[str, Any]]] = (),
         etag: str | None = None,
@@ -134,12 +135,13 @@ class SyncContext:
     ) -> None:
         """Store raw payloads, records and the new cursor for `kind` together, or nothing.
 
-        `removed_deployments` are deployment ids the source no longer has (a deleted or no
-        longer selected tag): they, their shipped-commit links and their raw payloads of `kind`
-        are deleted in the same transaction; `removed_incidents` likewise for incidents (an
-        issue that is no longer an incident).
+        `events` may be a `CommitRows` batch (a bulk commit ingest): stored with the same rows
+        and counts as its events. `removed_deployments` are deployment ids the source no longer
+        has (a deleted or no longer selected tag): they, their shipped-commit links and their
+        raw payloads of `kind` are deleted in the same transaction; `removed_incidents` likewise
+        for incidents (an issue that is no longer an incident).
         """
-        from insights.pipeline import store_events
+        from insights.pipeline import store_commit_rows, store_events
 
         with unit_of_work(self.engine) as session:
             if session.get_bind().dialect.name == "postgresql":
@@ -169,7 +171,10 @@ class SyncContext:
                     self.report.removed[record] = self.report.removed.get(record, 0) + gone
             if raw:
                 repo.save_raw(self.source, self.repo_key, kind, raw, etag)
-            result = store_events(repo, events, create_services=True, tenant_config=self.tenant)
+            if isinstance(events, CommitRows):
+                result = store_commit_rows(repo, events, tenant_config=self.tenant)
+            else:
+                result = store_events(repo, events, create_services=True, tenant_config=self.tenant)
             if cursor is not None:
                 repo.set_cursor(self.source, self.repo_key, kind, cursor)
         self._service_ready = True

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import attrgetter
+from itertools import chain
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -29,6 +30,7 @@ from sqlalchemy import (
     func,
     select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -37,7 +39,14 @@ from sqlalchemy.orm import Session
 from insights.config import DEFAULT_PRODUCTION_PATTERN
 from insights.errors import NotFound, UserError
 from insights.metrics.revert_markers import reverted_sha
-from insights.model import ChangeEvent, CommitEvent, DeploymentEvent, IncidentEvent
+from insights.model import (
+    ChangeEvent,
+    CommitEvent,
+    CommitRows,
+    DeploymentEvent,
+    IncidentEvent,
+)
+from insights.store import bulk_rows
 from insights.store.models import (
     Base,
     Change,
@@ -628,6 +637,126 @@ class TenantRepository:
         ]
         return self._upsert(Commit, "sha", rows)[0]
 
+    def insert_commit_rows(
+        self,
+        service_id: int,
+        batch: CommitRows,
+        slice_size: int,
+        before_write: Callable[[], None] = lambda: None,
+    ) -> UpsertCounts:
+        """`upsert_commits` of `batch.events()` one slice of `slice_size` after the other (as
+        `store_events` writes them), faster when none of the batch is stored (a first ingest):
+        the rows are encoded straight into what the database takes (`insights.store.bulk_rows`),
+        each slice in sha order (the order `_upsert` writes and locks in), so they get the
+        same ids as well.
+
+        PostgreSQL: one binary COPY of every slice inside a savepoint, after one probe of each
+        slice's first sha (each statement is a round trip, and under load each one waits for
+        the server to be scheduled). SQLite: one executemany `ON CONFLICT DO NOTHING` per
+        slice. When a probed sha is stored, a sha repeats, or the COPY meets a stored one,
+        each slice is written on its own and, where needed, by the general upsert, which tells
+        new, updated and unchanged apart as always. `before_write` is called once before any of
+        those writes, not when the one COPY wrote the whole batch (none of it was stored).
+        """
+        rows = batch.rows
+        slices = [
+            sorted(rows[start : start + slice_size], key=itemgetter(0))
+            for start in range(0, len(rows), slice_size)
+        ]
+        table = Commit.__table__
+        if len(slices) > 1 and self.session.get_bind().dialect.name == "postgresql":
+            from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
+
+            # one branch per sha: each probes the unique index like `_stored` (`sha = ANY`
+            # planned without statistics filters the service's whole key range instead)
+            probe = union_all(
+                *(
+                    select(table.c.id).where(
+                        table.c.tenant_id == self.tenant_id,
+                        table.c.service_id == service_id,
+                        table.c.sha == part[0][0].decode(),
+                    )
+                    for part in slices
+                )
+            )
+            if self.session.execute(probe).first() is None:
+                stream = bulk_rows.postgres_commits(
+                    self.tenant_id, service_id, chain.from_iterable(slices)
+                )
+                try:
+                    with self.session.begin_nested():
+                        self._copy_binary(table, bulk_rows.COMMIT_COLUMNS, stream)
+                    return UpsertCounts(new=len(rows))
+                except UniqueViolation:
+                    pass  # a repeated or stored sha: slice by slice
+        before_write()
+        counts = UpsertCounts()
+        for part in slices:
+            counts += self._insert_commit_slice(service_id, CommitRows(batch.service, part))
+        return counts
+
+    def _insert_commit_slice(self, service_id: int, part: CommitRows) -> UpsertCounts:
+        """`insert_commit_rows` of one slice, its rows in sha order."""
+        rows = part.rows
+        if not rows:
+            return UpsertCounts()
+        table = Commit.__table__
+        if len({row[0] for row in rows}) != len(rows) or self._stored(
+            table, "sha", (service_id, rows[0][0].decode())
+        ):
+            return self.upsert_commits(service_id, part.events())
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            from psycopg.errors import UniqueViolation  # PostgreSQL only: not loaded on SQLite
+
+            stream = bulk_rows.postgres_commits(self.tenant_id, service_id, rows)
+            try:
+                with self.session.begin_nested():
+                    self._copy_binary(table, bulk_rows.COMMIT_COLUMNS, stream)
+            except UniqueViolation:
+                return self.upsert_commits(service_id, part.events())
+            return UpsertCounts(new=len(rows))
+        before = self.session.execute(select(func.max(table.c.id))).scalar() or 0
+        names = ["service_id", "sha", "authored_at", "committed_at", "author", "message"]
+        columns = ", ".join([*names, "parents", "tenant_id"])
+        inserted = connection.exec_driver_sql(
+            f"INSERT INTO commits ({columns}) VALUES ({', '.join('?' * 8)}) "
+            "ON CONFLICT (tenant_id, service_id, sha) DO NOTHING",
+            bulk_rows.sqlite_commits(self.tenant_id, service_id, rows),
+        ).rowcount
+        if inserted == len(rows):
+            return UpsertCounts(new=inserted)
+        added: set[str] = set()
+        for chunk in _chunks([row[0].decode() for row in rows], SELECT_CHUNK):
+            added.update(
+                self.session.scalars(
+                    select(table.c.sha).where(
+                        table.c.tenant_id == self.tenant_id,
+                        table.c.service_id == service_id,
+                        table.c.id > before,
+                        table.c.sha.in_(list(chunk)),
+                    )
+                )
+            )
+        skipped = CommitRows(part.service, [r for r in rows if r[0].decode() not in added])
+        counts = self.upsert_commits(service_id, skipped.events())
+        counts.new += len(added)
+        return counts
+
+    def _copy_binary(self, table: Table, names: Sequence[str], stream: bytes) -> None:
+        """PostgreSQL: COPY a complete binary stream (`insights.store.bulk_rows`) into
+        `table`'s columns `names`; a key conflict raises."""
+        quote = self.session.get_bind().dialect.identifier_preparer.quote
+        column_list = ", ".join(quote(n) for n in names)
+        driver = self.session.connection().connection.driver_connection
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(
+                f"COPY {quote(table.name)} ({column_list}) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.write(stream)
+
     def _copy_new_commits(
         self, service_id: int, events: Sequence[CommitEvent]
     ) -> UpsertCounts | None:
@@ -756,14 +885,21 @@ class TenantRepository:
                     )
                 )
             by_id = {ids[x]: listed[x] for x in chunk}
+            # the deployments' links were just deleted and each list is duplicate-free
+            table = DeploymentCommit.__table__
+            if self.session.get_bind().dialect.name == "postgresql" and (
+                sum(len(by_id[dep_id]) for dep_id in stale) >= COPY_MIN_ROWS
+            ):
+                stream = bulk_rows.postgres_links(
+                    self.tenant_id, [(dep_id, by_id[dep_id]) for dep_id in stale]
+                )
+                self._copy_binary(table, bulk_rows.LINK_COLUMNS, stream)
+                continue
             links = [
                 {"deployment_id": dep_id, "sha": sha} for dep_id in stale for sha in by_id[dep_id]
             ]
             if links:
-                # the deployments' links were just deleted and each list is duplicate-free
-                self._write_rows(
-                    DeploymentCommit.__table__, ["deployment_id", "sha"], [], links, fresh=True
-                )
+                self._write_rows(table, ["deployment_id", "sha"], [], links, fresh=True)
         return changed
 
     def upsert_incidents(self, service_id: int, events: Sequence[IncidentEvent]) -> UpsertCounts:
