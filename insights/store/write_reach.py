@@ -64,13 +64,9 @@ def earliest(*times: datetime | None) -> datetime | None:
     return min(known) if known else None
 
 
-def _chunks_of(values: list[int], size: int = 5000) -> Iterable[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _chunks(values: Sequence[str], size: int = 5000) -> Iterable[list[str]]:
-    ordered = sorted(set(values))
+def _chunks(values: Sequence[str] | Sequence[int], size: int = 5000) -> Iterable[list[Any]]:
+    """`values` without repeats, sorted, in slices of at most `size`."""
+    ordered: list[Any] = sorted(set(values))
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
 
@@ -139,17 +135,15 @@ def _reach(repo: TenantRepository, service: Service, keys: Keys) -> datetime | N
         dc = DeploymentCommit
         found: list[datetime | None] = []
         for chunk in _chunks(shas):
-            ids = sorted(
-                {
-                    int(x)
-                    for x in session.scalars(
-                        select(dc.deployment_id).where(
-                            dc.tenant_id == t, repo._in(dc.sha, chunk, String)
-                        )
+            ids = [
+                int(x)
+                for x in session.scalars(
+                    select(dc.deployment_id).where(
+                        dc.tenant_id == t, repo._in(dc.sha, chunk, String)
                     )
-                }
-            )
-            for part in _chunks_of(ids):
+                )
+            ]
+            for part in _chunks(ids):
                 found.append(
                     session.scalar(
                         select(func.min(d.finished_at)).where(
