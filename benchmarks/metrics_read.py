@@ -1,10 +1,11 @@
 """GET /api/v1/metrics on a big tenant, PostgreSQL: p50/p95 of the read path against the
 whole-history recompute, measured in the same run, for a closed week (served from its snapshot
-after the first read), the week still open (always computed, its previous week and baseline
-from stored window results), the first read of a closed week after a write of today (which
-reaches no further back than the deployment before it: the snapshot stays valid), and after a
-late write into that closed week (it reaches the week: computed, the baseline before it from
-stored window results).
+after the first read), the week still open between writes (served from its snapshot too: no
+write since reaches it), the week still open after a write of today before each read (computed,
+its previous week and baseline from stored window results), the first read of a closed week
+after a write of today (which reaches no further back than the deployment before it: the
+snapshot stays valid), and after a late write into that closed week (it reaches the week:
+computed, the baseline before it from stored window results).
 
 Builds a fresh PostgreSQL database with one tenant of `--services` services, `--commits`
 commits (default 1,000,000) and `--deployments` successful production deployments (default
@@ -19,8 +20,11 @@ like any other). Then, for `scope=service:svc-0`:
 - closed: `GET /api/v1/metrics` of the week 52 weeks ago through the real ASGI app (FastAPI
   TestClient, auth, a transaction, the read cache), `--reads` times (default 200) after one
   first read;
-- open: `GET` of the current ISO week (never cached: computed from the window-bounded rows),
-  `--computed-reads` times (default 30);
+- open: `GET` of the current ISO week, `--computed-reads` times (default 30): the first read
+  computes it from the window-bounded rows, the next ones are served as stored;
+- open after a write: one deployment recorded for svc-0 today (not timed; it lists no
+  commit), then `GET` of the current week (the write reaches it: computed, and compared with
+  a reference computed after the last write), `--computed-reads` times;
 - after a write: one deployment recorded for svc-0 today (not timed), then `GET` of the
   closed week (its snapshot is still valid), `--computed-reads` times;
 - after a late write: one deployment to `staging` recorded for svc-0 inside the closed week
@@ -215,20 +219,36 @@ def main() -> None:
             open_reads.append(elapsed)
         rows.append(("open week", open_reference, open_reads))
 
-        after_write = []
-        for n in range(args.computed_reads):
+        def write_today(external_id: str) -> None:
             with unit_of_work(engine_for(url)) as session:
                 repo = TenantRepository.open(session, "big")
                 deployment = DeploymentEvent(
                     service="svc-0",
-                    id=f"late-{n}",
+                    id=external_id,
                     environment="production",
-                    sha=f"{n:040x}",
+                    sha=uuid.uuid5(uuid.NAMESPACE_URL, external_id).hex.ljust(40, "0"),
                     status="success",
                     finished_at=now(),
                     commits=(),  # CI lists what it shipped; the closed week is unchanged
                 )
                 pipeline.store_events(repo, [deployment], create_services=False)
+
+        open_written: list[tuple[float, str]] = []
+        for n in range(args.computed_reads):
+            write_today(f"today-{n}")
+            open_written.append(get(open_window))
+        written_reference, written_body = reference(open_window)
+        assert open_written[-1][1] == written_body, "the open week after writes differs"
+        counted = [json.loads(b)["deployment_count"] for _, b in open_written]
+        first_count = json.loads(open_body)["deployment_count"]
+        assert counted == list(range(first_count + 1, first_count + 1 + len(counted))), (
+            "each write of today shows in the next read of the open week"
+        )
+        rows.append(("open, written", written_reference, [t for t, _ in open_written]))
+
+        after_write = []
+        for n in range(args.computed_reads):
+            write_today(f"late-{n}")
             elapsed, text_ = get(closed)
             assert text_ == body, "the closed-week document after a write differs"
             after_write.append(elapsed)

@@ -23,6 +23,7 @@ from insights.metrics.result import MetricReport, RecordedData, Scope, Window
 from insights.model import ChangeEvent, CommitEvent, CommitRows, DeploymentEvent, IncidentEvent
 from insights.narrate.schema import NarrativeResult
 from insights.store import read_cache, write_reach
+from insights.store.models import Service
 from insights.store.repository import DeliveryFrames, TenantRepository, UpsertCounts
 
 if TYPE_CHECKING:
@@ -297,39 +298,73 @@ def compute_report(
     end of `window`, are computed from the rows those windows need (`store.window_read`; the
     whole history where only it gives exact results, or with `whole_history`), and the closed
     ones stored for the next read. Pure functions compute."""
+    read = _ScopeRead.open(session, tenant, scope)
+    if whole_history:
+        from insights.metrics import compute as metrics_compute  # pandas: only where metrics are
+
+        prepared = metrics_compute.prepare(read.repo.delivery_frames(read.services))
+        return _report(prepared, tenant, read.scope, read.services, window, history)
+    return _compute_report(read, window, history)
+
+
+@dataclass(frozen=True)
+class _ScopeRead:
+    """What a read of one scope looks up once: the tenant, its services' rows and ids, and
+    the data version read before any row."""
+
+    repo: TenantRepository
+    scope: Scope
+    services: list[str]
+    rows: list[Service]
+    version: int
+
+    @classmethod
+    def open(cls, session: Session, tenant: str, scope: Scope) -> _ScopeRead:
+        repo = TenantRepository.open(session, tenant)
+        if scope.kind == "tenant":
+            scope = Scope(kind="tenant", name=tenant)
+        services = scope_services(repo, scope)
+        rows = list(session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
+        version = read_cache.data_version(session, repo.tenant_id)
+        return cls(repo, scope, services, rows, version)
+
+    @property
+    def tenant_id(self) -> int:
+        return self.repo.tenant_id
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.id for r in self.rows]
+
+
+def _compute_report(read: _ScopeRead, window: Window, history: int) -> MetricReport:
     from insights.metrics import compute as metrics_compute  # pandas: only where metrics are
     from insights.metrics.result import WindowMetrics
     from insights.metrics.verdicts import sample_from_json, sample_json
     from insights.store import window_read
     from insights.timeutil import now
 
-    repo = TenantRepository.open(session, tenant)
-    if scope.kind == "tenant":
-        scope = Scope(kind="tenant", name=tenant)
-    services = scope_services(repo, scope)
+    repo, scope, services, session = read.repo, read.scope, read.services, read.repo.session
+    tenant = repo.tenant.name
     shown, tested = _report_windows(window, history)
-    if whole_history:
-        prepared = metrics_compute.prepare(repo.delivery_frames(services))
-        return _report(prepared, tenant, scope, services, window, history)
-    t = repo.tenant_id
-    version = read_cache.data_version(session, t)
-    ids = list(repo.service_ids(services).values())
+    t, version, ids = repo.tenant_id, read.version, read.ids
     stored = read_cache.window_results(session, t, scope, tested[:-1], version, ids)
     kept = 0  # the leading tested windows served as stored
     while kept < len(tested) - 1 and (tested[kept].start, tested[kept].end) in stored:
         kept += 1
     computed = tested[kept:]
-    bounded = window_read.window_frames(repo, services, computed[0].start, window.end)
+    bounded = window_read.window_frames(repo, services, computed[0].start, window.end, read.rows)
     # what is stored before each computed window's end (the report's `recorded`)
     before: dict[Window, list[int]] = {}
     if bounded.frames is not None:
         prepared = metrics_compute.prepare(bounded.frames)
-        within = window_read.recorded_between(repo, services, window.start, window.end)
+        within = window_read.recorded_between(repo, services, window.start, window.end, ids)
         previous = stored[(tested[kept - 1].start, tested[kept - 1].end)] if kept else {}
         if len(computed) == 1 and isinstance(previous.get("recorded"), list):
             before[window] = [a + b for a, b in zip(previous["recorded"], within, strict=True)]
         else:
-            counts = window_read.recorded_before(repo, services, [w.end for w in computed])
+            ends = [w.end for w in computed]
+            counts = window_read.recorded_before(repo, services, ends, ids)
             before = {w: list(c) for w, c in zip(computed, counts, strict=True)}
         commits, changes, incidents = before[window]
         recorded: RecordedData | None = RecordedData(
@@ -377,15 +412,11 @@ def metrics_document(session: Session, tenant: str, scope: Scope, window: Window
     stored when closed)."""
     from insights.deliver.text import render_json
 
-    repo = TenantRepository.open(session, tenant)
-    if scope.kind == "tenant":
-        scope = Scope(kind="tenant", name=tenant)
-    ids = list(repo.service_ids(scope_services(repo, scope)).values())
-    version = read_cache.data_version(session, repo.tenant_id)
-    body = read_cache.cached(session, repo.tenant_id, scope, window, version, ids)
+    read = _ScopeRead.open(session, tenant, scope)
+    body = read_cache.cached(session, read.tenant_id, read.scope, window, read.version, read.ids)
     if body is None:
-        body = render_json(compute_report(session, tenant, scope, window, history=1))
-        read_cache.store(session, repo.tenant_id, scope, window, version, body)
+        body = render_json(_compute_report(read, window, history=1))
+        read_cache.store(session, read.tenant_id, read.scope, window, read.version, body)
     return body
 
 

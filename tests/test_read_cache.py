@@ -3,12 +3,16 @@ changes; late data for a closed week shows on the next read."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from api_support import COMMIT, DEPLOYMENT, INCIDENT, make_api, ndjson
 from sqlalchemy import select
 
+from insights.metrics.windows import current_week
 from insights.store.db import unit_of_work
 from insights.store.models import MetricSnapshot
+from insights.timeutil import now, utc
 
 WINDOW = "2026-W02"
 
@@ -69,10 +73,37 @@ def test_an_unchanged_resend_keeps_the_stored_read(api):
         assert session.scalars(select(MetricSnapshot.computed_at)).all() == before
 
 
-def test_open_windows_are_computed_every_time_and_not_stored(api):
+def _computed_at(api) -> list:
+    with unit_of_work(api.db.engine) as session:
+        return sorted(session.scalars(select(MetricSnapshot.computed_at)).all())
+
+
+def test_an_open_window_is_served_stored_until_a_write_reaches_it(api):
+    """Its metrics are a function of the stored rows: between two writes into it the
+    document is served as stored; each write into it shows on the next read; a write to
+    another service leaves it stored. Window results are kept for closed windows only."""
+    week = current_week(now())
+    open_week = week.label
+    days = [(week.start + timedelta(minutes=n)).isoformat() for n in (1, 2)]
     _post(api, COMMIT, DEPLOYMENT)
-    _get(api, window="2099-W01")
-    assert _stored(api, "") == []
+    first = _get(api, window=open_week)
+    assert first["deployment_count"] == 0
+    assert _stored(api) == [("read:service", "checkout")]
+    with unit_of_work(api.db.engine) as session:
+        ends = session.scalars(
+            select(MetricSnapshot.window_end).where(MetricSnapshot.scope_kind == "window:service")
+        ).all()
+    assert ends and all(end <= week.start for end in map(utc, ends))  # closed weeks only
+    kept = _computed_at(api)
+    assert _get(api, window=open_week) == first
+    assert _computed_at(api) == kept
+    other = {**DEPLOYMENT, "service": "payments-api", "id": "p-1", "finished_at": days[0]}
+    _post(api, {**COMMIT, "service": "payments-api"}, other)
+    assert _get(api, window=open_week) == first
+    assert _computed_at(api) == kept
+    for n, day in enumerate(days, start=1):
+        _post(api, {**DEPLOYMENT, "id": f"open-{n}", "sha": f"c0ffee0{n + 1}", "finished_at": day})
+        assert _get(api, window=open_week)["deployment_count"] == n
 
 
 def test_a_registry_change_invalidates_the_stored_reads(api):

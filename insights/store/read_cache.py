@@ -21,7 +21,12 @@ deployment of last month invalidates that month and what follows.
 
 A read computed from data read before a concurrent write carries the older version, so that
 write's reach is checked against it. Reaches are kept for the last `KEEP` versions; an older
-stored read is stale. Windows still open are always computed.
+stored read is stale.
+
+A window still open keeps its document too (its metrics are a function of the stored rows,
+not of the clock): every write into it reaches before its end, so the document serves the
+reads between two writes of the scope's services (a dashboard polling the current week) and
+the next write's read computes again. Window results are kept for closed windows only.
 
 Example:
     version = data_version(session, tenant_id)
@@ -133,9 +138,7 @@ def cached(
     version: int,
     service_ids: Collection[int],
 ) -> str | None:
-    """The stored document of a closed window, if no write since reaches it; or None."""
-    if window.end > now():
-        return None
+    """The stored document of `window`, if no write since reaches it; or None."""
     data = session.scalar(
         select(MetricSnapshot.data).where(
             MetricSnapshot.tenant_id == tenant_id,
@@ -185,9 +188,7 @@ def _put(
 def store(
     session: Session, tenant_id: int, scope: Scope, window: Window, version: int, body: str
 ) -> None:
-    """Keep `body` for the next read of this closed window (no-op for an open window)."""
-    if window.end > now():
-        return
+    """Keep `body` for the next read of `window`."""
     _put(session, tenant_id, PREFIX + scope.kind, scope, window, {"version": version, "body": body})
 
 

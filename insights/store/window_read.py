@@ -495,18 +495,23 @@ _INCIDENT_COLUMNS = (
 
 
 def window_frames(
-    repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
+    repo: TenantRepository,
+    services: Sequence[str],
+    start: datetime,
+    end: datetime,
+    service_rows: Sequence[Service] | None = None,
 ) -> Bounded:
     """The delivery frames of `services` that metrics of windows inside [start, end) need
     (rules in the module docstring); `frames` None with a `reason` when only the whole
-    history gives exact results."""
+    history gives exact results. `service_rows`: those services' rows, when the caller has
+    them."""
     import pandas as pd
 
     if repo.session.get_bind().dialect.name == "postgresql":
         # times come back with `timezone.utc`, which pandas converts in bulk (a named zone
         # such as the server's `Etc/UTC` is converted row by row); for this transaction only
         repo.session.execute(text("SET LOCAL TIME ZONE 'UTC'"))
-    reader = _Reader(repo, services)
+    reader = _Reader(repo, services, service_rows)
     if not reader.production_pairs():
         return Bounded(None, "a production pattern is not a regex")
     if reader.graph_derived():
@@ -863,12 +868,22 @@ def recorded_counts(
     return (*before, recorded_between(repo, services, start, end)[0])
 
 
+def _ids(repo: TenantRepository, services: Sequence[str], ids: Sequence[int] | None) -> list[int]:
+    if ids is not None:
+        return list(ids)
+    return list(repo.service_ids(services).values()) if services else []
+
+
 def recorded_before(
-    repo: TenantRepository, services: Sequence[str], ends: Sequence[datetime]
+    repo: TenantRepository,
+    services: Sequence[str],
+    ends: Sequence[datetime],
+    ids: Sequence[int] | None = None,
 ) -> list[tuple[int, int, int]]:
-    """Per time of `ends`: the (commits, changes, incidents) stored for `services` before it
-    (by commit time and opening), one pass over each table for all of them."""
-    ids = list(repo.service_ids(services).values()) if services else []
+    """Per time of `ends`: the (commits, changes, incidents) stored for `services` (whose
+    ids the caller may give) before it (by commit time and opening), one pass over each
+    table for all of them."""
+    ids = _ids(repo, services, ids)
     t, s = repo.tenant_id, repo.session.connection()
     columns = []
     for model, column in _RECORDED:
@@ -882,11 +897,16 @@ def recorded_before(
 
 
 def recorded_between(
-    repo: TenantRepository, services: Sequence[str], start: datetime, end: datetime
+    repo: TenantRepository,
+    services: Sequence[str],
+    start: datetime,
+    end: datetime,
+    ids: Sequence[int] | None = None,
 ) -> tuple[int, int, int]:
-    """(commits, changes, incidents) of `services` committed or opened in [start, end): an
-    index range each, so a window's counts follow from the previous window's."""
-    ids = list(repo.service_ids(services).values()) if services else []
+    """(commits, changes, incidents) of `services` (whose ids the caller may give) committed
+    or opened in [start, end): an index range each, so a window's counts follow from the
+    previous window's."""
+    ids = _ids(repo, services, ids)
     t = repo.tenant_id
     a, b, c = (
         repo.session.connection()
