@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,6 +133,9 @@ def store_commit_rows(
     # stored keys per batch while the table has no statistics, docs/sync.md).
     reached: dict[int | None, datetime] = {}
     if counts.new or counts.updated:
+        if not before:  # the COPY inserted every row: their times are the batch's
+            earliest_s = min(row[4] for row in batch.rows)
+            keys.inserted_from = datetime.fromtimestamp(earliest_s, UTC)
         after = write_reach.reach(repo, service_id, keys)
         at = write_reach.earliest(*before, after)
         if at is not None:

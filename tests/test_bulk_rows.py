@@ -161,3 +161,27 @@ def test_links_of_a_batch_read_back_as_listed_and_are_replaced_when_relisted(db)
     assert links() == {"v1": shas[:150], "v2": shas[150:], "v3": shas[:3]}
     store([deploy("v1", shas[100:]), deploy("v2", shas[150:])])  # v1 relisted, v2 the same
     assert links() == {"v1": shas[100:], "v2": shas[150:], "v3": shas[:3]}
+
+
+def test_a_first_ingest_after_a_deployment_listing_its_commits_reaches_that_deployment(db, size):
+    """The commits a stored deployment lists arrive later, in one bulk batch: what the batch
+    reaches (the deployment's finish: its lead time changes) is the event path's."""
+    rows = [row(n) for n in range(size)]
+    listed = (rows[7][0].decode(), rows[size - 1][0].decode())
+    for tenant in ("compact", "events"):
+        with unit_of_work(db.engine) as session:
+            repo = TenantRepository.open(session, tenant, create=True)
+            deployment = DeploymentEvent(
+                service="api",
+                id="d-1",
+                environment="production",
+                sha=listed[0],
+                status="success",
+                finished_at=datetime(2025, 6, 1, tzinfo=UTC),
+                commits=listed,
+            )
+            store_events(repo, [deployment], create_services=True)
+    assert both(db, rows) == (size, 0, 0)
+    reached = [at for _, every, at in invalidated(db, "compact") if not every]
+    last = reached[-1] if isinstance(reached[-1], datetime) else datetime.fromisoformat(reached[-1])
+    assert last.replace(tzinfo=last.tzinfo or UTC) == datetime(2025, 6, 1, tzinfo=UTC)
