@@ -187,10 +187,11 @@ def main() -> None:
 
         from fastapi.testclient import TestClient
 
-        from insights.api.app import create_app
+        from insights.api.app import create_app, preload_for_serving
         from insights.config import Settings
 
         client = TestClient(create_app(Settings(database_url=url, config=None)))
+        preload_for_serving()  # as `insights serve` does before it answers
         headers = {"Authorization": f"Bearer {token}"}
 
         def get(window: Window) -> tuple[float, str]:

@@ -36,7 +36,7 @@ def serve(
     """
     import uvicorn
 
-    from insights.api.app import create_app
+    from insights.api.app import create_app, preload_for_serving
     from insights.ops.scheduler import SchedulerService, attach_to_app, scheduler_enabled
 
     s = settings()
@@ -47,6 +47,7 @@ def serve(
 
         configure_logging()
         attach_to_app(api, SchedulerService(s))
+    preload_for_serving()
     uvicorn.run(api, host=host, port=port, log_level=log_level, access_log=False)
 
 

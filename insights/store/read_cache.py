@@ -159,30 +159,26 @@ def cached(
 def _put(
     session: Session, tenant_id: int, kind: str, scope: Scope, window: Window, data: dict
 ) -> None:
+    """Store `data` for the window, replacing what is stored (one upsert: a concurrent read
+    of the same window may have stored it first; either is valid for its own version)."""
+    from insights.store.repository import _insert
+
+    table = MetricSnapshot.__table__
+    stmt = _insert(session, table).values(
+        tenant_id=tenant_id,
+        scope_kind=kind,
+        scope_name=scope.name,
+        window_start=window.start,
+        window_end=window.end,
+        data=data,
+        computed_at=now(),
+    )
     session.execute(
-        delete(MetricSnapshot).where(
-            MetricSnapshot.tenant_id == tenant_id,
-            MetricSnapshot.scope_kind == kind,
-            MetricSnapshot.scope_name == scope.name,
-            MetricSnapshot.window_start == window.start,
-            MetricSnapshot.window_end == window.end,
+        stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "scope_kind", "scope_name", "window_start", "window_end"],
+            set_={"data": stmt.excluded.data, "computed_at": stmt.excluded.computed_at},
         )
     )
-    try:
-        with session.begin_nested():
-            session.add(
-                MetricSnapshot(
-                    tenant_id=tenant_id,
-                    scope_kind=kind,
-                    scope_name=scope.name,
-                    window_start=window.start,
-                    window_end=window.end,
-                    data=data,
-                    computed_at=now(),
-                )
-            )
-    except IntegrityError:
-        pass  # a concurrent read stored the same window first
 
 
 def store(

@@ -58,6 +58,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -70,6 +71,7 @@ from sqlalchemy import (
     DateTime,
     String,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -179,25 +181,10 @@ class _Reader:
         return self._production(d)
 
     def _production(self, d: Any) -> Any:
-        if not self.prod_envs:
-            return false()
-        return and_(
-            d.tenant_id == self.t,
-            d.status == "success",
-            d.finished_at.is_not(None),
-            d.finished_at >= EARLIEST,
-            d.finished_at <= LATEST,
-            or_(
-                d.started_at.is_(None),
-                and_(d.started_at >= EARLIEST, d.started_at <= d.finished_at),
-            ),
-            or_(
-                *(
-                    and_(d.service_id == s, d.environment.in_(envs))
-                    for s, envs in self.prod_envs.items()
-                )
-            ),
-        )
+        return _production_filter(d, self.t, self._envs_key())
+
+    def _envs_key(self) -> tuple[tuple[int, tuple[str, ...]], ...]:
+        return tuple((s, tuple(envs)) for s, envs in self.prod_envs.items())
 
     # -- guards --------------------------------------------------------------------------------
 
@@ -256,42 +243,12 @@ class _Reader:
         finish time before `start` and at the first at or after `end`, and per service those
         at its first finish time. Each time is an index lookup (a subquery on an alias: no
         correlation with the outer rows). The rows at or after `end` are the successors of
-        each environment's last core deployment (`nxt`: rolled back or not)."""
-        d = Deployment
-        picks = []
-        for service_id, environments in self.prod_envs.items():
-            for environment in environments:
-                for bound, before in ((start, True), (end, False)):
-                    a = aliased(Deployment)
-                    side = a.finished_at < bound if before else a.finished_at >= bound
-                    pick = func.max(a.finished_at) if before else func.min(a.finished_at)
-                    at = (
-                        select(pick)
-                        .where(
-                            self._production(a),
-                            a.service_id == service_id,
-                            a.environment == environment,
-                            side,
-                        )
-                        .scalar_subquery()
-                    )
-                    picks.append(
-                        and_(
-                            d.service_id == service_id,
-                            d.environment == environment,
-                            d.finished_at == at,
-                        )
-                    )
-            a = aliased(Deployment)
-            first = (
-                select(func.min(a.finished_at))
-                .where(self._production(a), a.service_id == service_id)
-                .scalar_subquery()
-            )
-            picks.append(and_(d.service_id == service_id, d.finished_at == first))
-        if not picks:
+        each environment's last core deployment (`nxt`: rolled back or not). The statement is
+        built once per tenant and production environments (`_edges_statement`)."""
+        if not self.prod_envs:
             return []
-        return self._deployment_rows(or_(*picks))
+        statement = _edges_statement(self.t, self._envs_key())
+        return list(self.conn.execute(statement, {"edges_start": start, "edges_end": end}).all())
 
     def first_runs(self, pairs: set[tuple[int, str]]) -> list[tuple]:
         """For (service id, sha) pairs: the production deployments at the first finish time of
@@ -443,6 +400,64 @@ class _Reader:
         if latest is None:
             return []
         return self._deployment_rows(and_(d.service_id == service_id, d.finished_at == latest))
+
+
+def _production_filter(d: Any, t: int, envs: tuple[tuple[int, tuple[str, ...]], ...]) -> Any:
+    """Successful production deployments of tenant `t` the engine keeps (as `screen` +
+    `production`), `envs` the production environments per service id."""
+    if not envs:
+        return false()
+    return and_(
+        d.tenant_id == t,
+        d.status == "success",
+        d.finished_at.is_not(None),
+        d.finished_at >= EARLIEST,
+        d.finished_at <= LATEST,
+        or_(
+            d.started_at.is_(None),
+            and_(d.started_at >= EARLIEST, d.started_at <= d.finished_at),
+        ),
+        or_(*(and_(d.service_id == s, d.environment.in_(list(e))) for s, e in envs)),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _edges_statement(t: int, envs: tuple[tuple[int, tuple[str, ...]], ...]) -> Any:
+    """`_Reader.edges`' query for tenant `t` and its production environments, with the
+    span's ends as the parameters `edges_start` and `edges_end` (building it costs more than
+    running it; SQLAlchemy's compiled cache then serves every later read)."""
+    d = Deployment
+    bounds = (
+        bindparam("edges_start", type_=DateTime(timezone=True)),
+        bindparam("edges_end", type_=DateTime(timezone=True)),
+    )
+    picks = []
+    for service_id, environments in envs:
+        for environment in environments:
+            for bound, before in zip(bounds, (True, False), strict=True):
+                a = aliased(Deployment)
+                side = a.finished_at < bound if before else a.finished_at >= bound
+                pick = func.max(a.finished_at) if before else func.min(a.finished_at)
+                at = (
+                    select(pick)
+                    .where(
+                        _production_filter(a, t, envs),
+                        a.service_id == service_id,
+                        a.environment == environment,
+                        side,
+                    )
+                    .scalar_subquery()
+                )
+                mine = and_(d.service_id == service_id, d.environment == environment)
+                picks.append(and_(mine, d.finished_at == at))
+        a = aliased(Deployment)
+        first = (
+            select(func.min(a.finished_at))
+            .where(_production_filter(a, t, envs), a.service_id == service_id)
+            .scalar_subquery()
+        )
+        picks.append(and_(d.service_id == service_id, d.finished_at == first))
+    return select(*_DEPLOYMENT_COLUMNS).where(_production_filter(d, t, envs), or_(*picks))
 
 
 # what the engine's screen checks per table: times in the accepted range, durations not
@@ -775,8 +790,8 @@ def window_frames(
     commit_frame = _frame(commit_rows, ["service", "sha", "committed_at", "authored_at"], ())
     commit_frame = commit_frame.assign(
         service=commit_frame["service"].map(names),
-        committed_at=pd.to_datetime(commit_frame["committed_at"], utc=True),
-        authored_at=pd.to_datetime(commit_frame["authored_at"], utc=True),
+        committed_at=pd.to_datetime(commit_frame["committed_at"], utc=True).astype(_NS_UTC),
+        authored_at=pd.to_datetime(commit_frame["authored_at"], utc=True).astype(_NS_UTC),
         parents=pd.Series([[]] * len(commit_frame), index=commit_frame.index, dtype=object),
         reverts=pd.Series(
             [revert_targets.get((int(r[0]), str(r[1]))) for r in commit_rows],
@@ -814,6 +829,10 @@ def window_frames(
         ],
         ("opened_at", "resolved_at"),
     )
+    service_frame, deployment_frame, commit_frame, change_frame, incident_frame = _services_as(
+        [service_frame, deployment_frame, commit_frame, change_frame, incident_frame],
+        list(names.values()),
+    )
     frames = DeliveryFrames(
         service_frame, deployment_frame, link_frame, commit_frame, change_frame, incident_frame
     )
@@ -841,7 +860,9 @@ def _lists_any(session: Any, column: Any, shas: Any) -> Any:
 
 
 def _frame(rows: list[tuple], columns: list[str], times: Sequence[str]) -> pd.DataFrame:
-    """Rows as a frame shaped like `TenantRepository.delivery_frames`' (UTC times)."""
+    """Rows as a frame shaped like `TenantRepository.delivery_frames`' (UTC times), the times
+    already in the engine's working unit (nanoseconds: `metrics.compute` leaves them as
+    they are; one outside what nanoseconds hold stays as read, for the engine's screen)."""
     import pandas as pd
     from pandas.errors import OutOfBoundsDatetime
 
@@ -849,8 +870,20 @@ def _frame(rows: list[tuple], columns: list[str], times: Sequence[str]) -> pd.Da
     for column in times:
         with suppress(OutOfBoundsDatetime, OverflowError):  # screened by the engine
             frame[column] = pd.to_datetime(frame[column], utc=True)
+            frame[column] = frame[column].astype(_NS_UTC)
     return frame
 
+
+def _services_as(frames: Sequence[pd.DataFrame], names: Sequence[str]) -> list[pd.DataFrame]:
+    """Each frame's `service` column as one categorical of the scope's service names (what
+    `metrics.compute` turns every frame's services into; given so, it converts nothing)."""
+    import pandas as pd
+
+    dtype = pd.CategoricalDtype(sorted(set(names)))
+    return [f.assign(service=f["service"].astype(object).astype(dtype)) for f in frames]
+
+
+_NS_UTC = "datetime64[ns, UTC]"
 
 _RECORDED = (
     (Commit, Commit.committed_at),
