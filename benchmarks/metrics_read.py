@@ -4,8 +4,10 @@ after the first read), the week still open between writes (served from its snaps
 write since reaches it), the week still open after a write of today before each read (computed,
 its previous week and baseline from stored window results), the first read of a closed week
 after a write of today (which reaches no further back than the deployment before it: the
-snapshot stays valid), and after a late write into that closed week (it reaches the week:
-computed, the baseline before it from stored window results).
+snapshot stays valid), after a late deployment to staging inside that closed week (it
+changes no metric and reaches nothing: still stored), and after a late production deployment
+into that week (it reaches the week: computed, the baseline before it from stored window
+results).
 
 Builds a fresh PostgreSQL database with one tenant of `--services` services, `--commits`
 commits (default 1,000,000) and `--deployments` successful production deployments (default
@@ -27,9 +29,14 @@ like any other). Then, for `scope=service:svc-0`:
   a reference computed after the last write), `--computed-reads` times;
 - after a write: one deployment recorded for svc-0 today (not timed), then `GET` of the
   closed week (its snapshot is still valid), `--computed-reads` times;
-- after a late write: one deployment to `staging` recorded for svc-0 inside the closed week
-  (not timed; it changes no metric, but it reaches the week, so its snapshot and stored window
-  results are stale), then `GET` of the closed week (computed), `--computed-reads` times.
+- late staging: one deployment to `staging` recorded for svc-0 inside the closed week (not
+  timed; it changes no metric, so it reaches nothing: the snapshot stays valid), then `GET`
+  of the closed week, `--computed-reads` times;
+- late write: one production deployment recorded for svc-0 inside the closed week (not
+  timed; it reaches the week: its snapshot and stored window results are stale), then `GET`
+  of the closed week (computed, the baseline before it from stored window results; each read
+  counts one more deployment, the last compared with a reference computed after the last
+  write), `--computed-reads` times.
 
 Every computed document is compared with the reference's bytes. Prints p50/p95 of each and
 their ratios. The target is a p95 <= 100 ms. The database is dropped.
@@ -255,24 +262,40 @@ def main() -> None:
             after_write.append(elapsed)
         rows.append(("after a write", closed_reference, after_write))
 
-        after_late = []
-        for n in range(args.computed_reads):
+        def write_late(external_id: str, environment: str, minutes: int) -> None:
             with unit_of_work(engine_for(url)) as session:
                 repo = TenantRepository.open(session, "big")
                 deployment = DeploymentEvent(
                     service="svc-0",
-                    id=f"late-staging-{n}",
-                    environment="staging",
-                    sha=f"{n:040x}",
+                    id=external_id,
+                    environment=environment,
+                    sha=uuid.uuid5(uuid.NAMESPACE_URL, external_id).hex.ljust(40, "0"),
                     status="success",
-                    finished_at=closed.start + timedelta(days=2, minutes=n),
+                    finished_at=closed.start + timedelta(days=2, minutes=minutes),
                     commits=(),
                 )
                 pipeline.store_events(repo, [deployment], create_services=False)
+
+        after_staging = []
+        for n in range(args.computed_reads):
+            write_late(f"late-staging-{n}", "staging", n)
             elapsed, text_ = get(closed)
-            assert text_ == body, "the closed-week document after a late write differs"
-            after_late.append(elapsed)
-        rows.append(("late write", closed_reference, after_late))
+            assert text_ == body, "the closed-week document after a staging deployment differs"
+            after_staging.append(elapsed)
+        rows.append(("late staging", closed_reference, after_staging))
+
+        late_written: list[tuple[float, str]] = []
+        for n in range(args.computed_reads):
+            write_late(f"late-production-{n}", "production", n)
+            late_written.append(get(closed))
+        late_reference, late_body = reference(closed)
+        assert late_written[-1][1] == late_body, "the closed week after late writes differs"
+        counted = [json.loads(b)["deployment_count"] for _, b in late_written]
+        first_count = json.loads(body)["deployment_count"]
+        assert counted == list(range(first_count + 1, first_count + 1 + len(counted))), (
+            "each late deployment shows in the next read of the closed week"
+        )
+        rows.append(("late write", late_reference, [t for t, _ in late_written]))
 
         for label, ref, measured in rows:
             print(

@@ -266,6 +266,25 @@ def test_a_late_write_changes_the_next_read_of_a_closed_week(db, late):
     assert following is not None
 
 
+def test_a_late_deployment_that_is_no_successful_production_one_keeps_the_stored_reads(db):
+    """A deployment to staging, or a failed one, inside a closed week changes no metric: the
+    stored reads stay valid (served as stored, equal to the whole history). The same
+    deployment later promoted to production, or turned successful, reaches the week."""
+    tenant = store(db.engine, history())
+    before = read(db.engine, tenant)
+    kept = stored_at(db.engine, tenant)
+    staging = {**_deployment("s1", WEEKS - 1.5, "s1"), "environment": "staging"}
+    failed = {**_deployment("f1", WEEKS - 1.4, "f1"), "status": "failure"}
+    write(db.engine, tenant, staging, failed)
+    assert read(db.engine, tenant) == before
+    assert stored_at(db.engine, tenant) == kept  # nothing was recomputed
+    write(db.engine, tenant, {**staging, "environment": "production"})
+    promoted = read(db.engine, tenant)
+    assert promoted != before
+    write(db.engine, tenant, {**failed, "status": "success"})
+    assert read(db.engine, tenant) != promoted
+
+
 def test_reaches_are_kept_for_a_bounded_number_of_versions(sqlite_db):
     tenant = store(sqlite_db.engine, history())
     with unit_of_work(sqlite_db.engine) as session:

@@ -7,11 +7,13 @@ write and keeps the earlier answer (`pipeline.store_events`), a delete asks befo
 reads of windows ending at or before the answer stay valid (`store/read_cache.py`). The bound
 follows the rules of `metrics/` (each item: which results a record can change):
 
-- a deployment finished at f: its own results, every later one (rollbacks, first shipments,
-  first runs of a sha), the production deployment before it in its environment (rolled back,
-  recovered by it) and in its service (the incidents opened after f were blamed on that one),
-  and the deployments blamed for incidents linked to its id (they fall back to the last one
-  before the incident opened): min(f, those deployments' finish, those incidents' opening);
+- a successful production deployment finished at f (any other changes no metric by itself):
+  its own results, every later one (rollbacks, first shipments, first runs of a sha), the
+  production deployment before it in its environment (rolled back, recovered by it) and in
+  its service (the incidents opened after f were blamed on that one), and, whatever its
+  environment, the deployments blamed for incidents linked to its id (they fall back to the
+  last one before the incident opened): min(f, those deployments' finish, those incidents'
+  opening);
 - an incident opened at o: the deployment it is blamed on (its link, or the last production
   deployment before o), later deployments (rework during it), the window counting it;
 - a change: the window it is deployed in, no earlier than the first deployment listing its
@@ -158,9 +160,12 @@ def _reach(repo: TenantRepository, service: Service, keys: Keys) -> datetime | N
 
     times: list[datetime | None] = []
     for chunk in _chunks(keys.deployments):
+        # only successful production deployments count for the metrics: one to staging, or
+        # one that failed, reaches nothing by its own time (asked before and after, a status
+        # or environment that changes either way still counts)
         rows = session.execute(
             select(d.environment, func.min(d.finished_at))
-            .where(mine, repo._in(d.external_id, chunk, String), d.finished_at.is_not(None))
+            .where(mine, facts().prod(), repo._in(d.external_id, chunk, String))
             .group_by(d.environment)
         ).all()
         for environment, finished in rows:
