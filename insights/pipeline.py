@@ -186,14 +186,19 @@ def apply_org_config(session: Session, tenant: TenantConfig) -> TenantRepository
 
 def scope_services(repo: TenantRepository, scope: Scope) -> list[str]:
     """Names of the services a scope covers; an unknown service or team is a NotFound error."""
+    return [s.name for s in scope_service_rows(repo, scope)]
+
+
+def scope_service_rows(repo: TenantRepository, scope: Scope) -> list[Service]:
+    """The services a scope covers (`scope_services`, as rows)."""
     if scope.kind == "service":
-        return [repo.require_service(scope.name).name]
+        return [repo.require_service(scope.name)]
     if scope.kind == "team":
         team = repo.team(scope.name)
         if team is None:
             raise NotFound(f"team {scope.name!r}: not found in tenant {repo.tenant.name!r}")
-        return [s.name for s in repo.services() if s.team_id == team.id]
-    return [s.name for s in repo.services()]
+        return [s for s in repo.services() if s.team_id == team.id]
+    return repo.services()
 
 
 def _report_windows(window: Window, history: int) -> tuple[list[Window], list[Window]]:
@@ -326,10 +331,9 @@ class _ScopeRead:
         repo = TenantRepository.open(session, tenant)
         if scope.kind == "tenant":
             scope = Scope(kind="tenant", name=tenant)
-        services = scope_services(repo, scope)
-        rows = list(session.scalars(repo.scoped(Service).where(Service.name.in_(services))))
+        rows = scope_service_rows(repo, scope)
         version = read_cache.data_version(session, repo.tenant_id)
-        return cls(repo, scope, services, rows, version)
+        return cls(repo, scope, [r.name for r in rows], rows, version)
 
     @property
     def tenant_id(self) -> int:

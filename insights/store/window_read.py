@@ -329,12 +329,8 @@ class _Reader:
         )
 
     def _poisoned_where(self, model: Any) -> Any:
-        times, pairs = _SCREENED[model.__name__]
-        bad = [or_(getattr(model, t) < EARLIEST, getattr(model, t) > LATEST) for t in times]
-        bad += [getattr(model, later) < getattr(model, earlier) for later, earlier in pairs]
-        if model is Deployment and self.session.get_bind().dialect.name == "postgresql":
-            bad = [text(f"({POISONED_DEPLOYMENTS})")]
-        return and_(model.tenant_id == self.t, model.service_id.in_(self.ids), or_(*bad))
+        dialect = self.session.get_bind().dialect.name
+        return _poisoned_where(model, dialect, self.t, tuple(self.ids))
 
     def poisoned(self, model: Any, columns: Sequence[Any]) -> list:
         """Rows of `model` the engine's screen skips (a time outside the accepted range, a
@@ -343,17 +339,9 @@ class _Reader:
         index, so it answers.) Whether any table has such rows is one query for all four;
         usually none has."""
         if self._poisoned is None:
-            models = (Deployment, Incident, Change, Commit)
-            # counts, not EXISTS: under EXISTS the planner expects an early match and scans
-            found = self.conn.execute(
-                select(
-                    *(
-                        select(func.count()).where(self._poisoned_where(m)).scalar_subquery()
-                        for m in models
-                    )
-                )
-            ).one()
-            self._poisoned = {m.__name__ for m, f in zip(models, found, strict=True) if f}
+            dialect = self.session.get_bind().dialect.name
+            found = self.conn.execute(_poisoned_counts(dialect, self.t, tuple(self.ids))).one()
+            self._poisoned = {m.__name__ for m, f in zip(_SCREENED_MODELS, found, strict=True) if f}
         if model.__name__ not in self._poisoned:
             return []
         return list(self.conn.execute(select(*columns).where(self._poisoned_where(model))).all())
@@ -460,6 +448,29 @@ def _edges_statement(t: int, envs: tuple[tuple[int, tuple[str, ...]], ...]) -> A
     return select(*_DEPLOYMENT_COLUMNS).where(_production_filter(d, t, envs), or_(*picks))
 
 
+@functools.lru_cache(maxsize=1024)
+def _poisoned_where(model: Any, dialect: str, t: int, ids: tuple[int, ...]) -> Any:
+    """Rows of `model` of tenant `t`'s services `ids` that the engine's screen skips."""
+    times, pairs = _SCREENED[model.__name__]
+    bad = [or_(getattr(model, c) < EARLIEST, getattr(model, c) > LATEST) for c in times]
+    bad += [getattr(model, later) < getattr(model, earlier) for later, earlier in pairs]
+    if model is Deployment and dialect == "postgresql":
+        bad = [text(f"({POISONED_DEPLOYMENTS})")]
+    return and_(model.tenant_id == t, model.service_id.in_(list(ids)), or_(*bad))
+
+
+@functools.lru_cache(maxsize=256)
+def _poisoned_counts(dialect: str, t: int, ids: tuple[int, ...]) -> Any:
+    """How many rows of each screened table the screen skips, in one query (counts, not
+    EXISTS: under EXISTS the planner expects an early match and scans)."""
+    return select(
+        *(
+            select(func.count()).where(_poisoned_where(m, dialect, t, ids)).scalar_subquery()
+            for m in _SCREENED_MODELS
+        )
+    )
+
+
 # what the engine's screen checks per table: times in the accepted range, durations not
 # negative (a commit by `committed_at` only, which an index answers; `authored_at` is not read)
 _SCREENED: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
@@ -485,6 +496,8 @@ WITH RECURSIVE envs(service_id, environment) AS (
 )
 SELECT service_id, environment FROM envs WHERE environment IS NOT NULL
 """
+
+_SCREENED_MODELS = (Deployment, Incident, Change, Commit)
 
 _DEPLOYMENT_COLUMNS = (
     Deployment.id,
