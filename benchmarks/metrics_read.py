@@ -227,42 +227,8 @@ def main() -> None:
             open_reads.append(elapsed)
         rows.append(("open week", open_reference, open_reads))
 
-        def write_today(external_id: str) -> None:
-            with unit_of_work(engine_for(url)) as session:
-                repo = TenantRepository.open(session, "big")
-                deployment = DeploymentEvent(
-                    service="svc-0",
-                    id=external_id,
-                    environment="production",
-                    sha=uuid.uuid5(uuid.NAMESPACE_URL, external_id).hex.ljust(40, "0"),
-                    status="success",
-                    finished_at=now(),
-                    commits=(),  # CI lists what it shipped; the closed week is unchanged
-                )
-                pipeline.store_events(repo, [deployment], create_services=False)
-
-        open_written: list[tuple[float, str]] = []
-        for n in range(args.computed_reads):
-            write_today(f"today-{n}")
-            open_written.append(get(open_window))
-        written_reference, written_body = reference(open_window)
-        assert open_written[-1][1] == written_body, "the open week after writes differs"
-        counted = [json.loads(b)["deployment_count"] for _, b in open_written]
-        first_count = json.loads(open_body)["deployment_count"]
-        assert counted == list(range(first_count + 1, first_count + 1 + len(counted))), (
-            "each write of today shows in the next read of the open week"
-        )
-        rows.append(("open, written", written_reference, [t for t, _ in open_written]))
-
-        after_write = []
-        for n in range(args.computed_reads):
-            write_today(f"late-{n}")
-            elapsed, text_ = get(closed)
-            assert text_ == body, "the closed-week document after a write differs"
-            after_write.append(elapsed)
-        rows.append(("after a write", closed_reference, after_write))
-
-        def write_late(external_id: str, environment: str, minutes: int) -> None:
+        def write(external_id: str, environment: str, finished_at: datetime) -> None:
+            """One successful deployment of svc-0 that lists no commit (not timed)."""
             with unit_of_work(engine_for(url)) as session:
                 repo = TenantRepository.open(session, "big")
                 deployment = DeploymentEvent(
@@ -271,31 +237,49 @@ def main() -> None:
                     environment=environment,
                     sha=uuid.uuid5(uuid.NAMESPACE_URL, external_id).hex.ljust(40, "0"),
                     status="success",
-                    finished_at=closed.start + timedelta(days=2, minutes=minutes),
+                    finished_at=finished_at,
                     commits=(),
                 )
                 pipeline.store_events(repo, [deployment], create_services=False)
 
-        after_staging = []
-        for n in range(args.computed_reads):
-            write_late(f"late-staging-{n}", "staging", n)
-            elapsed, text_ = get(closed)
-            assert text_ == body, "the closed-week document after a staging deployment differs"
-            after_staging.append(elapsed)
-        rows.append(("late staging", closed_reference, after_staging))
+        def written_reads(label: str, window: Window, first: str, prefix: str, at) -> None:
+            """A production deployment at `at(n)` before each GET of `window`: each read
+            counts one more deployment than `first` did, the last equals a reference computed
+            after the last write."""
+            measured: list[tuple[float, str]] = []
+            for n in range(args.computed_reads):
+                write(f"{prefix}-{n}", "production", at(n))
+                measured.append(get(window))
+            written_reference, last = reference(window)
+            assert measured[-1][1] == last, f"{label}: the last document differs"
+            counted = [json.loads(b)["deployment_count"] for _, b in measured]
+            start = json.loads(first)["deployment_count"] + 1
+            assert counted == list(range(start, start + len(counted))), (
+                f"{label}: each write shows in the next read"
+            )
+            rows.append((label, written_reference, [t for t, _ in measured]))
 
-        late_written: list[tuple[float, str]] = []
-        for n in range(args.computed_reads):
-            write_late(f"late-production-{n}", "production", n)
-            late_written.append(get(closed))
-        late_reference, late_body = reference(closed)
-        assert late_written[-1][1] == late_body, "the closed week after late writes differs"
-        counted = [json.loads(b)["deployment_count"] for _, b in late_written]
-        first_count = json.loads(body)["deployment_count"]
-        assert counted == list(range(first_count + 1, first_count + 1 + len(counted))), (
-            "each late deployment shows in the next read of the closed week"
+        written_reads("open, written", open_window, open_body, "today", lambda n: now())
+
+        def unchanged_reads(label: str, environment: str, prefix: str, at) -> None:
+            """A deployment at `at(n)` before each GET of the closed week, which it leaves
+            unchanged: served as stored."""
+            measured = []
+            for n in range(args.computed_reads):
+                write(f"{prefix}-{n}", environment, at(n))
+                elapsed, text_ = get(closed)
+                assert text_ == body, f"{label}: the closed-week document differs"
+                measured.append(elapsed)
+            rows.append((label, closed_reference, measured))
+
+        late = closed.start + timedelta(days=2)
+        unchanged_reads("after a write", "production", "later", lambda n: now())
+        unchanged_reads(
+            "late staging", "staging", "late-staging", lambda n: late + timedelta(minutes=n)
         )
-        rows.append(("late write", late_reference, [t for t, _ in late_written]))
+        written_reads(
+            "late write", closed, body, "late-production", lambda n: late + timedelta(minutes=n)
+        )
 
         for label, ref, measured in rows:
             print(
