@@ -414,9 +414,9 @@ def _compute_report(read: _ScopeRead, window: Window, history: int) -> MetricRep
 
 
 def metrics_document(session: Session, tenant: str, scope: Scope, window: Window) -> str:
-    """The JSON document of `GET /api/v1/metrics` (this window and the previous one): a
-    closed window's stored document while no write since reaches it, else computed (and
-    stored when closed)."""
+    """The JSON document of `GET /api/v1/metrics` (this window and the previous one): the
+    window's stored document while no write since reaches it (an open window's too: the next
+    write into it reaches it), else computed and stored."""
     from insights.deliver.text import render_json
 
     read = _ScopeRead.open(session, tenant, scope)

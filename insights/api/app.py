@@ -50,7 +50,7 @@ def preload_for_serving() -> None:
       such read would otherwise pay about a second of imports.
     - Freeze the heap built so far (`gc.freeze`): the interpreter's full collections then
       skip its long-lived objects (libraries, app, engine). A full collection in the middle
-      of a metrics read took 106–133 ms unfrozen and 2–4 ms frozen
+      of a metrics read took 106–155 ms unfrozen and 2–4 ms frozen
       (benchmarks/metrics_read.py, 1M commits, 100k deployments).
     """
     import gc
