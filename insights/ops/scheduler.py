@@ -7,7 +7,8 @@ several replicas can share one PostgreSQL. Rules:
 - Cron expressions are evaluated in the tenant's `timezone`; five fields as in crontab, or six
   with seconds first (`*/2 * * * * *`, useful for fast test schedules).
 - `coalesce=True`, `max_instances=1`, `misfire_grace_time`: after downtime a missed fire runs
-  once on restart (if within the grace time), not once per missed fire.
+  once on restart (if within the grace time), not once per missed fire; a fire that comes
+  while the job's previous run still runs is skipped (APScheduler logs it), not queued.
 - Jobs kept in the store keep their next fire time across restarts; a job is replaced only when
   its cron, time zone or target changed.
 - Every fire is recorded in `job_runs` under `run_key = job id @ scheduled fire time` before it
