@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,13 +27,12 @@ from pathlib import Path
 
 import httpx
 from import_events import synthetic_lines
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pg_database import postgres_database
 
 from insights.api.auth import create_token
 from insights.collect.events import parse_lines
 from insights.pipeline import store_events
-from insights.store.db import dispose_engine, engine_for, migrate, normalize_url, unit_of_work
+from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
 from insights.store.repository import TenantRepository
 
 SERVICES = [f"svc-{n}" for n in range(6)]
@@ -42,20 +40,10 @@ SERVICES = [f"svc-{n}" for n in range(6)]
 
 @contextmanager
 def fresh_database(base_url: str) -> Iterator[str]:
-    base = make_url(normalize_url(base_url))
-    name = f"insights_apibench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    try:
+    """A migrated, empty database for one measurement, dropped afterwards."""
+    with postgres_database(base_url, "insights_apibench") as url:
         migrate(engine_for(url))
         yield url
-    finally:
-        dispose_engine(url)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def prepare_tenant(url: str) -> str:

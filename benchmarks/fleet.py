@@ -33,19 +33,18 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, func, select, text
-from sqlalchemy.engine import make_url
+from pg_database import postgres_database
+from sqlalchemy import delete, func, select, text
 
 from insights.config import OrgConfig, Settings, TenantConfig
 from insights.store import registry
-from insights.store.db import dispose_engine, engine_for, migrate, normalize_url, unit_of_work
+from insights.store.db import engine_for, migrate, unit_of_work
 from insights.store.models import JobRun, Narrative
 
 AT = datetime(2026, 11, 9, 8, 0, tzinfo=UTC)  # Monday: reports the ISO week 2026-W45
@@ -294,12 +293,7 @@ def main() -> None:
         sys.exit("set INSIGHTS_TEST_POSTGRES_URL (PostgreSQL) to run this benchmark")
     model, slack = _Model(args.llm_latency, args.llm_cap), _Slack()
     model_url, slack_url = _serve(model), _serve(slack)
-    admin = create_engine(normalize_url(base), isolation_level="AUTOCOMMIT")
-    name = f"insights_fleet_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(base)).set(database=name).render_as_string(hide_password=False)
-    try:
+    with postgres_database(base, "insights_fleet") as url:
         engine = engine_for(url)
         migrate(engine)
         org = _org(args.tenants, args.services, model_url, args.llm_cap, args.parallel_narrations)
@@ -357,10 +351,6 @@ def main() -> None:
                     f"{'':>20}  worker killed: {result['killed']}; jobs never run {missing},"
                     f" retried after the kill {retried}; digests sent twice {twice}"
                 )
-    finally:
-        dispose_engine(url)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         model.shutdown()
         slack.shutdown()
 

@@ -15,16 +15,14 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pg_database import postgres_database
 
 from insights.collect.events import parse_lines
 from insights.pipeline import store_events
-from insights.store.db import dispose_engine, engine_for, migrate, normalize_url, unit_of_work
+from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
 from insights.store.repository import TenantRepository
 
 
@@ -115,19 +113,9 @@ def main() -> int:
         dispose_engine(url)
         print(f"sqlite      {seconds:7.2f} s  {len(lines) / seconds:9.0f} events/s")
     if args.postgres:
-        base = make_url(normalize_url(args.postgres))
-        name = f"insights_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
-        try:
+        with postgres_database(args.postgres) as url:
             seconds = run(url, lines)
             print(f"postgresql  {seconds:7.2f} s  {len(lines) / seconds:9.0f} events/s")
-        finally:
-            dispose_engine(url)
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     else:
         print("postgresql  skipped (set INSIGHTS_TEST_POSTGRES_URL or --postgres)")
     return 0

@@ -22,13 +22,12 @@ import json
 import os
 import sys
 import tempfile
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pg_database import postgres_database
+from sqlalchemy import text
 
 QUERIES = {
     "commits": "SELECT s.name, c.sha, c.authored_at, c.committed_at, c.author, c.message, "
@@ -111,20 +110,8 @@ def main() -> int:
         if not args.postgres:
             print("postgresql skipped (set INSIGHTS_TEST_POSTGRES_URL or --postgres)")
         else:
-            from insights.store.db import normalize_url
-
-            base = make_url(normalize_url(args.postgres))
-            name = f"insights_digest_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(base, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            try:
-                url = base.set(database=name).render_as_string(hide_password=False)
+            with postgres_database(args.postgres, "insights_digest") as url:
                 results["postgresql"] = ingest_and_digest(url, args.repo, args.tag_pattern)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
     for backend, found in results.items():
         for table, (count, value) in found.items():
             print(f"{backend:<10} {table:<14} {count:>8,} {value}")

@@ -29,13 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pg_database import postgres_database
 
 LOG_FORMAT = "%H%x00%P%x00%an%x00%at%x00%ct%x00%s"
 HISTORY = ("--branches", "--remotes", "--tags")  # = localgit.HISTORY_REFS
@@ -143,24 +139,6 @@ def measure(label: str, url: str, repo: Path, pattern: str, code: Path | None) -
         f"{got['resync_records']} records read   (load average now {os.getloadavg()[0]:.1f})"
     )
     return got["wall"] / reference
-
-
-@contextmanager
-def postgres_database(url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database on the server of `url`, dropped afterwards."""
-    from insights.store.db import normalize_url
-
-    base = make_url(normalize_url(url))
-    name = f"insights_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> int:

@@ -57,8 +57,8 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from pg_database import postgres_database
+from sqlalchemy import text
 
 from insights import pipeline
 from insights.api.auth import create_token
@@ -66,7 +66,7 @@ from insights.deliver.text import render_json
 from insights.metrics.result import Scope, Window
 from insights.metrics.windows import current_week, parse_window
 from insights.model import DeploymentEvent
-from insights.store.db import dispose_engine, engine_for, migrate, normalize_url, unit_of_work
+from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
 from insights.store.repository import TenantRepository
 from insights.timeutil import now
 
@@ -167,12 +167,7 @@ def main() -> None:
     base = os.environ.get("INSIGHTS_TEST_POSTGRES_URL")
     if not base:
         sys.exit("set INSIGHTS_TEST_POSTGRES_URL (PostgreSQL) to run this benchmark")
-    admin = create_engine(normalize_url(base), isolation_level="AUTOCOMMIT")
-    name = f"insights_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalize_url(base)).set(database=name).render_as_string(hide_password=False)
-    try:
+    with postgres_database(base) as url:
         migrate(engine_for(url))
         started = time.perf_counter()
         history_start = current_week(now()).start - timedelta(weeks=104)
@@ -290,10 +285,6 @@ def main() -> None:
                 f" | ratio p50 {statistics.median(ref) / statistics.median(measured):5.0f}x"
                 f" | p95 <= 100 ms: {'met' if percentile(measured, 0.95) <= 0.1 else 'MISSED'}"
             )
-    finally:
-        dispose_engine(url)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":
