@@ -32,22 +32,22 @@ def row(n: int, message: str | None = "change", author: str | None = "Ada") -> C
     return (sha.encode(), " ".join(parents).encode(), name, START + n * 61, START + n * 67, text_)
 
 
+def _tenant_rows(db, tenant: str, query: str) -> list[tuple]:
+    """The rows of `query` (with `:tenant` bound to the tenant's name) as tuples."""
+    with unit_of_work(db.engine) as session:
+        return [tuple(r) for r in session.execute(text(query), {"tenant": tenant})]
+
+
 def stored(db, tenant: str) -> list[tuple]:
     """The tenant's commits, every column but the ids, in id order (so the order the rows
     were inserted in counts too)."""
     parents = "parents::text" if db.dialect == "postgresql" else "parents"
-    with unit_of_work(db.engine) as session:
-        return [
-            tuple(r)
-            for r in session.execute(
-                text(
-                    "SELECT sha, authored_at, committed_at, author, message, "
-                    f"{parents} FROM commits JOIN tenants t ON t.id = tenant_id "
-                    "WHERE t.name = :tenant ORDER BY commits.id"
-                ),
-                {"tenant": tenant},
-            )
-        ]
+    return _tenant_rows(
+        db,
+        tenant,
+        f"SELECT sha, authored_at, committed_at, author, message, {parents} FROM commits "
+        "JOIN tenants t ON t.id = tenant_id WHERE t.name = :tenant ORDER BY commits.id",
+    )
 
 
 def write(db, tenant: str, rows: list[CommitRow]) -> tuple[int, int, int]:
@@ -66,18 +66,12 @@ def write(db, tenant: str, rows: list[CommitRow]) -> tuple[int, int, int]:
 def invalidated(db, tenant: str) -> list[tuple]:
     """What the tenant's writes told the read cache: per version, whether a service or every
     one, and from when (`insights.store.write_reach`)."""
-    with unit_of_work(db.engine) as session:
-        return [
-            tuple(r)
-            for r in session.execute(
-                text(
-                    "SELECT version, service_id IS NULL, affected_from FROM metric_writes "
-                    "JOIN tenants t ON t.id = tenant_id WHERE t.name = :tenant "
-                    "ORDER BY version, service_id"
-                ),
-                {"tenant": tenant},
-            )
-        ]
+    return _tenant_rows(
+        db,
+        tenant,
+        "SELECT version, service_id IS NULL, affected_from FROM metric_writes "
+        "JOIN tenants t ON t.id = tenant_id WHERE t.name = :tenant ORDER BY version, service_id",
+    )
 
 
 def both(db, rows: list[CommitRow]) -> tuple[int, int, int]:
