@@ -29,7 +29,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    text,
+    true,
     union_all,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -223,6 +223,30 @@ def _binary_types(
 def array_param(values: list[Any], item_type: Any) -> Any:
     """One PostgreSQL array parameter holding `values`."""
     return bindparam(None, values, type_=ARRAY(item_type))
+
+
+def set_local(session: Session, **settings: str) -> None:
+    """`SET LOCAL` each PostgreSQL setting (`plan_cache_mode="force_custom_plan"`) in one
+    statement, skipping those already set in the current transaction or savepoint (a
+    savepoint's rollback undoes what was set inside it, so each one sets its own). No-op on
+    other dialects."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    current = session.get_nested_transaction() or session.get_transaction()
+    done: dict[str, tuple[Any, str]] = session.info.setdefault("set_local", {})
+    wanted = {k: v for k, v in settings.items() if done.get(k) != (current, v)}
+    if not wanted:
+        return
+    session.execute(
+        select(
+            *(
+                func.set_config(bindparam(f"name{i}", name), bindparam(f"value{i}", value), true())
+                for i, (name, value) in enumerate(wanted.items())
+            )
+        )
+    )
+    for name, value in wanted.items():
+        done[name] = (current, value)
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -503,7 +527,7 @@ class TenantRepository:
             # Plan with the actual keys: a generic plan for a growing table, cached while its
             # statistics are stale, filters every row against the array instead of probing
             # the index (minutes on 10⁵ rows). Lasts until the caller's transaction ends.
-            self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            set_local(self.session, plan_cache_mode="force_custom_plan")
             return [
                 table.c.service_id == any_(bindparam("service_ids", type_=ARRAY(BigInteger))),
                 table.c[key] == any_(bindparam("keys", type_=ARRAY(String))),
@@ -516,7 +540,7 @@ class TenantRepository:
     def _in(self, column: Any, values: list[Any], item_type: Any) -> Any:
         """`column IN values`; on PostgreSQL `= ANY(array)`, planned per call (see `_among`)."""
         if self.session.get_bind().dialect.name == "postgresql":
-            self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            set_local(self.session, plan_cache_mode="force_custom_plan")
             return column == any_(array_param(values, item_type))
         return column.in_(values)
 

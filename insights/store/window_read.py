@@ -47,9 +47,11 @@ span from the first window whose stored results are missing or stale (`store/rea
 to the end of the asked one; the report's `recorded` counts come from the database
 (`recorded_before`, `recorded_between`), since they cover the whole history before the window
 end. The reads go through the session's connection (Core rows) and combine what they can: the
-deployments at the span's edges and the scope's first in one query (`edges`), the check for
-rows the screen skips in one for four tables. Reports of every scope at once (`compute_all`,
-`insights report`) still prepare the whole history once.
+core deployments, those at the span's edges and the scope's first in one query
+(`deployments_around`); the incidents in one; the changes in one; the check for reverts and
+for rows the screen skips in one for four tables; keys by service as one array parameter each
+(`pairs_in`). Reports of every scope at once (`compute_all`, `insights report`) still prepare
+the whole history once.
 
 Example:
     bounded = window_frames(repo, ["checkout"], baseline_start, window.end)
@@ -95,7 +97,7 @@ from insights.store.models import (
     Incident,
     Service,
 )
-from insights.store.repository import DeliveryFrames, TenantRepository
+from insights.store.repository import DeliveryFrames, TenantRepository, set_local
 from insights.timeutil import EARLIEST, LATEST
 
 if TYPE_CHECKING:
@@ -214,6 +216,19 @@ class _Reader:
     def has_reverts(self) -> bool:
         """Is there a revert commit or a reverting change in the scope? (One query: two
         probes of the partial indexes whose predicates these are, literally.)"""
+        found = self.conn.execute(select(*self._reverts_found())).one()
+        return bool(found[0] or found[1])
+
+    def has_reverts_screened(self) -> bool:
+        """`has_reverts`, and in the same query which tables hold rows the screen skips
+        (what `poisoned` then loads)."""
+        dialect = self.session.get_bind().dialect.name
+        counts = _poisoned_counts(dialect, self.t, tuple(self.ids))
+        found = self.conn.execute(select(*self._reverts_found(), *counts)).one()
+        self._poisoned = {m.__name__ for m, f in zip(_SCREENED_MODELS, found[2:], strict=True) if f}
+        return bool(found[0] or found[1])
+
+    def _reverts_found(self) -> tuple[Any, Any]:
         commits = select(Commit.id).where(
             Commit.tenant_id == self.t, Commit.service_id.in_(self.ids), text(REVERT_COMMITS)
         )
@@ -222,8 +237,7 @@ class _Reader:
             Change.service_id.in_(self.ids),
             text(f"({REVERT_CHANGES})"),
         )
-        found = self.conn.execute(select(exists(commits), exists(changes))).one()
-        return bool(found[0] or found[1])
+        return exists(commits), exists(changes)
 
     # -- deployments ------------------------------------------------------------------------
 
@@ -232,23 +246,18 @@ class _Reader:
             self.conn.execute(select(*_DEPLOYMENT_COLUMNS).where(self.prod(), condition)).all()
         )
 
-    def core(self, start: datetime, end: datetime) -> list[tuple]:
-        d = Deployment
-        return self._deployment_rows(
-            and_(d.service_id.in_(self.ids), d.finished_at >= start, d.finished_at < end)
-        )
-
-    def edges(self, start: datetime, end: datetime) -> list[tuple]:
-        """In one query: per (service, environment) every production deployment at the last
-        finish time before `start` and at the first at or after `end`, and per service those
-        at its first finish time. Each time is an index lookup (a subquery on an alias: no
-        correlation with the outer rows). The rows at or after `end` are the successors of
-        each environment's last core deployment (`nxt`: rolled back or not). The statement is
-        built once per tenant and production environments (`_edges_statement`)."""
+    def deployments_around(self, start: datetime, end: datetime) -> list[tuple]:
+        """In one query: every production deployment finished in [start, end) (the core),
+        and per (service, environment) those at the last finish time before `start` and at
+        the first at or after `end`, and per service those at its first finish time. Each
+        time is an index lookup (a subquery on an alias: no correlation with the outer
+        rows). The rows at or after `end` are the successors of each environment's last core
+        deployment (`nxt`: rolled back or not). The statement is built once per tenant and
+        production environments (`_around_statement`)."""
         if not self.prod_envs:
             return []
-        statement = _edges_statement(self.t, self._envs_key())
-        return list(self.conn.execute(statement, {"edges_start": start, "edges_end": end}).all())
+        statement = _around_statement(self.t, self._envs_key())
+        return list(self.conn.execute(statement, {"around_start": start, "around_end": end}).all())
 
     def first_runs(self, pairs: set[tuple[int, str]]) -> list[tuple]:
         """For (service id, sha) pairs: the production deployments at the first finish time of
@@ -340,7 +349,9 @@ class _Reader:
         usually none has."""
         if self._poisoned is None:
             dialect = self.session.get_bind().dialect.name
-            found = self.conn.execute(_poisoned_counts(dialect, self.t, tuple(self.ids))).one()
+            found = self.conn.execute(
+                select(*_poisoned_counts(dialect, self.t, tuple(self.ids)))
+            ).one()
             self._poisoned = {m.__name__ for m, f in zip(_SCREENED_MODELS, found, strict=True) if f}
         if model.__name__ not in self._poisoned:
             return []
@@ -354,6 +365,20 @@ class _Reader:
             select(func.count())
             .where(other.tenant_id == self.t, other.sha == core.c.sha)
             .scalar_subquery()
+        )
+
+    def pairs_in(self, service: Any, key: Any, pairs: Iterable[tuple[int, str]]) -> Any:
+        """(`service`, `key`) among (service id, key) `pairs`: per service one `key = ANY`
+        (PostgreSQL: one array parameter, planned per call) or `IN` list."""
+        by_service: dict[int, list[str]] = defaultdict(list)
+        for service_id, value in pairs:
+            by_service[service_id].append(value)
+        return or_(
+            false(),
+            *(
+                and_(service == s, self.repo._in(key, sorted(keys), String))
+                for s, keys in sorted(by_service.items())
+            ),
         )
 
     def links(self, ids: Sequence[int]) -> list[tuple[int, str]]:
@@ -375,7 +400,7 @@ class _Reader:
         out: list[tuple] = []
         items = sorted(pairs)
         for chunk in _chunks(items, 1000):
-            out += self._deployment_rows(tuple_(d.service_id, d.external_id).in_(list(chunk)))
+            out += self._deployment_rows(self.pairs_in(d.service_id, d.external_id, chunk))
         return out
 
     def last_before(self, service_id: int, at: datetime) -> list[tuple]:
@@ -410,16 +435,22 @@ def _production_filter(d: Any, t: int, envs: tuple[tuple[int, tuple[str, ...]], 
 
 
 @functools.lru_cache(maxsize=256)
-def _edges_statement(t: int, envs: tuple[tuple[int, tuple[str, ...]], ...]) -> Any:
-    """`_Reader.edges`' query for tenant `t` and its production environments, with the
-    span's ends as the parameters `edges_start` and `edges_end` (building it costs more than
-    running it; SQLAlchemy's compiled cache then serves every later read)."""
+def _around_statement(t: int, envs: tuple[tuple[int, tuple[str, ...]], ...]) -> Any:
+    """`_Reader.deployments_around`' query for tenant `t` and its production environments,
+    with the span's ends as the parameters `around_start` and `around_end` (building it
+    costs more than running it; SQLAlchemy's compiled cache then serves every later read)."""
     d = Deployment
     bounds = (
-        bindparam("edges_start", type_=DateTime(timezone=True)),
-        bindparam("edges_end", type_=DateTime(timezone=True)),
+        bindparam("around_start", type_=DateTime(timezone=True)),
+        bindparam("around_end", type_=DateTime(timezone=True)),
     )
-    picks = []
+    picks = [
+        and_(
+            d.service_id.in_([s for s, _ in envs]),
+            d.finished_at >= bounds[0],
+            d.finished_at < bounds[1],
+        )
+    ]
     for service_id, environments in envs:
         for environment in environments:
             for bound, before in zip(bounds, (True, False), strict=True):
@@ -460,14 +491,13 @@ def _poisoned_where(model: Any, dialect: str, t: int, ids: tuple[int, ...]) -> A
 
 
 @functools.lru_cache(maxsize=256)
-def _poisoned_counts(dialect: str, t: int, ids: tuple[int, ...]) -> Any:
-    """How many rows of each screened table the screen skips, in one query (counts, not
-    EXISTS: under EXISTS the planner expects an early match and scans)."""
-    return select(
-        *(
-            select(func.count()).where(_poisoned_where(m, dialect, t, ids)).scalar_subquery()
-            for m in _SCREENED_MODELS
-        )
+def _poisoned_counts(dialect: str, t: int, ids: tuple[int, ...]) -> tuple[Any, ...]:
+    """How many rows of each screened table the screen skips: one column each, to select
+    in one query (counts, not EXISTS: under EXISTS the planner expects an early match and
+    scans)."""
+    return tuple(
+        select(func.count()).where(_poisoned_where(m, dialect, t, ids)).scalar_subquery()
+        for m in _SCREENED_MODELS
     )
 
 
@@ -535,16 +565,16 @@ def window_frames(
     them."""
     import pandas as pd
 
-    if repo.session.get_bind().dialect.name == "postgresql":
-        # times come back with `timezone.utc`, which pandas converts in bulk (a named zone
-        # such as the server's `Etc/UTC` is converted row by row); for this transaction only
-        repo.session.execute(text("SET LOCAL TIME ZONE 'UTC'"))
+    # times come back with `timezone.utc`, which pandas converts in bulk (a named zone such as
+    # the server's `Etc/UTC` is converted row by row); the reads by key below plan per call
+    # (`TenantRepository._in`); both for this transaction only (PostgreSQL)
+    set_local(repo.session, TimeZone="UTC", plan_cache_mode="force_custom_plan")
     reader = _Reader(repo, services, service_rows)
     if not reader.production_pairs():
         return Bounded(None, "a production pattern is not a regex")
     if reader.graph_derived():
         return Bounded(None, "shipped commits come from the commit graph")
-    reverting = reader.has_reverts()
+    reverting = reader.has_reverts_screened()
     session, t, ids = reader.session, reader.t, reader.ids
     conn = reader.conn
 
@@ -554,9 +584,7 @@ def window_frames(
         for row in rows:
             deployments.setdefault(int(row[0]), row)
 
-    core = reader.core(start, end)
-    add(core)
-    around = reader.edges(start, end)
+    around = reader.deployments_around(start, end)
     add(around)
     nxt = [row for row in around if row[7] >= end]
     core_sub = reader.core_links(start, end)
@@ -605,32 +633,25 @@ def window_frames(
             for s, f in top.items()
         ),
     )
-    incident_rows = {
-        int(r[0]): r
+    # and those linked to a loaded deployment: one scan of the scope's incidents (per 5,000
+    # links: SQLite's limit of parameters)
+    linked_to = sorted({(int(r[1]), str(r[2])) for r in deployments.values()})
+    incident_rows: dict[int, Any] = {}
+    for n, chunk in enumerate(_chunks(linked_to) if linked_to else [[]]):
+        found_by = [reader.pairs_in(i.service_id, i.deployment_external_id, chunk)]
+        if n == 0:
+            still_open = or_(i.resolved_at.is_(None), i.resolved_at > start)
+            found_by += [opened_in, and_(i.opened_at < start, still_open)]
         for r in conn.execute(
             select(*_INCIDENT_COLUMNS).where(
-                i.tenant_id == t,
-                i.service_id.in_(ids),
-                or_(
-                    opened_in,
-                    and_(i.opened_at < start, or_(i.resolved_at.is_(None), i.resolved_at > start)),
-                ),
-            )
-        ).all()
-    }
-    linked_to = {(int(r[1]), str(r[2])) for r in deployments.values()}
-    for chunk in _chunks(sorted(linked_to), 1000):
-        for r in conn.execute(
-            select(*_INCIDENT_COLUMNS).where(
-                i.tenant_id == t,
-                tuple_(i.service_id, i.deployment_external_id).in_(list(chunk)),
+                i.tenant_id == t, i.service_id.in_(ids), or_(*found_by)
             )
         ).all():
             incident_rows.setdefault(int(r[0]), r)
     # the deployments they are blamed on: their link, else the last one before they opened
-    wanted = {
-        (int(r[1]), str(r[6])) for r in incident_rows.values() if r[6] is not None
-    } - linked_to
+    wanted = {(int(r[1]), str(r[6])) for r in incident_rows.values() if r[6] is not None} - set(
+        linked_to
+    )
     add(reader.by_external_id(wanted))
     known = {(int(r[1]), str(r[2])) for r in deployments.values()}
     for r in incident_rows.values():
@@ -654,35 +675,28 @@ def window_frames(
         c.commits,
         c.reverts,
     )
+    # and those merged before `start` that list a commit a core deployment lists (deployed by
+    # their last listed commit when their merge sha never reaches production): one query
+    core_shas = select(core_sub.c.sha)
     change_rows = {
         (int(r[0]), str(r[1])): r
         for r in conn.execute(
             select(*change_columns).where(
-                c.tenant_id == t, c.service_id.in_(ids), c.merged_at >= start
+                c.tenant_id == t,
+                c.service_id.in_(ids),
+                or_(
+                    c.merged_at >= start,
+                    and_(
+                        c.merged_at.is_not(None),
+                        tuple_(c.service_id, c.merge_sha).in_(
+                            select(core_sub.c.service_id, core_sub.c.sha)
+                        ),
+                    ),
+                    and_(c.merged_at < start, _lists_any(session, c.commits, core_shas)),
+                ),
             )
         ).all()
     }
-    core_shas = select(core_sub.c.sha)
-    for r in conn.execute(
-        select(*change_columns).where(
-            c.tenant_id == t,
-            c.service_id.in_(ids),
-            c.merged_at.is_not(None),
-            tuple_(c.service_id, c.merge_sha).in_(select(core_sub.c.service_id, core_sub.c.sha)),
-        )
-    ).all():
-        change_rows.setdefault((int(r[0]), str(r[1])), r)
-    # and those merged before `start` that list a commit a core deployment lists (deployed by
-    # their last listed commit when their merge sha never reaches production)
-    for r in conn.execute(
-        select(*change_columns).where(
-            c.tenant_id == t,
-            c.service_id.in_(ids),
-            c.merged_at < start,
-            _lists_any(session, c.commits, core_shas),
-        )
-    ).all():
-        change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # reverts: every revert commit and reverting change of the scope (partial indexes), the
     # changes they revert (by id, or every change of the reverted title), and below every
@@ -719,14 +733,14 @@ def window_frames(
         for chunk in _chunks(sorted(by_id), 1000):
             for r in conn.execute(
                 select(*change_columns).where(
-                    c.tenant_id == t, tuple_(c.service_id, c.external_id).in_(list(chunk))
+                    c.tenant_id == t, reader.pairs_in(c.service_id, c.external_id, chunk)
                 )
             ).all():
                 change_rows.setdefault((int(r[0]), str(r[1])), r)
         for chunk in _chunks(sorted(by_title), 1000):
             for r in conn.execute(
                 select(*change_columns).where(
-                    c.tenant_id == t, tuple_(c.service_id, c.title).in_(list(chunk))
+                    c.tenant_id == t, reader.pairs_in(c.service_id, c.title, chunk)
                 )
             ).all():
                 change_rows.setdefault((int(r[0]), str(r[1])), r)
@@ -795,7 +809,7 @@ def window_frames(
     for chunk in _chunks(sorted(shipped_pairs - core_pairs), 1000):
         commit_rows += conn.execute(
             select(*committed).where(
-                of_commits, tuple_(Commit.service_id, Commit.sha).in_(list(chunk))
+                of_commits, reader.pairs_in(Commit.service_id, Commit.sha, chunk)
             )
         ).all()
     commit_rows += list(revert_commits.values())
