@@ -312,7 +312,9 @@ def compute_report(
 
         prepared = metrics_compute.prepare(read.repo.delivery_frames(read.services))
         return _report(prepared, tenant, read.scope, read.services, window, history)
-    return _compute_report(read, window, history)
+    report, keep = _compute_report(read, window, history)
+    read_cache.store(session, read.tenant_id, read.scope, keep)
+    return report
 
 
 @dataclass(frozen=True)
@@ -344,18 +346,27 @@ class _ScopeRead:
         return [r.id for r in self.rows]
 
 
-def _compute_report(read: _ScopeRead, window: Window, history: int) -> MetricReport:
+def _compute_report(
+    read: _ScopeRead,
+    window: Window,
+    history: int,
+    found: read_cache.StoredReads | None = None,
+) -> tuple[MetricReport, list[read_cache.Stored]]:
+    """The report, and the closed windows' results computed for it (for the caller to store
+    with `read_cache.store`). `found`: what the caller already looked up as stored for the
+    windows it tests."""
     from insights.metrics import compute as metrics_compute  # pandas: only where metrics are
     from insights.metrics.result import WindowMetrics
     from insights.metrics.verdicts import sample_from_json, sample_json
     from insights.store import window_read
-    from insights.timeutil import now
 
     repo, scope, services, session = read.repo, read.scope, read.services, read.repo.session
     tenant = repo.tenant.name
     shown, tested = _report_windows(window, history)
     t, version, ids = repo.tenant_id, read.version, read.ids
-    stored = read_cache.window_results(session, t, scope, tested[:-1], version, ids)
+    if found is None:
+        found = read_cache.stored_reads(session, t, scope, None, tested[:-1], version, ids)
+    stored = found.windows
     kept = 0  # the leading tested windows served as stored
     while kept < len(tested) - 1 and (tested[kept].start, tested[kept].end) in stored:
         kept += 1
@@ -390,27 +401,28 @@ def _compute_report(read: _ScopeRead, window: Window, history: int) -> MetricRep
         if w in shown:
             metrics[w] = WindowMetrics.model_validate(data["metrics"])
         samples[w] = sample_from_json(data["sample"])
-    at = now()
+    keep: list[read_cache.Stored] = []
     for w, sample in zip(
         computed, metrics_compute.window_samples(prepared, computed, services), strict=True
     ):
         samples[w] = sample
         metrics[w] = metrics_compute.window_metrics(prepared, w, services)
         payload = sample_json(sample)
-        if w.end <= at and payload is not None:
-            read_cache.store_window_results(
-                session,
-                t,
-                scope,
-                w,
-                version,
-                {
-                    "metrics": metrics[w].model_dump(mode="json"),
-                    "sample": payload,
-                    "recorded": before[w],
-                },
-            )
-    return _assemble(prepared, tenant, scope, services, window, history, metrics, samples, recorded)
+        entry = read_cache.window_entry(
+            w,
+            version,
+            {
+                "metrics": metrics[w].model_dump(mode="json"),
+                "sample": payload,
+                "recorded": before[w],
+            },
+        )
+        if entry is not None and payload is not None:
+            keep.append(entry)
+    report = _assemble(
+        prepared, tenant, scope, services, window, history, metrics, samples, recorded
+    )
+    return report, keep
 
 
 def metrics_document(session: Session, tenant: str, scope: Scope, window: Window) -> str:
@@ -420,10 +432,16 @@ def metrics_document(session: Session, tenant: str, scope: Scope, window: Window
     from insights.deliver.text import render_json
 
     read = _ScopeRead.open(session, tenant, scope)
-    body = read_cache.cached(session, read.tenant_id, read.scope, window, read.version, read.ids)
-    if body is None:
-        body = render_json(_compute_report(read, window, history=1))
-        read_cache.store(session, read.tenant_id, read.scope, window, read.version, body)
+    _, tested = _report_windows(window, 1)
+    found = read_cache.stored_reads(
+        session, read.tenant_id, read.scope, window, tested[:-1], read.version, read.ids
+    )
+    if found.body is not None:
+        return found.body
+    report, keep = _compute_report(read, window, 1, found)
+    body = render_json(report)
+    keep.append(read_cache.document(window, read.version, body))
+    read_cache.store(session, read.tenant_id, read.scope, keep)
     return body
 
 

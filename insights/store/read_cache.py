@@ -36,8 +36,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import delete, func, or_, select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -116,137 +116,152 @@ def reach_since(
     )
 
 
-def _valid(
+def _reaches(
     session: Session,
     tenant_id: int,
-    stored_version: Any,
+    versions: Collection[int],
     current: int,
     service_ids: Collection[int],
-    end: datetime,
-) -> bool:
-    if not isinstance(stored_version, int):
-        return False
-    reach = reach_since(session, tenant_id, stored_version, current, service_ids)
-    return reach is None or reach >= end
+) -> dict[int, datetime | None]:
+    """`reach_since` for each of `versions`, in one query (a filtered minimum each)."""
+    out: dict[int, datetime | None] = {}
+    asked = []
+    for version in sorted(set(versions)):
+        if version >= current:
+            out[version] = None
+        elif current - version >= KEEP:
+            out[version] = BEGINNING
+        else:
+            asked.append(version)
+    if asked:
+        w = MetricWrite
+        found = session.execute(
+            select(*(func.min(w.affected_from).filter(w.version > v) for v in asked)).where(
+                w.tenant_id == tenant_id,
+                w.version > asked[0],
+                or_(w.service_id.is_(None), w.service_id.in_(list(service_ids))),
+            )
+        ).one()
+        out.update(zip(asked, found, strict=True))
+    return out
 
 
-def cached(
+@dataclass(frozen=True)
+class StoredReads:
+    """What a read finds stored and valid: the document of its window (None: compute it) and
+    the results of earlier closed windows, by (start, end)."""
+
+    body: str | None
+    windows: dict[tuple[datetime, datetime], dict]
+
+
+def stored_reads(
     session: Session,
     tenant_id: int,
     scope: Scope,
-    window: Window,
+    window: Window | None,
+    windows: Sequence[Window],
     version: int,
     service_ids: Collection[int],
-) -> str | None:
-    """The stored document of `window`, if no write since reaches it; or None."""
-    data = session.scalar(
-        select(MetricSnapshot.data).where(
-            MetricSnapshot.tenant_id == tenant_id,
-            MetricSnapshot.scope_kind == PREFIX + scope.kind,
-            MetricSnapshot.scope_name == scope.name,
-            MetricSnapshot.window_start == window.start,
-            MetricSnapshot.window_end == window.end,
+) -> StoredReads:
+    """The stored document of `window` (none asked: None) and the stored results of those of
+    `windows` that are closed, each if no write since its version reaches it: one query for
+    the rows, one for the reach of the writes since their versions."""
+    closed = [w for w in windows if w.end <= now()]
+    spans = {(w.start, w.end) for w in closed}
+    if window is not None:
+        spans.add((window.start, window.end))
+    if not spans:
+        return StoredReads(None, {})
+    s = MetricSnapshot
+    kinds = [WINDOW_PREFIX + scope.kind, *([PREFIX + scope.kind] if window is not None else [])]
+    rows = session.execute(
+        select(s.scope_kind, s.window_start, s.window_end, s.data).where(
+            s.tenant_id == tenant_id,
+            s.scope_kind.in_(kinds),
+            s.scope_name == scope.name,
+            tuple_(s.window_start, s.window_end).in_(sorted(spans)),
         )
-    )
-    if not data:
-        return None
-    if not _valid(session, tenant_id, data.get("version"), version, service_ids, window.end):
-        return None
-    body = data.get("body")
-    return body if isinstance(body, str) else None
+    ).all()
+    found = [
+        (kind, (start, end), data)
+        for kind, start, end, data in rows
+        if isinstance(data, dict) and isinstance(data.get("version"), int)
+    ]
+    reaches = _reaches(session, tenant_id, [d["version"] for *_, d in found], version, service_ids)
+    body: str | None = None
+    results: dict[tuple[datetime, datetime], dict] = {}
+    wanted = {(w.start, w.end) for w in closed}
+    for kind, (start, end), data in found:
+        reach = reaches[data["version"]]
+        if reach is not None and reach < end:  # a write since reaches it: stale
+            continue
+        if (
+            kind == PREFIX + scope.kind
+            and window is not None
+            and (start, end)
+            == (
+                window.start,
+                window.end,
+            )
+        ):
+            body = data["body"] if isinstance(data.get("body"), str) else None
+        elif kind == WINDOW_PREFIX + scope.kind and (start, end) in wanted:
+            results[(start, end)] = data
+    return StoredReads(body, results)
 
 
-def _put(
-    session: Session, tenant_id: int, kind: str, scope: Scope, window: Window, data: dict
-) -> None:
-    """Store `data` for the window, replacing what is stored (one upsert: a concurrent read
-    of the same window may have stored it first; either is valid for its own version)."""
+@dataclass(frozen=True)
+class Stored:
+    """One entry to keep: a document (`kind` PREFIX, `data` {"body": …}) or a closed window's
+    results (`kind` WINDOW_PREFIX)."""
+
+    kind: str
+    window: Window
+    version: int
+    data: dict
+
+
+def document(window: Window, version: int, body: str) -> Stored:
+    """A window's JSON document, to keep with `store`."""
+    return Stored(PREFIX, window, version, {"body": body})
+
+
+def window_entry(window: Window, version: int, results: dict) -> Stored | None:
+    """One window's results to keep with `store` (None for a window still open: only closed
+    windows keep results)."""
+    if window.end > now():
+        return None
+    return Stored(WINDOW_PREFIX, window, version, results)
+
+
+def store(session: Session, tenant_id: int, scope: Scope, entries: Sequence[Stored]) -> None:
+    """Keep `entries` (documents and window results) for the next reads, replacing what is
+    stored: one upsert (a concurrent read of the same window may have stored it first;
+    either is valid for its own version)."""
     from insights.store.repository import _insert
 
+    if not entries:
+        return
     table = MetricSnapshot.__table__
+    at = now()
     stmt = _insert(session, table).values(
-        tenant_id=tenant_id,
-        scope_kind=kind,
-        scope_name=scope.name,
-        window_start=window.start,
-        window_end=window.end,
-        data=data,
-        computed_at=now(),
+        [
+            {
+                "tenant_id": tenant_id,
+                "scope_kind": e.kind + scope.kind,
+                "scope_name": scope.name,
+                "window_start": e.window.start,
+                "window_end": e.window.end,
+                "data": {"version": e.version, **e.data},
+                "computed_at": at,
+            }
+            for e in entries
+        ]
     )
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=["tenant_id", "scope_kind", "scope_name", "window_start", "window_end"],
             set_={"data": stmt.excluded.data, "computed_at": stmt.excluded.computed_at},
         )
-    )
-
-
-def store(
-    session: Session, tenant_id: int, scope: Scope, window: Window, version: int, body: str
-) -> None:
-    """Keep `body` for the next read of `window`."""
-    _put(session, tenant_id, PREFIX + scope.kind, scope, window, {"version": version, "body": body})
-
-
-def window_results(
-    session: Session,
-    tenant_id: int,
-    scope: Scope,
-    windows: Sequence[Window],
-    version: int,
-    service_ids: Collection[int],
-) -> dict[tuple[datetime, datetime], dict]:
-    """The stored results of those of `windows` (closed) that no write since reaches, by
-    (start, end): each `{"metrics": …, "sample": …}` as `store_window_results` kept it."""
-    closed = [w for w in windows if w.end <= now()]
-    if not closed:
-        return {}
-    s = MetricSnapshot
-    rows = session.execute(
-        select(s.window_start, s.window_end, s.data).where(
-            s.tenant_id == tenant_id,
-            s.scope_kind == WINDOW_PREFIX + scope.kind,
-            s.scope_name == scope.name,
-            tuple_(s.window_start, s.window_end).in_([(w.start, w.end) for w in closed]),
-        )
-    ).all()
-    found = {(a, b): data for a, b, data in rows if isinstance(data, dict)}
-    if not found:
-        return {}
-    versions = {d.get("version") for d in found.values()}
-    if not all(isinstance(v, int) for v in versions):
-        return {}
-    oldest = min(versions)  # type: ignore[type-var]
-    reach = reach_since(session, tenant_id, oldest, version, service_ids)
-    out = {}
-    for (start, end), data in found.items():
-        if reach is None or reach >= end:  # the writes after the oldest version count
-            fresh = True
-        elif data["version"] == oldest:
-            fresh = False
-        else:  # a newer entry: only the writes after its own version count
-            fresh = _valid(session, tenant_id, data["version"], version, service_ids, end)
-        if fresh:
-            out[(start, end)] = data
-    return out
-
-
-def store_window_results(
-    session: Session,
-    tenant_id: int,
-    scope: Scope,
-    window: Window,
-    version: int,
-    results: dict,
-) -> None:
-    """Keep one closed window's results (no-op for an open window)."""
-    if window.end > now():
-        return
-    _put(
-        session,
-        tenant_id,
-        WINDOW_PREFIX + scope.kind,
-        scope,
-        window,
-        {"version": version, **results},
     )
