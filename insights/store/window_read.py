@@ -771,19 +771,19 @@ def window_frames(
 
     links = sorted(set(core_links) | set(lister_links) | set(change_links))
     shipped_pairs = {(int(deployments[d][1]), h) for d, h in links}
-    kept_changes = list(change_rows.values())
 
     names = reader.names
     team_names = {tm.id: tm.name for tm in repo.teams()}
+    as_service = _ServiceColumn(names)
     service_frame = pd.DataFrame(
         {
-            "service": [s.name for s in reader.service_rows],
+            "service": as_service([s.id for s in reader.service_rows]),
             "team": [team_names.get(s.team_id) if s.team_id else None for s in reader.service_rows],
             "production_pattern": [s.production_pattern for s in reader.service_rows],
         }
     )
     deployment_frame = _frame(
-        [(r[0], names[int(r[1])], *r[2:]) for r in deployments.values()],
+        list(deployments.values()),
         [
             "deployment_id",
             "service",
@@ -796,8 +796,9 @@ def window_frames(
             "commits_listed",
         ],
         ("started_at", "finished_at"),
+        as_service,
     )
-    link_frame = _frame(links, ["deployment_id", "sha"], ())
+    link_frame = _frame(links, ["deployment_id", "sha"], (), as_service)
     # commit rows (when they were committed) of the shas loaded deployments list; `parents`
     # only serve the commit-graph rule, which a bounded read never needs
     committed = committed_columns()
@@ -814,11 +815,13 @@ def window_frames(
         ).all()
     commit_rows += list(revert_commits.values())
     commit_rows = list({(int(r[0]), str(r[1])): r for r in commit_rows}.values())
-    commit_frame = _frame(commit_rows, ["service", "sha", "committed_at", "authored_at"], ())
+    commit_frame = _frame(
+        commit_rows,
+        ["service", "sha", "committed_at", "authored_at"],
+        ("committed_at", "authored_at"),
+        as_service,
+    )
     commit_frame = commit_frame.assign(
-        service=commit_frame["service"].map(names),
-        committed_at=pd.to_datetime(commit_frame["committed_at"], utc=True).astype(_NS_UTC),
-        authored_at=pd.to_datetime(commit_frame["authored_at"], utc=True).astype(_NS_UTC),
         parents=pd.Series([[]] * len(commit_frame), index=commit_frame.index, dtype=object),
         reverts=pd.Series(
             [revert_targets.get((int(r[0]), str(r[1]))) for r in commit_rows],
@@ -827,7 +830,7 @@ def window_frames(
         ),
     )
     change_frame = _frame(
-        [(names[int(r[0])], *r[1:]) for r in kept_changes],
+        list(change_rows.values()),
         [
             "service",
             "external_id",
@@ -842,9 +845,10 @@ def window_frames(
             "reverts",
         ],
         ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
+        as_service,
     )
     incident_frame = _frame(
-        [(names[int(r[1])], *r[2:]) for r in incident_rows.values()],
+        [r[1:] for r in incident_rows.values()],
         [
             "service",
             "external_id",
@@ -855,10 +859,7 @@ def window_frames(
             "title",
         ],
         ("opened_at", "resolved_at"),
-    )
-    service_frame, deployment_frame, commit_frame, change_frame, incident_frame = _services_as(
-        [service_frame, deployment_frame, commit_frame, change_frame, incident_frame],
-        list(names.values()),
+        as_service,
     )
     frames = DeliveryFrames(
         service_frame, deployment_frame, link_frame, commit_frame, change_frame, incident_frame
@@ -886,28 +887,56 @@ def _lists_any(session: Any, column: Any, shas: Any) -> Any:
     return exists(select(1).select_from(each).where(each.c.value.in_(shas)))
 
 
-def _frame(rows: list[tuple], columns: list[str], times: Sequence[str]) -> pd.DataFrame:
-    """Rows as a frame shaped like `TenantRepository.delivery_frames`' (UTC times), the times
-    already in the engine's working unit (nanoseconds: `metrics.compute` leaves them as
-    they are; one outside what nanoseconds hold stays as read, for the engine's screen)."""
+class _ServiceColumn:
+    """Service ids as the `service` column `metrics.compute` works with: one categorical of
+    the scope's service names (given so, the engine converts nothing)."""
+
+    def __init__(self, names: dict[int, str]) -> None:
+        import pandas as pd
+
+        categories = sorted(set(names.values()))
+        self.dtype = pd.CategoricalDtype(categories)
+        self.code = {i: categories.index(n) for i, n in names.items()}
+
+    def __call__(self, ids: Iterable[Any]) -> pd.Categorical:
+        import numpy as np
+        import pandas as pd
+
+        codes = np.fromiter((self.code[int(i)] for i in ids), dtype=np.int64)
+        return pd.Categorical.from_codes(codes, dtype=self.dtype)
+
+
+def _frame(
+    rows: Sequence[Sequence[Any]],
+    columns: list[str],
+    times: Sequence[str],
+    services: _ServiceColumn,
+) -> pd.DataFrame:
+    """Rows as a frame shaped like `TenantRepository.delivery_frames`' (UTC times), built
+    column by column in the engine's working form: `service` (rows hold its id) as the
+    scope's categorical, times in nanoseconds (one outside what nanoseconds hold stays as
+    read, for the engine's screen), and an empty frame typed like a full one (text columns
+    as strings) so that the engine converts nothing."""
     import pandas as pd
     from pandas.errors import OutOfBoundsDatetime
 
-    frame = pd.DataFrame.from_records([tuple(r) for r in rows], columns=columns)
-    for column in times:
-        with suppress(OutOfBoundsDatetime, OverflowError):  # screened by the engine
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-            frame[column] = frame[column].astype(_NS_UTC)
-    return frame
+    from insights.metrics.compute import TEXT_COLUMNS
 
-
-def _services_as(frames: Sequence[pd.DataFrame], names: Sequence[str]) -> list[pd.DataFrame]:
-    """Each frame's `service` column as one categorical of the scope's service names (what
-    `metrics.compute` turns every frame's services into; given so, it converts nothing)."""
-    import pandas as pd
-
-    dtype = pd.CategoricalDtype(sorted(set(names)))
-    return [f.assign(service=f["service"].astype(object).astype(dtype)) for f in frames]
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    data: dict[str, Any] = {}
+    for column, column_values in zip(columns, values, strict=True):
+        if column == "service":
+            data[column] = services(column_values)
+        elif column in times:
+            data[column] = pd.Series(list(column_values), dtype=object)
+            with suppress(OutOfBoundsDatetime, OverflowError):  # screened by the engine
+                data[column] = pd.to_datetime(data[column], utc=True)
+                data[column] = data[column].astype(_NS_UTC)
+        elif not rows and column in TEXT_COLUMNS:
+            data[column] = pd.Series([], dtype="str")
+        else:
+            data[column] = list(column_values)
+    return pd.DataFrame(data)
 
 
 _NS_UTC = "datetime64[ns, UTC]"
