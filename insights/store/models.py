@@ -37,6 +37,20 @@ POISONED_DEPLOYMENTS = (
     " OR started_at < '1970-01-01 00:00:00+00' OR started_at > '2100-01-01 00:00:00+00'"
     " OR finished_at < started_at"
 )
+# the same for changes and incidents (migration 0010)
+POISONED_CHANGES = (
+    "opened_at < '1970-01-01 00:00:00+00' OR opened_at > '2100-01-01 00:00:00+00'"
+    " OR first_commit_at < '1970-01-01 00:00:00+00' OR first_commit_at > '2100-01-01 00:00:00+00'"
+    " OR first_review_at < '1970-01-01 00:00:00+00' OR first_review_at > '2100-01-01 00:00:00+00'"
+    " OR approved_at < '1970-01-01 00:00:00+00' OR approved_at > '2100-01-01 00:00:00+00'"
+    " OR merged_at < '1970-01-01 00:00:00+00' OR merged_at > '2100-01-01 00:00:00+00'"
+    " OR merged_at < opened_at"
+)
+POISONED_INCIDENTS = (
+    "opened_at < '1970-01-01 00:00:00+00' OR opened_at > '2100-01-01 00:00:00+00'"
+    " OR resolved_at < '1970-01-01 00:00:00+00' OR resolved_at > '2100-01-01 00:00:00+00'"
+    " OR resolved_at < opened_at"
+)
 
 # SQLite has no 64-bit autoincrement under BIGINT; use INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -145,6 +159,16 @@ class Change(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "service_id", "external_id"),
         Index("ix_changes_service_merged", "tenant_id", "service_id", "merged_at"),
+        # for window-bounded reads (migration 0010): the changes merged as a shipped sha, the
+        # changes opened in a window (its recorded counts), the rows the screen skips
+        Index("ix_changes_merge_sha", "tenant_id", "service_id", "merge_sha"),
+        Index("ix_changes_service_opened", "tenant_id", "service_id", "opened_at"),
+        Index(
+            "ix_changes_poisoned",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text(POISONED_CHANGES),
+        ),
         Index(
             "ix_changes_reverts",
             "tenant_id",
@@ -218,9 +242,34 @@ class DeploymentCommit(Base):
     sha: Mapped[str] = mapped_column(Sha, primary_key=True)
 
 
+class ChangeCommit(Base):
+    """A commit a change lists (its `commits`, kept as they are): which changes list a
+    shipped commit, by index, for window-bounded reads (migration 0010). Written with the
+    change (`TenantRepository.upsert_changes`), deleted with it."""
+
+    __tablename__ = "change_commits"
+    __table_args__ = (Index("ix_change_commits_sha", "tenant_id", "sha"),)
+    change_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("changes.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    sha: Mapped[str] = mapped_column(Sha, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    service_id: Mapped[int] = mapped_column(BigId)
+
+
 class Incident(Base):
     __tablename__ = "incidents"
-    __table_args__ = (UniqueConstraint("tenant_id", "service_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "service_id", "external_id"),
+        # for window-bounded reads (migration 0010), as on changes
+        Index("ix_incidents_service_opened", "tenant_id", "service_id", "opened_at"),
+        Index(
+            "ix_incidents_poisoned",
+            "tenant_id",
+            "service_id",
+            postgresql_where=text(POISONED_INCIDENTS),
+        ),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"))

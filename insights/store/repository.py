@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    insert,
     select,
     true,
     union_all,
@@ -50,6 +51,7 @@ from insights.store import bulk_rows
 from insights.store.models import (
     Base,
     Change,
+    ChangeCommit,
     Commit,
     Deployment,
     DeploymentCommit,
@@ -842,7 +844,45 @@ class TenantRepository:
             }
             for e in events
         ]
-        return self._upsert(Change, "external_id", rows)[0]
+        counts, written = self._upsert(Change, "external_id", rows)
+        if written:
+            self._replace_change_commits(
+                service_id, {key: row["commits"] for (_, key), row in written.items()}
+            )
+        return counts
+
+    def _replace_change_commits(self, service_id: int, listed: dict[str, list[str]]) -> None:
+        """Make the `change_commits` rows of each written change (by external id) its listed
+        commits (`ChangeCommit`: an index of the JSON list)."""
+        table = ChangeCommit.__table__
+        for chunk in _chunks(sorted(listed)):  # sorted: one lock order (see `_upsert`)
+            ids = dict(
+                self.session.execute(
+                    select(Change.external_id, Change.id).where(
+                        Change.tenant_id == self.tenant_id,
+                        Change.service_id == service_id,
+                        self._in(Change.external_id, list(chunk), String),
+                    )
+                ).all()
+            )
+            self.session.execute(
+                delete(table).where(
+                    table.c.tenant_id == self.tenant_id,
+                    self._in(table.c.change_id, list(ids.values()), BigInteger),
+                )
+            )
+            links = [
+                {
+                    "change_id": ids[x],
+                    "sha": sha,
+                    "tenant_id": self.tenant_id,
+                    "service_id": service_id,
+                }
+                for x in chunk
+                for sha in sorted(set(listed[x]))
+            ]
+            if links:
+                self.session.execute(insert(table), links)
 
     def upsert_deployments(
         self, service_id: int, events: Sequence[DeploymentEvent]

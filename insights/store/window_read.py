@@ -20,10 +20,11 @@ baseline's first window), `end` the end of its current window. It loads:
   at or after `end` (an unlinked incident opened later cannot be blamed on a core deployment),
   those still open at `start`, and those linked to a loaded deployment; plus the deployments
   they are blamed on (their link, or the last production deployment before they opened);
-- changes: those merged since `start`, those whose merge sha a core deployment lists, and
-  those merged earlier that list a commit a core deployment lists (the JSON array is searched
-  in the database); then every production deployment listing any of their commits, so when
-  each change was deployed (its merge sha's first shipment, else its last listed commit's) is
+- changes: the merged ones whose merge sha, or one of whose listed commits, a core deployment
+  lists (index lookups: `changes.merge_sha`, `change_commits.sha`); a change deploys with its
+  merge sha's first shipment, else its last listed commit's, so one deployed inside the span
+  is among them, whenever it was merged; then every production deployment listing any of
+  their commits (but those only their core link lists), so when each change was deployed is
   the whole history's answer.
 - reverts: every revert commit (with the sha its message reverts) and every reverting change
   of the scope (partial indexes: usually few), the changes they revert (by id, and every
@@ -82,15 +83,19 @@ from sqlalchemy import (
     text,
     tuple_,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 
 from insights.metrics.revert_markers import reverted_sha, reverted_title
 from insights.store.models import (
+    POISONED_CHANGES,
     POISONED_DEPLOYMENTS,
+    POISONED_INCIDENTS,
     REVERT_CHANGES,
     REVERT_COMMITS,
     Change,
+    ChangeCommit,
     Commit,
     Deployment,
     DeploymentCommit,
@@ -344,8 +349,8 @@ class _Reader:
     def poisoned(self, model: Any, columns: Sequence[Any]) -> list:
         """Rows of `model` the engine's screen skips (a time outside the accepted range, a
         negative duration): loaded so that it warns about them as the whole-history read
-        does; they count for nothing. (Deployments on PostgreSQL: the text of their partial
-        index, so it answers.) Whether any table has such rows is one query for all four;
+        does; they count for nothing. (Deployments, changes and incidents on PostgreSQL: the
+        text of their partial index, so it answers; commits: the time index.) Whether any table has such rows is one query for all four;
         usually none has."""
         if self._poisoned is None:
             dialect = self.session.get_bind().dialect.name
@@ -485,8 +490,8 @@ def _poisoned_where(model: Any, dialect: str, t: int, ids: tuple[int, ...]) -> A
     times, pairs = _SCREENED[model.__name__]
     bad = [or_(getattr(model, c) < EARLIEST, getattr(model, c) > LATEST) for c in times]
     bad += [getattr(model, later) < getattr(model, earlier) for later, earlier in pairs]
-    if model is Deployment and dialect == "postgresql":
-        bad = [text(f"({POISONED_DEPLOYMENTS})")]
+    if dialect == "postgresql" and model.__name__ in _POISONED_TEXT:
+        bad = [text(f"({_POISONED_TEXT[model.__name__]})")]
     return and_(model.tenant_id == t, model.service_id.in_(list(ids)), or_(*bad))
 
 
@@ -511,6 +516,13 @@ _SCREENED: dict[str, tuple[tuple[str, ...], list[tuple[str, str]]]] = {
         [("merged_at", "opened_at")],
     ),
     "Commit": (("committed_at",), []),
+}
+
+# on PostgreSQL the predicates of the partial indexes (0009, 0010), literally, so they answer
+_POISONED_TEXT = {
+    "Deployment": POISONED_DEPLOYMENTS,
+    "Change": POISONED_CHANGES,
+    "Incident": POISONED_INCIDENTS,
 }
 
 _ENVIRONMENTS = """
@@ -567,8 +579,14 @@ def window_frames(
 
     # times come back with `timezone.utc`, which pandas converts in bulk (a named zone such as
     # the server's `Etc/UTC` is converted row by row); the reads by key below plan per call
-    # (`TenantRepository._in`); both for this transaction only (PostgreSQL)
-    set_local(repo.session, TimeZone="UTC", plan_cache_mode="force_custom_plan")
+    # (`TenantRepository._in`), and without parallel workers (each statement is index
+    # lookups: starting workers costs more); for this transaction only (PostgreSQL)
+    set_local(
+        repo.session,
+        TimeZone="UTC",
+        plan_cache_mode="force_custom_plan",
+        max_parallel_workers_per_gather="0",
+    )
     reader = _Reader(repo, services, service_rows)
     if not reader.production_pairs():
         return Bounded(None, "a production pattern is not a regex")
@@ -617,6 +635,7 @@ def window_frames(
     # a commit counts at its first shipment: the earlier deployments listing a core commit
     # (only commits listed more than once can have any)
     shared = {(int(r[2]), str(r[1])) for r in core_rows if r[6] > 1}
+    listed_once = core_pairs - shared
     listers, lister_links = reader.listers(shared, start) if shared else ([], [])
     add(listers)
 
@@ -660,7 +679,10 @@ def window_frames(
         if r[3] < start:  # later ones: the contiguous rows from the last before `start` on
             add(reader.last_before(int(r[1]), r[3]))
 
-    # changes: merged since `start`, or whose merge sha a core deployment ships
+    # changes: those whose merge sha or one of whose listed commits a core deployment lists
+    # (a change deploys with its merge sha's first shipment, else its last listed commit's:
+    # one deployed inside the span is one of these; merged changes no deployment ships are
+    # no lead time, and reverts come below), by index (`_changes_shipping`)
     c = Change
     change_columns = (
         c.service_id,
@@ -675,28 +697,10 @@ def window_frames(
         c.commits,
         c.reverts,
     )
-    # and those merged before `start` that list a commit a core deployment lists (deployed by
-    # their last listed commit when their merge sha never reaches production): one query
-    core_shas = select(core_sub.c.sha)
-    change_rows = {
-        (int(r[0]), str(r[1])): r
-        for r in conn.execute(
-            select(*change_columns).where(
-                c.tenant_id == t,
-                c.service_id.in_(ids),
-                or_(
-                    c.merged_at >= start,
-                    and_(
-                        c.merged_at.is_not(None),
-                        tuple_(c.service_id, c.merge_sha).in_(
-                            select(core_sub.c.service_id, core_sub.c.sha)
-                        ),
-                    ),
-                    and_(c.merged_at < start, _lists_any(session, c.commits, core_shas)),
-                ),
-            )
-        ).all()
-    }
+    change_rows: dict[tuple[int, str], Any] = {}
+    if core_pairs:
+        for r in conn.execute(_changes_shipping(t, ids, change_columns, core_sub)).all():
+            change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # reverts: every revert commit and reverting change of the scope (partial indexes), the
     # changes they revert (by id, or every change of the reverted title), and below every
@@ -754,6 +758,7 @@ def window_frames(
     }
     asked |= set(revert_commits)
     asked |= {(s, h) for (s, _), h in revert_targets.items() if h is not None}
+    asked -= listed_once  # the core link that lists it is its only one, loaded already
     change_listers, change_links = reader.listers(asked) if asked else ([], [])
     add(change_listers)
 
@@ -878,13 +883,21 @@ def committed_columns() -> tuple[Any, ...]:
     )
 
 
-def _lists_any(session: Any, column: Any, shas: Any) -> Any:
-    """`column` (a JSON array of shas) holds one of `shas` (a subquery), in the database."""
-    if session.get_bind().dialect.name == "postgresql":
-        each = func.json_array_elements_text(column).table_valued("value")
-    else:
-        each = func.json_each(column).table_valued("value")
-    return exists(select(1).select_from(each).where(each.c.value.in_(shas)))
+def _changes_shipping(t: int, ids: Sequence[int], columns: Sequence[Any], core: Any) -> Any:
+    """The merged changes of services `ids` whose merge sha, or one of whose listed commits,
+    a `core` link lists: one statement of two index lookups per link (`changes (tenant_id,
+    service_id, merge_sha)`, `change_commits (tenant_id, sha)`)."""
+    c, cc = Change, ChangeCommit
+    mine = and_(c.tenant_id == t, c.service_id.in_(list(ids)), c.merged_at.is_not(None))
+    by_merge = select(*columns).where(
+        mine, tuple_(c.service_id, c.merge_sha).in_(select(core.c.service_id, core.c.sha))
+    )
+    listing = (
+        select(cc.change_id)
+        .join(core, and_(cc.sha == core.c.sha, cc.service_id == core.c.service_id))
+        .where(cc.tenant_id == t)
+    )
+    return union_all(by_merge, select(*columns).where(mine, c.id.in_(listing)))
 
 
 class _ServiceColumn:
