@@ -323,6 +323,58 @@ def test_late_data_changes_the_bounded_read_as_it_changes_the_whole_history(
     assert bounded == full
 
 
+def test_changes_deployed_in_a_week_count_there_whenever_they_were_merged(db):
+    """A change shipped from its branch in week 3 and merged a month later (its merge sha is
+    what week 3 deployed), and one merged in week 1 whose merge sha never reaches production
+    (it deploys with its last listed commit, in week 3): both are that week's changes, read
+    bounded, as in the whole history; a change merged in week 3 that no deployment ships is
+    no lead time anywhere."""
+    c1, c2, c3 = (f"{n:040x}" for n in (1, 2, 3))
+    week3 = 3 * 7 * 24 * 60
+    events: list[dict] = [
+        {"type": "commit", "service": "checkout", "sha": sha, "committed_at": at(minute)}
+        for sha, minute in ((c1, 60), (c2, 120), (c3, week3))
+    ]
+    events.append(
+        {
+            "type": "deployment",
+            "service": "checkout",
+            "id": "d1",
+            "sha": c2,
+            "environment": "production",
+            "status": "success",
+            "finished_at": at(week3 + 600),
+            "commits": [c1, c2],
+        }
+    )
+    for number, merged, merge_sha, commits in (
+        ("early-merge", 600, "f" * 40, [c1]),  # the squash sha never deploys
+        ("late-merge", week3 + 40 * 24 * 60, c2, [c2]),  # deployed before it merged
+        ("unshipped", week3 + 60, c3, [c3]),
+    ):
+        events.append(
+            {
+                "type": "change",
+                "service": "checkout",
+                "id": number,
+                "title": number,
+                "opened_at": at(30),
+                "merged_at": at(merged),
+                "merge_sha": merge_sha,
+                "commits": commits,
+            }
+        )
+    tenant = store(db.engine, events)
+    window = _window(3, "week")
+    scope = Scope(kind="service", name="checkout")
+    bounded, full = both(db.engine, tenant, scope, window)
+    assert bounded == full
+    with unit_of_work(db.engine) as session:
+        report = pipeline.compute_report(session, tenant, scope, window, 1)
+    assert {c.id for c in report.slowest_changes} == {"early-merge", "late-merge"}
+    assert took_bounded_path(db.engine, tenant, ["checkout"], window, 1)
+
+
 ANY_HISTORY = st.one_of(histories(), histories(graph=True), histories(reverts=True))
 
 
