@@ -12,8 +12,10 @@ results).
 Builds a fresh PostgreSQL database with one tenant of `--services` services, `--commits`
 commits (default 1,000,000) and `--deployments` successful production deployments (default
 100,000, each listing the 10 commits it shipped: 1,000,000 links) spread over the two years
-up to now, written set-based with `generate_series` (synthetic data; the metrics code reads it
-like any other). Then, for `scope=service:svc-0`:
+up to now, one merged change per deployment (listing its 10 commits, merged as the sha it
+deploys, with every review stage) and one incident per 50 deployments (linked to it,
+resolved two hours later), written set-based with `generate_series` (synthetic data; the
+metrics code reads it like any other). Then, for `scope=service:svc-0`:
 
 - reference: `pipeline.compute_report(..., whole_history=True)` (the service's whole history
   into pandas, what every computed read did before window-bounded reads) + `render_json`, in a
@@ -90,6 +92,28 @@ SELECT :tenant, d.id, md5((10 * j + k)::text)
 FROM generate_series(0, :deployments - 1) AS j
 JOIN deployments d ON d.tenant_id = :tenant AND d.external_id = 'd-' || j
 CROSS JOIN generate_series(0, 9) AS k;
+
+INSERT INTO changes (tenant_id, service_id, external_id, title, opened_at, first_commit_at,
+                     first_review_at, approved_at, merged_at, merge_sha, commits)
+SELECT :tenant, d.service_id, 'pr-' || j, 'change ' || j,
+       d.finished_at - interval '6 hours', d.finished_at - interval '8 hours',
+       d.finished_at - interval '4 hours', d.finished_at - interval '3 hours',
+       d.finished_at - interval '2 hours', d.sha,
+       (SELECT json_agg(md5((10 * j + k)::text) ORDER BY k) FROM generate_series(0, 9) AS k)
+FROM generate_series(0, :deployments - 1) AS j
+JOIN deployments d ON d.tenant_id = :tenant AND d.external_id = 'd-' || j;
+
+INSERT INTO change_commits (change_id, sha, tenant_id, service_id)
+SELECT c.id, e.value, c.tenant_id, c.service_id
+FROM changes c, json_array_elements_text(c.commits) AS e
+WHERE c.tenant_id = :tenant;
+
+INSERT INTO incidents (tenant_id, service_id, external_id, opened_at, resolved_at, severity,
+                       deployment_external_id, title)
+SELECT :tenant, d.service_id, 'INC-' || j, d.finished_at + interval '30 minutes',
+       d.finished_at + interval '150 minutes', 'sev2', d.external_id, 'errors after d-' || j
+FROM generate_series(0, :deployments - 1, 50) AS j
+JOIN deployments d ON d.tenant_id = :tenant AND d.external_id = 'd-' || j;
 """
 
 
@@ -174,7 +198,8 @@ def main() -> None:
         token, _ = load(url, args.services, args.commits, args.deployments, history_start)
         print(
             f"loaded {args.commits:,} commits, {args.deployments:,} deployments,"
-            f" {10 * args.deployments:,} links in {time.perf_counter() - started:.1f} s"
+            f" {10 * args.deployments:,} links, {args.deployments:,} changes,"
+            f" {(args.deployments + 49) // 50:,} incidents in {time.perf_counter() - started:.1f} s"
         )
         closed = current_week(now() - timedelta(weeks=52))
         open_window = current_week(now())
