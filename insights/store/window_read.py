@@ -350,8 +350,8 @@ class _Reader:
         """Rows of `model` the engine's screen skips (a time outside the accepted range, a
         negative duration): loaded so that it warns about them as the whole-history read
         does; they count for nothing. (Deployments, changes and incidents on PostgreSQL: the
-        text of their partial index, so it answers; commits: the time index.) Whether any table has such rows is one query for all four;
-        usually none has."""
+        text of their partial index, so it answers; commits: the time index.) Whether any
+        table has such rows is one query for all four; usually none has."""
         if self._poisoned is None:
             dialect = self.session.get_bind().dialect.name
             found = self.conn.execute(
@@ -699,7 +699,7 @@ def window_frames(
     )
     change_rows: dict[tuple[int, str], Any] = {}
     if core_pairs:
-        for r in conn.execute(_changes_shipping(t, ids, change_columns, core_sub)).all():
+        for r in conn.execute(_changes_shipping(reader, change_columns, core_pairs)).all():
             change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # reverts: every revert commit and reverting change of the scope (partial indexes), the
@@ -883,21 +883,17 @@ def committed_columns() -> tuple[Any, ...]:
     )
 
 
-def _changes_shipping(t: int, ids: Sequence[int], columns: Sequence[Any], core: Any) -> Any:
-    """The merged changes of services `ids` whose merge sha, or one of whose listed commits,
-    a `core` link lists: one statement of two index lookups per link (`changes (tenant_id,
-    service_id, merge_sha)`, `change_commits (tenant_id, sha)`)."""
+def _changes_shipping(reader: _Reader, columns: Sequence[Any], pairs: set[tuple[int, str]]) -> Any:
+    """The merged changes whose merge sha, or one of whose listed commits, is one of the
+    (service id, sha) `pairs`: one statement of two index lookups per pair (`changes
+    (tenant_id, service_id, merge_sha)`, `change_commits (tenant_id, sha)`)."""
     c, cc = Change, ChangeCommit
-    mine = and_(c.tenant_id == t, c.service_id.in_(list(ids)), c.merged_at.is_not(None))
-    by_merge = select(*columns).where(
-        mine, tuple_(c.service_id, c.merge_sha).in_(select(core.c.service_id, core.c.sha))
+    merged = and_(c.tenant_id == reader.t, c.merged_at.is_not(None))
+    by_merge = select(*columns).where(merged, reader.pairs_in(c.service_id, c.merge_sha, pairs))
+    listing = select(cc.change_id).where(
+        cc.tenant_id == reader.t, reader.pairs_in(cc.service_id, cc.sha, pairs)
     )
-    listing = (
-        select(cc.change_id)
-        .join(core, and_(cc.sha == core.c.sha, cc.service_id == core.c.service_id))
-        .where(cc.tenant_id == t)
-    )
-    return union_all(by_merge, select(*columns).where(mine, c.id.in_(listing)))
+    return union_all(by_merge, select(*columns).where(merged, c.id.in_(listing)))
 
 
 class _ServiceColumn:
