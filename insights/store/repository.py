@@ -851,20 +851,26 @@ class TenantRepository:
             )
         return counts
 
+    def _ids_by_external_id(
+        self, model: type[Change] | type[Deployment], service_id: int, keys: Sequence[str]
+    ) -> dict[str, int]:
+        """The row ids of one service's `model` rows (changes, deployments) by external id."""
+        return dict(
+            self.session.execute(
+                select(model.external_id, model.id).where(
+                    model.tenant_id == self.tenant_id,
+                    model.service_id == service_id,
+                    self._in(model.external_id, list(keys), String),
+                )
+            ).all()
+        )
+
     def _replace_change_commits(self, service_id: int, listed: dict[str, list[str]]) -> None:
         """Make the `change_commits` rows of each written change (by external id) its listed
         commits (`ChangeCommit`: an index of the JSON list)."""
         table = ChangeCommit.__table__
         for chunk in _chunks(sorted(listed)):  # sorted: one lock order (see `_upsert`)
-            ids = dict(
-                self.session.execute(
-                    select(Change.external_id, Change.id).where(
-                        Change.tenant_id == self.tenant_id,
-                        Change.service_id == service_id,
-                        self._in(Change.external_id, list(chunk), String),
-                    )
-                ).all()
-            )
+            ids = self._ids_by_external_id(Change, service_id, chunk)
             self.session.execute(
                 delete(table).where(
                     table.c.tenant_id == self.tenant_id,
@@ -917,15 +923,7 @@ class TenantRepository:
         """Make each deployment's links equal to its listed commits; returns those changed."""
         changed: set[str] = set()
         for chunk in _chunks(sorted(listed)):  # sorted: one lock order (see `_upsert`)
-            ids = dict(
-                self.session.execute(
-                    select(Deployment.external_id, Deployment.id).where(
-                        Deployment.tenant_id == self.tenant_id,
-                        Deployment.service_id == service_id,
-                        self._in(Deployment.external_id, list(chunk), String),
-                    )
-                ).all()
-            )
+            ids = self._ids_by_external_id(Deployment, service_id, chunk)
             current: dict[int, list[str]] = {i: [] for i in ids.values()}
             for dep_id, sha in self.session.execute(
                 select(DeploymentCommit.deployment_id, DeploymentCommit.sha)
