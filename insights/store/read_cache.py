@@ -28,9 +28,14 @@ not of the clock): every write into it reaches before its end, so the document s
 reads between two writes of the scope's services (a dashboard polling the current week) and
 the next write's read computes again. Window results are kept for closed windows only.
 
+A read looks up its document and its earlier windows' results in one query, and their
+validity in one (`stored_reads`); what it computes is kept in one upsert (`store`).
+
 Example:
     version = data_version(session, tenant_id)
-    body = cached(session, tenant_id, scope, window, version, service_ids)  # None: compute
+    found = stored_reads(session, tenant_id, scope, window, earlier, version, service_ids)
+    if found.body is None:  # compute, from found.windows and the rows of the rest
+        store(session, tenant_id, scope, [document(window, version, body)])
 """
 
 from __future__ import annotations
@@ -102,18 +107,7 @@ def reach_since(
 ) -> datetime | None:
     """The earliest time that writes after `version` reach in `service_ids` (None: none
     reaches them; `BEGINNING` when `version` is older than the kept reaches)."""
-    if version >= current:
-        return None
-    if current - version >= KEEP:
-        return BEGINNING
-    w = MetricWrite
-    return session.scalar(
-        select(func.min(w.affected_from)).where(
-            w.tenant_id == tenant_id,
-            w.version > version,
-            or_(w.service_id.is_(None), w.service_id.in_(list(service_ids))),
-        )
-    )
+    return _reaches(session, tenant_id, [version], current, service_ids)[version]
 
 
 def _reaches(

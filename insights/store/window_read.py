@@ -668,9 +668,8 @@ def window_frames(
         ).all():
             incident_rows.setdefault(int(r[0]), r)
     # the deployments they are blamed on: their link, else the last one before they opened
-    wanted = {(int(r[1]), str(r[6])) for r in incident_rows.values() if r[6] is not None} - set(
-        linked_to
-    )
+    links_to = {(int(r[1]), str(r[6])) for r in incident_rows.values() if r[6] is not None}
+    wanted = links_to - set(linked_to)
     add(reader.by_external_id(wanted))
     known = {(int(r[1]), str(r[2])) for r in deployments.values()}
     for r in incident_rows.values():
