@@ -26,7 +26,7 @@ STAGES = ("coding", "pickup", "review", "deploy")
 
 
 _NAT = np.iinfo(np.int64).min
-_HOUR_NS = 3_600_000_000_000
+_HOUR_NS = int(HOUR / np.timedelta64(1, "ns"))
 
 
 def hours(later: pd.Series, earlier: pd.Series) -> pd.Series:

@@ -269,27 +269,13 @@ class _Reader:
         that sha in that service (all rows tied at it)."""
         d = Deployment
         out: list[tuple] = []
-        by_service: dict[int, list[str]] = defaultdict(list)
-        for service_id, sha in pairs:
-            by_service[service_id].append(sha)
-        for service_id, shas in by_service.items():
-            for chunk in _chunks(sorted(shas)):
-                firsts = (
-                    select(d.sha.label("h"), func.min(d.finished_at).label("f"))
-                    .where(
-                        self.prod(),
-                        d.service_id == service_id,
-                        self.repo._in(d.sha, list(chunk), String),
-                    )
-                    .group_by(d.sha)
-                    .subquery()
-                )
-                out += self._deployment_rows(
-                    and_(
-                        d.service_id == service_id,
-                        tuple_(d.sha, d.finished_at).in_(select(firsts.c.h, firsts.c.f)),
-                    )
-                )
+        for chunk in _chunks(sorted(pairs)):
+            firsts = (
+                select(d.service_id, d.sha, func.min(d.finished_at))
+                .where(self.prod(), self.pairs_in(d.service_id, d.sha, chunk))
+                .group_by(d.service_id, d.sha)
+            )
+            out += self._deployment_rows(tuple_(d.service_id, d.sha, d.finished_at).in_(firsts))
         return out
 
     def listers(
@@ -298,27 +284,22 @@ class _Reader:
         """Production deployments (finished before `before`, if given) listing any of the
         (service id, sha) pairs, and those links."""
         d, dc = Deployment, DeploymentCommit
-        by_service: dict[int, list[str]] = defaultdict(list)
-        for service_id, sha in pairs:
-            by_service[service_id].append(sha)
         links: list[tuple[int, str]] = []
-        for service_id, shas in by_service.items():
-            for chunk in _chunks(sorted(shas)):
-                links += [
-                    (int(i), str(h))
-                    for i, h in self.conn.execute(
-                        select(dc.deployment_id, dc.sha)
-                        .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
-                        .where(
-                            dc.tenant_id == self.t,
-                            self.repo._in(dc.sha, list(chunk), String),
-                            self.prod(),
-                            d.service_id == service_id,
-                            d.commits_listed.is_(True),
-                            *([d.finished_at < before] if before is not None else []),
-                        )
-                    ).all()
-                ]
+        for chunk in _chunks(sorted(pairs)):
+            links += [
+                (int(i), str(h))
+                for i, h in self.conn.execute(
+                    select(dc.deployment_id, dc.sha)
+                    .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
+                    .where(
+                        dc.tenant_id == self.t,
+                        self.pairs_in(d.service_id, dc.sha, chunk),
+                        self.prod(),
+                        d.commits_listed.is_(True),
+                        *([d.finished_at < before] if before is not None else []),
+                    )
+                ).all()
+            ]
         ids = sorted({i for i, _ in links})
         rows: list[tuple] = []
         for chunk in _chunks(ids):
