@@ -8,7 +8,8 @@ another fresh database; the ratio says what HTTP + auth + per-line reporting cos
 it did). Nothing is left behind.
 
     INSIGHTS_TEST_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
-        python benchmarks/api_ingest.py [--events 20000] [--batch 1000] [--concurrency 2]
+        python benchmarks/api_ingest.py [--events 20000] [--batch 1000] [--concurrency 2] \\
+        [--changes]
 """
 
 from __future__ import annotations
@@ -130,12 +131,17 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1_000, help="events per request")
     parser.add_argument("--concurrency", type=int, default=2, help="requests in flight")
     parser.add_argument("--seconds", type=float, default=60.0, help="time bound for posting")
+    parser.add_argument(
+        "--changes",
+        action="store_true",
+        help="a merged change before each deployment that ships commits (writes change_commits)",
+    )
     parser.add_argument("--postgres", default=os.environ.get("INSIGHTS_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     if not args.postgres:
         print("needs PostgreSQL: set INSIGHTS_TEST_POSTGRES_URL or --postgres", file=sys.stderr)
         return 2
-    lines = synthetic_lines(args.events)
+    lines = synthetic_lines(args.events, changes=args.changes)
     with fresh_database(args.postgres) as url:
         ref = reference(url, lines)
     with fresh_database(args.postgres) as url:

@@ -26,8 +26,10 @@ from insights.store.db import dispose_engine, engine_for, migrate, unit_of_work
 from insights.store.repository import TenantRepository
 
 
-def synthetic_lines(count: int, seed: int = 7) -> list[str]:
-    """Commits (70%), deployments listing their commits (20%), incidents (10%) over 6 services."""
+def synthetic_lines(count: int, seed: int = 7, changes: bool = False) -> list[str]:
+    """Commits (70%), deployments listing their commits (20%), incidents (10%) over 6 services;
+    with `changes`, each deployment that ships commits comes after its merged change (listing
+    those commits, merged as the sha it deploys: its `change_commits` rows are written too)."""
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     lines: list[str] = []
@@ -58,6 +60,21 @@ def synthetic_lines(count: int, seed: int = 7) -> list[str]:
             counters["d"] += 1
             shipped = pending.pop(service, [])
             sha = shipped[-1] if shipped else f"{counters['c']:040x}"
+            if changes and shipped:
+                lines.append(
+                    json.dumps(
+                        {
+                            "type": "change",
+                            "service": service,
+                            "id": f"pr-{counters['d']}",
+                            "title": "change",
+                            "opened_at": (at - timedelta(hours=3)).isoformat(),
+                            "merged_at": at.isoformat(),
+                            "merge_sha": sha,
+                            "commits": shipped,
+                        }
+                    )
+                )
             lines.append(
                 json.dumps(
                     {

@@ -83,7 +83,7 @@ from sqlalchemy import (
     text,
     tuple_,
     type_coerce,
-    union_all,
+    union,
 )
 from sqlalchemy.orm import aliased
 
@@ -679,7 +679,7 @@ def window_frames(
     )
     change_rows: dict[tuple[int, str], Any] = {}
     if core_pairs:
-        for r in conn.execute(_changes_shipping(reader, change_columns, core_pairs)).all():
+        for r in conn.execute(_changes_shipping(reader, change_columns, core_sub)).all():
             change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # reverts: every revert commit and reverting change of the scope (partial indexes), the
@@ -863,17 +863,23 @@ def committed_columns() -> tuple[Any, ...]:
     )
 
 
-def _changes_shipping(reader: _Reader, columns: Sequence[Any], pairs: set[tuple[int, str]]) -> Any:
-    """The merged changes whose merge sha, or one of whose listed commits, is one of the
-    (service id, sha) `pairs`: one statement of two index lookups per pair (`changes
-    (tenant_id, service_id, merge_sha)`, `change_commits (tenant_id, sha)`)."""
+def _changes_shipping(reader: _Reader, columns: Sequence[Any], core: Any) -> Any:
+    """The merged changes whose merge sha, or one of whose listed commits, a `core` link
+    (`_Reader.core_links`) lists, each once: the ids by two joins of the core links in the
+    database (index lookups of `changes (tenant_id, service_id, merge_sha)` and
+    `change_commits (tenant_id, sha)`; no key travels as a parameter), then their rows."""
     c, cc = Change, ChangeCommit
-    merged = and_(c.tenant_id == reader.t, c.merged_at.is_not(None))
-    by_merge = select(*columns).where(merged, reader.pairs_in(c.service_id, c.merge_sha, pairs))
-    listing = select(cc.change_id).where(
-        cc.tenant_id == reader.t, reader.pairs_in(cc.service_id, cc.sha, pairs)
+    by_merge = select(c.id).join(
+        core,
+        and_(c.tenant_id == reader.t, c.service_id == core.c.service_id, c.merge_sha == core.c.sha),
     )
-    return union_all(by_merge, select(*columns).where(merged, c.id.in_(listing)))
+    listing = select(cc.change_id).join(
+        core,
+        and_(cc.tenant_id == reader.t, cc.service_id == core.c.service_id, cc.sha == core.c.sha),
+    )
+    return select(*columns).where(
+        c.tenant_id == reader.t, c.merged_at.is_not(None), c.id.in_(union(by_merge, listing))
+    )
 
 
 class _ServiceColumn:
