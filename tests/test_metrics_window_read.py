@@ -375,6 +375,62 @@ def test_changes_deployed_in_a_week_count_there_whenever_they_were_merged(db):
     assert took_bounded_path(db.engine, tenant, ["checkout"], window, 1)
 
 
+def test_incidents_open_since_long_before_the_span_count_there(db):
+    """An incident opened in week 1 and resolved in week 21, and one opened in week 2 and
+    never resolved, are open through a read of week 20 whose span starts weeks after both
+    opened (on PostgreSQL it finds the first by the service's longest incident): the
+    week's deployments ship during them, read bounded as in the whole history; without
+    them the week reads differently."""
+    day = 24 * 60
+    deployments = []
+    for n in range(22):
+        sha = f"{n + 1:040x}"
+        deployments += [
+            {"type": "commit", "service": "checkout", "sha": sha, "committed_at": at(n * 7 * day)},
+            {
+                "type": "deployment",
+                "service": "checkout",
+                "id": f"d{n}",
+                "sha": sha,
+                "environment": "production",
+                "status": "success",
+                "finished_at": at(n * 7 * day + 60),
+                "commits": [sha],
+            },
+        ]
+    incidents = [
+        {
+            "type": "incident",
+            "service": "checkout",
+            "id": "long",
+            "opened_at": at(7 * day + 120),
+            "resolved_at": at(21 * 7 * day),
+        },
+        {"type": "incident", "service": "checkout", "id": "open", "opened_at": at(14 * day + 120)},
+        {  # a short one long before: resolved before the span starts
+            "type": "incident",
+            "service": "checkout",
+            "id": "short",
+            "opened_at": at(30),
+            "resolved_at": at(90),
+        },
+    ]
+    window = _window(20, "week")
+    assert pipeline.read_span(window, 1).start > BASE + timedelta(weeks=3)
+    scope = Scope(kind="service", name="checkout")
+    long, still_open, short = incidents
+    documents = []
+    for some in ([long, short], [still_open, short], [short]):
+        tenant = store(db.engine, deployments + some)
+        bounded, full = both(db.engine, tenant, scope, window)
+        assert bounded == full
+        assert took_bounded_path(db.engine, tenant, ["checkout"], window, 1)
+        documents.append(json.loads(bounded))
+    with_long, with_open, without = documents
+    assert with_long["rework_rate"] != without["rework_rate"]
+    assert with_open["rework_rate"] != without["rework_rate"]
+
+
 ANY_HISTORY = st.one_of(histories(), histories(graph=True), histories(reverts=True))
 
 

@@ -51,6 +51,8 @@ POISONED_INCIDENTS = (
     " OR resolved_at < '1970-01-01 00:00:00+00' OR resolved_at > '2100-01-01 00:00:00+00'"
     " OR resolved_at < opened_at"
 )
+# an incident's duration, as PostgreSQL's index on it is written (migration 0011)
+INCIDENT_DURATION = "(resolved_at - opened_at)"
 
 # SQLite has no 64-bit autoincrement under BIGINT; use INTEGER there.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -263,6 +265,20 @@ class Incident(Base):
         UniqueConstraint("tenant_id", "service_id", "external_id"),
         # for window-bounded reads (migration 0010), as on changes
         Index("ix_incidents_service_opened", "tenant_id", "service_id", "opened_at"),
+        # and (migration 0011) those linked to a loaded deployment, those still open, and
+        # per service the longest incident (PostgreSQL: it bounds "open at a time" by index)
+        Index("ix_incidents_deployment", "tenant_id", "service_id", "deployment_external_id"),
+        Index(
+            "ix_incidents_open",
+            "tenant_id",
+            "service_id",
+            "opened_at",
+            postgresql_where=text("resolved_at IS NULL"),
+            sqlite_where=text("resolved_at IS NULL"),
+        ),
+        Index("ix_incidents_duration", "tenant_id", "service_id", text(INCIDENT_DURATION)).ddl_if(
+            dialect="postgresql"
+        ),
         Index(
             "ix_incidents_poisoned",
             "tenant_id",
