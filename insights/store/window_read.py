@@ -78,7 +78,6 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    literal,
     or_,
     select,
     text,
@@ -324,34 +323,9 @@ class _Reader:
             .subquery("core_links")
         )
 
-    def open_at(self, start: datetime) -> list[Any]:
-        """Conditions of the incidents opened before `start` and still open then: not
-        resolved (a partial index), or resolved after it. On PostgreSQL the latter per
-        service also opened no earlier than `start` less its longest incident (one probe
-        of the duration index, 0011): implied, so the same rows, but bounded by `opened_at`
-        instead of every incident resolved since `start`."""
-        i = Incident
-        before = i.opened_at < start
-        if self.session.get_bind().dialect.name != "postgresql":
-            return [and_(before, or_(i.resolved_at.is_(None), i.resolved_at > start))]
-        other = aliased(Incident)
-        conditions = [and_(before, i.resolved_at.is_(None))]
-        for s in self.ids:
-            duration = other.resolved_at - other.opened_at
-            longest = (
-                select(func.max(duration))
-                .where(other.tenant_id == self.t, other.service_id == s)
-                .scalar_subquery()
-            )
-            conditions.append(
-                and_(
-                    i.service_id == s,
-                    before,
-                    i.resolved_at > start,
-                    i.opened_at >= literal(start, DateTime(timezone=True)) - longest,
-                )
-            )
-        return conditions
+    def open_at(self) -> tuple[Any, ...]:
+        """`_open_at` for this scope: incidents open at the parameter `open_start`."""
+        return _open_at(self.session.get_bind().dialect.name, self.t, tuple(self.ids))
 
     def _poisoned_where(self, model: Any) -> Any:
         dialect = self.session.get_bind().dialect.name
@@ -448,6 +422,33 @@ def _production_filter(d: Any, t: int, envs: tuple[tuple[int, tuple[str, ...]], 
         ),
         or_(*(and_(d.service_id == s, d.environment.in_(list(e))) for s, e in envs)),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _open_at(dialect: str, t: int, ids: tuple[int, ...]) -> tuple[Any, ...]:
+    """Conditions of the incidents of services `ids` opened before the parameter
+    `open_start` and still open then: not resolved (a partial index, 0011), or resolved
+    after it. On PostgreSQL the latter per service also opened no earlier than `open_start`
+    less its longest incident (one probe of the duration index, 0011): implied, so the same
+    rows, but bounded by `opened_at` instead of every incident resolved since the start.
+    Built once per scope, as `_around_statement`."""
+    i = Incident
+    start = bindparam("open_start", type_=DateTime(timezone=True))
+    before = i.opened_at < start
+    if dialect != "postgresql":
+        return (and_(before, or_(i.resolved_at.is_(None), i.resolved_at > start)),)
+    other = aliased(Incident)
+    conditions = [and_(before, i.resolved_at.is_(None))]
+    for s in ids:
+        longest = (
+            select(func.max(other.resolved_at - other.opened_at))
+            .where(other.tenant_id == t, other.service_id == s)
+            .scalar_subquery()
+        )
+        conditions.append(
+            and_(i.service_id == s, before, i.resolved_at > start, i.opened_at >= start - longest)
+        )
+    return tuple(conditions)
 
 
 @functools.lru_cache(maxsize=256)
@@ -670,11 +671,12 @@ def window_frames(
     for n, chunk in enumerate(_chunks(linked_to) if linked_to else [[]]):
         found_by = [reader.pairs_in(i.service_id, i.deployment_external_id, chunk)]
         if n == 0:
-            found_by += [opened_in, *reader.open_at(start)]
+            found_by += [opened_in, *reader.open_at()]
         for r in conn.execute(
             select(*_INCIDENT_COLUMNS).where(
                 i.tenant_id == t, i.service_id.in_(ids), or_(*found_by)
-            )
+            ),
+            {"open_start": start} if n == 0 else {},
         ).all():
             incident_rows.setdefault(int(r[0]), r)
     # the deployments they are blamed on: their link, else the last one before they opened
