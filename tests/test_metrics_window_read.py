@@ -37,6 +37,20 @@ def at(minutes: int) -> str:
 MINUTE = st.integers(min_value=0, max_value=SPAN_MINUTES)
 
 
+def shipped(id_: str, sha: str, finished_at: str) -> dict:
+    """A successful production deployment of checkout that lists `sha` alone."""
+    return {
+        "type": "deployment",
+        "service": "checkout",
+        "id": id_,
+        "sha": sha,
+        "environment": "production",
+        "status": "success",
+        "finished_at": finished_at,
+        "commits": [sha],
+    }
+
+
 @st.composite
 def histories(draw: st.DrawFn, graph: bool = False, reverts: bool = False) -> list[dict]:
     """Commits committed long before or just before they ship, deployments listing their
@@ -240,18 +254,7 @@ def _far_revert_events(kind: str) -> list[dict]:
         {"type": "commit", "service": "checkout", "sha": c3, "committed_at": at(62 * 24 * 7)},
     ]
     for n, (sha, week_) in enumerate(((c1, 1), (c3, 3), (c2, 30))):
-        events.append(
-            {
-                "type": "deployment",
-                "service": "checkout",
-                "id": f"d{n}",
-                "sha": sha,
-                "environment": "production",
-                "status": "success",
-                "finished_at": at(week_ * 7 * 24 * 60 + 600),
-                "commits": [sha],
-            }
-        )
+        events.append(shipped(f"d{n}", sha, at(week_ * 7 * 24 * 60 + 600)))
     if kind != "commit":
         events.append(
             {
@@ -387,16 +390,7 @@ def test_incidents_open_since_long_before_the_span_count_there(db):
         sha = f"{n + 1:040x}"
         deployments += [
             {"type": "commit", "service": "checkout", "sha": sha, "committed_at": at(n * 7 * day)},
-            {
-                "type": "deployment",
-                "service": "checkout",
-                "id": f"d{n}",
-                "sha": sha,
-                "environment": "production",
-                "status": "success",
-                "finished_at": at(n * 7 * day + 60),
-                "commits": [sha],
-            },
+            shipped(f"d{n}", sha, at(n * 7 * day + 60)),
         ]
     incidents = [
         {
@@ -475,18 +469,8 @@ def test_open_window_around_now_is_exact(db):
                 "committed_at": (today - timedelta(days=40 - 3 * n)).isoformat(),
             }
         )
-        events.append(
-            {
-                "type": "deployment",
-                "service": "checkout",
-                "id": f"d{n}",
-                "sha": f"{n + 1:040x}",
-                "environment": "production",
-                "status": "success",
-                "finished_at": (today - timedelta(days=36 - 3 * n, minutes=1)).isoformat(),
-                "commits": [f"{n + 1:040x}"],
-            }
-        )
+        finished = today - timedelta(days=36 - 3 * n, minutes=1)
+        events.append(shipped(f"d{n}", f"{n + 1:040x}", finished.isoformat()))
     events.append(
         {
             "type": "incident",
