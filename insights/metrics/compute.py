@@ -28,6 +28,7 @@ from insights.metrics import (
     uncertainty,
 )
 from insights.metrics.keys import intern_shas
+from insights.metrics.nanos import NAT, epoch_ns
 from insights.metrics.production import production_deployments
 from insights.metrics.result import (
     FailureSignals,
@@ -125,14 +126,9 @@ def _same_services(*frames: pd.DataFrame) -> list[pd.DataFrame]:
 
 def _earliest(a: pd.Series, b: pd.Series) -> pd.Series:
     """Per row, the earlier of two UTC times (a missing one loses)."""
-    x, y = _ns(a), _ns(b)
-    nat = np.iinfo(np.int64).min
-    both = np.where(x == nat, y, np.where(y == nat, x, np.minimum(x, y)))
+    x, y = epoch_ns(a), epoch_ns(b)
+    both = np.where(x == NAT, y, np.where(y == NAT, x, np.minimum(x, y)))
     return pd.Series(both.view("datetime64[ns]"), index=a.index).dt.tz_localize("UTC")
-
-
-def _ns(values: pd.Series) -> np.ndarray:
-    return values.to_numpy("datetime64[ns]").astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -245,17 +241,17 @@ def prepare(frames: DeliveryFrames) -> Prepared:
         recovery_hours=recovery.recovery_hours(
             prod, failed, rolled | reverted, restored_at, blamed
         ),
-        finished_ns=_ns(prod["finished_at"]),
+        finished_ns=epoch_ns(prod["finished_at"]),
     )
     stages = lead_time.change_stages(changes, first, shas)
-    stages = stages.assign(deployed_ns=_ns(pd.to_datetime(stages["deployed_at"], utc=True)))
-    blamed = blamed.assign(opened_ns=_ns(blamed["opened_at"]))
+    stages = stages.assign(deployed_ns=epoch_ns(pd.to_datetime(stages["deployed_at"], utc=True)))
+    blamed = blamed.assign(opened_ns=epoch_ns(blamed["opened_at"]))
     return Prepared(prod, first, stages, blamed, _records(commits, changes, incidents))
 
 
 def _records(commits: pd.DataFrame, changes: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
     parts = [
-        pd.DataFrame({"service": f["service"], "kind": kind, "at_ns": _ns(f[column])})
+        pd.DataFrame({"service": f["service"], "kind": kind, "at_ns": epoch_ns(f[column])})
         for f, kind, column in (
             (commits, "commit", "committed_at"),
             (changes, "change", "opened_at"),

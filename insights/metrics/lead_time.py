@@ -19,25 +19,20 @@ import numpy as np
 import pandas as pd
 
 from insights.metrics.keys import MISSING, ShaTable, codes_of, first_rows
+from insights.metrics.nanos import HOUR_NS, NAT, epoch_ns
 from insights.metrics.result import LeadTimeBreakdownHours, LeadTimeHours
 
-HOUR = np.timedelta64(3600, "s")
 STAGES = ("coding", "pickup", "review", "deploy")
-
-
-_NAT = np.iinfo(np.int64).min
-_HOUR_NS = int(HOUR / np.timedelta64(1, "ns"))
 
 
 def hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
     """(later − earlier) in hours, negative clipped to 0, missing stays NaN (UTC times; in
     numpy on their nanoseconds: the same float as pandas' Timedelta division, without its
     per-call cost on small frames)."""
-    a = later.to_numpy("datetime64[ns]").astype(np.int64)
-    b = earlier.to_numpy("datetime64[ns]").astype(np.int64)
-    known = (a != _NAT) & (b != _NAT)
+    a, b = epoch_ns(later), epoch_ns(earlier)
+    known = (a != NAT) & (b != NAT)
     out = np.full(len(a), np.nan)
-    out[known] = (a[known] - b[known]) / _HOUR_NS
+    out[known] = (a[known] - b[known]) / HOUR_NS
     return pd.Series(np.where(out < 0, 0.0, out), index=later.index)
 
 
@@ -60,7 +55,7 @@ def first_shipments(
     found = table.find(service_codes[row], sha)
     committed = commits["committed_at"].to_numpy("datetime64[ns]").astype(np.int64)
     ok = found >= 0
-    ok[ok] = committed[found[ok]] != np.iinfo(np.int64).min  # NaT
+    ok[ok] = committed[found[ok]] != NAT
     row, sha, committed_ns = row[ok], sha[ok], committed[found[ok]]
     finished_ns = prod["finished_at"].to_numpy("datetime64[ns]").astype(np.int64)[row]
     return pd.DataFrame(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from insights.metrics.nanos import HOUR_NS, LAST, NAT, epoch_ns
 from insights.metrics.result import RecoveryTimeHours
 
 
@@ -32,23 +33,27 @@ def recovery_hours(
     out = np.full(len(prod), np.nan)
     if not failed.any():
         return out
-    blamed = attributed[attributed["deployment_id"].notna()]
-    per_deployment = (
-        blamed.assign(still_open=blamed["resolved_at"].isna())
-        .groupby("deployment_id")
-        .agg(
-            opened=("opened_at", "min"),
-            resolved=("resolved_at", "max"),
-            open_count=("still_open", "sum"),
-        )
-    )
-    ids = prod["deployment_id"]
-    has_incident = ids.isin(per_deployment.index).to_numpy()
+    # per blamed deployment: its incidents' first opening, last resolution and how many are
+    # still open (numpy on int64 nanoseconds: a pandas groupby costs milliseconds on a few rows)
+    blamed = attributed["deployment_id"].to_numpy(dtype=float)
+    blamed_rows = ~np.isnan(blamed)
+    blamed_ids, group = np.unique(blamed[blamed_rows], return_inverse=True)
+    ids = prod["deployment_id"].to_numpy(dtype=float)
+    has_incident = np.isin(ids, blamed_ids)
     if has_incident.any():
-        rows = per_deployment.reindex(ids[has_incident])
-        span = (rows["resolved"] - rows["opened"]) / pd.Timedelta(hours=1)
-        span = span.where(rows["open_count"] == 0).clip(lower=0.0)
-        out[has_incident] = span.to_numpy(dtype=float)
+        opened = epoch_ns(attributed["opened_at"])[blamed_rows]
+        resolved = epoch_ns(attributed["resolved_at"])[blamed_rows]
+        first_opened = np.full(blamed_ids.size, LAST)
+        np.minimum.at(first_opened, group, np.where(opened == NAT, LAST, opened))
+        last_resolved = np.full(blamed_ids.size, NAT)
+        np.maximum.at(last_resolved, group, resolved)
+        still_open = np.bincount(group, weights=resolved == NAT, minlength=blamed_ids.size)
+        at = np.searchsorted(blamed_ids, ids[has_incident])
+        first, last = first_opened[at], last_resolved[at]
+        known = (still_open[at] == 0) & (first != LAST) & (last != NAT)
+        span = np.full(at.size, np.nan)
+        span[known] = (last[known] - first[known]) / HOUR_NS
+        out[has_incident] = np.maximum(span, 0.0)
     by_deployment = restored_by_deployment & ~has_incident
     if by_deployment.any():
         span = (restored_at[by_deployment] - prod["finished_at"][by_deployment]) / pd.Timedelta(
