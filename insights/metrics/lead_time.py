@@ -29,11 +29,15 @@ def hours(later: pd.Series, earlier: pd.Series) -> pd.Series:
     """(later − earlier) in hours, negative clipped to 0, missing stays NaN (UTC times; in
     numpy on their nanoseconds: the same float as pandas' Timedelta division, without its
     per-call cost on small frames)."""
-    a, b = epoch_ns(later), epoch_ns(earlier)
-    known = (a != NAT) & (b != NAT)
-    out = np.full(len(a), np.nan)
-    out[known] = (a[known] - b[known]) / HOUR_NS
-    return pd.Series(np.where(out < 0, 0.0, out), index=later.index)
+    return pd.Series(ns_hours(epoch_ns(later), epoch_ns(earlier)), index=later.index)
+
+
+def ns_hours(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """`hours` of int64 nanoseconds (NaT: `NAT`)."""
+    known = (later != NAT) & (earlier != NAT)
+    out = np.full(len(later), np.nan)
+    out[known] = (later[known] - earlier[known]) / HOUR_NS
+    return np.where(out < 0, 0.0, out)
 
 
 def first_shipments(
@@ -96,44 +100,49 @@ def change_stages(changes: pd.DataFrame, first: pd.DataFrame, shas: pd.Index) ->
         return pd.DataFrame({c: [] for c in columns})
     table = ShaTable(first["service"].cat.codes.to_numpy(), first["sha"].to_numpy(), len(shas))
     finished = first["finished_ns"].to_numpy()
+    service = merged["service"].cat.codes.to_numpy().astype(np.int64)
 
-    def shipped_ns(services: pd.Series, shas: np.ndarray) -> np.ndarray:
-        found = table.find(services.cat.codes.to_numpy().astype(np.int64), shas)
+    def shipped_ns(services: np.ndarray, sha_codes: np.ndarray) -> np.ndarray:
+        found = table.find(services, sha_codes)
         return np.where(found >= 0, finished[np.maximum(found, 0)], MISSING)
 
-    by_merge = merged[["service", "external_id"]].assign(
-        deployed_ns=shipped_ns(merged["service"], merged["merge_sha"].to_numpy(np.int64))
+    # per change (service, external_id): the first shipment of its merge sha (its first row's
+    # that has one), else the latest first shipment among the commits its rows list; in numpy
+    # and a dict over the few merged rows (pandas' concat, groupby and merge cost milliseconds)
+    by_merge = shipped_ns(service, merged["merge_sha"].to_numpy(np.int64))
+    rows, listed = _listed_commits(merged)
+    by_commits = shipped_ns(service[rows], codes_of(listed, shas))
+    keys = list(zip(service.tolist(), merged["external_id"].tolist(), strict=True))
+    deployed: dict[tuple[int, str], int] = {}
+    for key, ns in zip(keys, by_merge.tolist(), strict=True):
+        if ns != MISSING:
+            deployed.setdefault(key, ns)
+    latest: dict[tuple[int, str], int] = {}
+    for row, ns in zip(rows.tolist(), by_commits.tolist(), strict=True):
+        if ns != MISSING and keys[row] not in deployed:
+            latest[keys[row]] = max(ns, latest.get(keys[row], ns))
+    deployed |= latest
+    kept = [row for row, key in enumerate(keys) if key in deployed]
+    at = np.array([deployed[keys[row]] for row in kept], np.int64)
+    opened, first_commit, first_review, merged_at = (
+        epoch_ns(merged[column])[kept]
+        for column in ("opened_at", "first_commit_at", "first_review_at", "merged_at")
     )
-    listed = _listed_commits(merged)
-    listed = listed.assign(
-        deployed_ns=shipped_ns(listed["service"], codes_of(listed["commits"], shas))
-    )
-    by_commits = (
-        listed[listed["deployed_ns"] != MISSING]
-        .groupby(["service", "external_id"], as_index=False, observed=True)["deployed_ns"]
-        .max()
-    )
-    deployed = pd.concat(
-        [by_merge[by_merge["deployed_ns"] != MISSING], by_commits], ignore_index=True
-    ).drop_duplicates(["service", "external_id"], keep="first")
-    deployed_at = pd.to_datetime(deployed["deployed_ns"].to_numpy().view("datetime64[ns]"))
-    deployed = deployed.assign(finished_at=deployed_at.tz_localize("UTC"))
-    deployed = deployed.drop(columns=["deployed_ns"])
-    rows = merged.merge(deployed, on=["service", "external_id"], how="inner")
-    rows = rows.rename(columns={"finished_at": "deployed_at"})
-    start = rows["first_commit_at"].fillna(rows["opened_at"])
-    rows["lead_time_hours"] = hours(rows["deployed_at"], start)
-    rows["coding"] = hours(rows["opened_at"], rows["first_commit_at"])
-    rows["pickup"] = hours(rows["first_review_at"], rows["opened_at"])
-    rows["review"] = hours(rows["merged_at"], rows["first_review_at"])
-    rows["deploy"] = hours(rows["deployed_at"], rows["merged_at"])
-    return rows[columns]
+    out = merged[["service", "external_id", "title"]].iloc[kept].reset_index(drop=True)
+    return out.assign(
+        deployed_at=pd.DatetimeIndex(at.view("datetime64[ns]")).tz_localize("UTC"),
+        lead_time_hours=ns_hours(at, np.where(first_commit == NAT, opened, first_commit)),
+        coding=ns_hours(opened, first_commit),
+        pickup=ns_hours(first_review, opened),
+        review=ns_hours(merged_at, first_review),
+        deploy=ns_hours(at, merged_at),
+    )[columns]
 
 
-def _listed_commits(changes: pd.DataFrame) -> pd.DataFrame:
-    """One row (service, external_id, commits: one sha) per commit each change lists (a
-    list, or one value), missing ones left out: `explode` + `dropna`, by hand (pandas'
-    explode costs milliseconds on a few rows)."""
+def _listed_commits(changes: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
+    """Per commit each change lists (a list, or one value; missing ones left out): the
+    change's row and the sha (`explode` + `dropna`, by hand: pandas' explode costs
+    milliseconds on a few rows)."""
     rows: list[int] = []
     values: list[object] = []
     for row, listed in enumerate(changes["commits"].to_numpy()):
@@ -141,8 +150,7 @@ def _listed_commits(changes: pd.DataFrame) -> pd.DataFrame:
             if value is not None and not (isinstance(value, float) and np.isnan(value)):
                 rows.append(row)
                 values.append(value)
-    keys = changes[["service", "external_id"]].iloc[rows]
-    return keys.assign(commits=pd.Series(values, index=keys.index, dtype=object))
+    return np.array(rows, np.int64), pd.Series(values, dtype=object)
 
 
 def breakdown(stages: pd.DataFrame) -> LeadTimeBreakdownHours:
