@@ -22,6 +22,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from insights.metrics.nanos import NAT, epoch_ns
 from insights.timeutil import EARLIEST, LATEST, RANGE_TEXT, bounded, parse_time
 
 log = logging.getLogger("insights.metrics")
@@ -53,8 +54,23 @@ def _outside_one(value: object) -> bool:
     return False
 
 
+_EARLIEST_NS = pd.Timestamp(EARLIEST).value
+_LATEST_NS = pd.Timestamp(LATEST).value
+
+
+def _nanoseconds(values: pd.Series) -> np.ndarray | None:
+    """Aware times held in nanoseconds as int64 (NaT: `NAT`); None for any other column."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns":
+        return epoch_ns(values)
+    return None
+
+
 def outside_range(values: pd.Series) -> np.ndarray:
     """Which values are times outside `EARLIEST..LATEST` (missing values are not)."""
+    ns = _nanoseconds(values)
+    if ns is not None:  # integers: pandas' comparison of aware times costs far more
+        return (ns != NAT) & ((ns < _EARLIEST_NS) | (ns > _LATEST_NS))
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return ((values < EARLIEST) | (values > LATEST)).to_numpy(dtype=bool)
     if pd.api.types.is_datetime64_dtype(values.dtype):  # naive: stored times are UTC
@@ -71,6 +87,14 @@ def _times(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values
     return pd.to_datetime(values, utc=True)
+
+
+def _before(later: pd.Series, earlier: pd.Series) -> np.ndarray:
+    """Which `later` times lie before their `earlier` ones (a missing one: no)."""
+    a, b = _nanoseconds(later), _nanoseconds(earlier)
+    if a is not None and b is not None:
+        return (a != NAT) & (b != NAT) & (a < b)
+    return (_times(later) < _times(earlier)).to_numpy(dtype=bool)
 
 
 def _name(frame: pd.DataFrame, row: int, kind: str) -> str:
@@ -99,7 +123,7 @@ def screen(frame: pd.DataFrame, name: str) -> pd.DataFrame:
             if later not in kept.columns or earlier not in kept.columns:
                 continue
             negative = np.zeros(len(frame), bool)
-            negative[~bad] = (_times(kept[later]) < _times(kept[earlier])).to_numpy(dtype=bool)
+            negative[~bad] = _before(kept[later], kept[earlier])
             for row in np.flatnonzero(negative & ~bad)[:WARNINGS_PER_KIND]:
                 reasons[int(row)] = f"{later} is before {earlier} (a negative duration)"
             bad |= negative
