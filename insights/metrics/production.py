@@ -94,12 +94,20 @@ def production_deployments(deployments: pd.DataFrame, services: pd.DataFrame) ->
     frame = frame.loc[keep, COLUMNS]
     frame = frame.iloc[_order(frame)].reset_index(drop=True)
     service = frame["service"].cat.codes.to_numpy()
-    starts = np.flatnonzero(np.r_[True, service[1:] != service[:-1]]) if len(frame) else []
-    pos = np.arange(len(frame), dtype=np.int64)
-    pos -= np.repeat(np.asarray(starts, np.int64), np.diff(np.r_[starts, len(frame)]).astype(int))
+    pos = _running_count(service.astype(np.int64))
     frame["pos"] = pos
     frame["first_pos"] = _first_pos(service, frame["sha"].to_numpy(), pos)
-    frame["env_pos"] = (
-        frame.groupby(["service", "environment"], sort=False, observed=True).cumcount()
-    ).astype(np.int64)
+    frame["env_pos"] = _running_count(pair_keys(service, pd.factorize(frame["environment"])[0]))
     return frame
+
+
+def _running_count(groups: np.ndarray) -> np.ndarray:
+    """Per row, how many earlier rows share its group (a groupby's cumcount, in numpy)."""
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(groups) else []
+    runs = np.diff(np.r_[starts, len(groups)]).astype(int)
+    out = np.empty(len(groups), np.int64)
+    first_of_run = np.repeat(np.asarray(starts, np.int64), runs)
+    out[order] = np.arange(len(groups), dtype=np.int64) - first_of_run
+    return out
