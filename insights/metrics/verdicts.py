@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -156,8 +157,6 @@ def rate_test(
     >>> rate_test(2, 7, 20, 7).verdict, rate_test(9, 7, 12, 7).verdict
     ('worsened', 'no clear change')
     """
-    from scipy import stats  # lazily: `insights --help` loads this module
-
     total = current + other
     base = dict(test=POISSON_TEST, current_samples=current, other_samples=other, windows=windows)
     if current_days <= 0 or other_days <= 0 or total == 0:
@@ -167,7 +166,7 @@ def rate_test(
     # its two-sided p-value is at most twice that (exactly twice for equal windows).
     if 2 * min(share, 1 - share) ** total >= level:
         return Comparison(verdict="too little data", **base)
-    p_value = _p(stats.binomtest(current, total, share).pvalue)
+    p_value = _binomial_p(current, total, share)
     better = current / current_days > other / other_days
     return Comparison(verdict=_verdict(p_value, better, level), p_value=round(p_value, 6), **base)
 
@@ -187,8 +186,6 @@ def proportion_test(
     >>> proportion_test(0, 15, 9, 15, higher_is_better=False).verdict
     'improved'
     """
-    from scipy import stats  # lazily: `insights --help` loads this module
-
     base = dict(
         test=FISHER_TEST,
         current_samples=current_trials,
@@ -197,8 +194,7 @@ def proportion_test(
     )
     if current_trials < MIN_SAMPLES or other_trials < MIN_SAMPLES:
         return Comparison(verdict="too little data", **base)
-    table = [[current, current_trials - current], [other, other_trials - other]]
-    p_value = _p(stats.fisher_exact(table).pvalue)
+    p_value = _fisher_p(current, current_trials - current, other, other_trials - other)
     higher = current / current_trials > other / other_trials
     better = higher if higher_is_better else not higher
     return Comparison(verdict=_verdict(p_value, better, level), p_value=round(p_value, 6), **base)
@@ -208,21 +204,51 @@ def duration_test(
     current: np.ndarray, other: np.ndarray, *, windows: int = 1, level: float = LEVEL
 ) -> Comparison:
     """Lead or recovery times (shorter is better) by the Mann-Whitney U rank test."""
-    from scipy import stats  # lazily: `insights --help` loads this module
-
     base = dict(test=RANK_TEST, current_samples=int(current.size), other_samples=int(other.size))
     if current.size < MIN_SAMPLES or other.size < MIN_SAMPLES:
         return Comparison(verdict="too little data", windows=windows, **base)
-    result = stats.mannwhitneyu(current, other, alternative="two-sided")
-    p_value = _p(result.pvalue)
+    statistic, p_value = _rank_test(current, other)
     # U of the current side above n·m/2: the current durations tend to be the longer ones.
-    longer = float(result.statistic) > current.size * other.size / 2
+    longer = statistic > current.size * other.size / 2
     median_longer = float(np.median(current)) > float(np.median(other))
     if p_value < level and longer != median_longer:
         # Ranks and medians disagree (a change of shape, not of level): name no direction.
         p_value = max(p_value, level)
     verdict = _verdict(p_value, not longer, level)
     return Comparison(verdict=verdict, p_value=round(p_value, 6), windows=windows, **base)
+
+
+# The tests' p-values by their inputs: a window is compared with the same neighbours again and
+# again (each read of a scope's trend, each scope of a report), and one scipy test costs
+# about a millisecond. scipy is imported lazily: `insights --help` loads this module.
+@lru_cache(maxsize=4096)
+def _binomial_p(successes: int, trials: int, share: float) -> float:
+    from scipy import stats
+
+    return _p(stats.binomtest(successes, trials, share).pvalue)
+
+
+@lru_cache(maxsize=4096)
+def _fisher_p(a: int, b: int, c: int, d: int) -> float:
+    from scipy import stats
+
+    return _p(stats.fisher_exact([[a, b], [c, d]]).pvalue)
+
+
+def _rank_test(current: np.ndarray, other: np.ndarray) -> tuple[float, float]:
+    """Mann-Whitney U of `current` against `other` (two-sided): (U of current, p-value)."""
+    as_bytes = [np.ascontiguousarray(x, dtype=np.float64).tobytes() for x in (current, other)]
+    return _rank_test_of(*as_bytes)
+
+
+@lru_cache(maxsize=256)
+def _rank_test_of(current: bytes, other: bytes) -> tuple[float, float]:
+    from scipy import stats
+
+    result = stats.mannwhitneyu(
+        np.frombuffer(current), np.frombuffer(other), alternative="two-sided"
+    )
+    return float(result.statistic), _p(result.pvalue)
 
 
 def compare(current: WindowSample, other: WindowSample, level: float = LEVEL) -> dict:
