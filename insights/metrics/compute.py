@@ -324,13 +324,6 @@ def _mask(
     return mask
 
 
-def _select(
-    frame: pd.DataFrame, column: str, window: Window, services: Collection[str] | None
-) -> pd.DataFrame:
-    """Rows of `frame` whose `column` (epoch ns) lies in [start, end), of `services`."""
-    return frame[_mask(frame, column, window, services)]
-
-
 def _arrays(
     frame: pd.DataFrame,
     column: str,
@@ -338,8 +331,8 @@ def _arrays(
     services: Collection[str] | None,
     wanted: Sequence[str],
 ) -> dict[str, np.ndarray]:
-    """`_select`'s rows of the `wanted` columns only, as arrays (selecting a whole frame copies
-    every column, which costs a millisecond on a few rows)."""
+    """The `wanted` columns of `_mask`'s rows, as arrays (selecting the rows of a whole frame
+    copies every column: a millisecond on a few rows)."""
     mask = _mask(frame, column, window, services)
     return {name: frame[name].to_numpy()[mask] for name in wanted}
 
@@ -442,14 +435,17 @@ def window_samples(
     if not windows:
         return []
     span = Window(start=windows[0].start, end=windows[-1].end, label="span")
-    deps = _select(prepared.deployments, "finished_ns", span, services)
-    deps = deps.iloc[np.argsort(deps["finished_ns"].to_numpy(), kind="stable")]
-    lead = _select(prepared.lead_times, "finished_ns", span, services)
-    lead = lead.iloc[np.argsort(lead["finished_ns"].to_numpy(), kind="stable")]
-    dep_ns, lead_ns = deps["finished_ns"].to_numpy(), lead["finished_ns"].to_numpy()
-    failed, reworked = deps["failed"].to_numpy(bool), deps["rework"].to_numpy(bool)
-    recovery_hours = deps["recovery_hours"].to_numpy(float)
-    lead_deployment, lead_hours = lead["deployment"].to_numpy(), lead["hours"].to_numpy(float)
+    deps = _arrays(prepared.deployments, "finished_ns", span, services, _WINDOW_COLUMNS)
+    by_time = np.argsort(deps["finished_ns"], kind="stable")
+    dep_ns = deps["finished_ns"][by_time]
+    failed, reworked = deps["failed"][by_time].astype(bool), deps["rework"][by_time].astype(bool)
+    recovery_hours = deps["recovery_hours"][by_time].astype(float)
+    lead = _arrays(
+        prepared.lead_times, "finished_ns", span, services, ("finished_ns", "deployment", "hours")
+    )
+    by_time = np.argsort(lead["finished_ns"], kind="stable")
+    lead_ns, lead_deployment = lead["finished_ns"][by_time], lead["deployment"][by_time]
+    lead_hours = lead["hours"][by_time].astype(float)
     out = []
     for window in windows:
         start, end = _bounds(window)
@@ -529,7 +525,9 @@ def slowest_changes(
     prepared: Prepared, window: Window, services: Collection[str] | None = None, limit: int = 5
 ) -> list[SlowChange]:
     """The `limit` changes deployed in `window` with the longest lead time, slowest first."""
-    stages = _select(prepared.changes, "deployed_ns", window, services)
+    changes = prepared.changes
+    shown = ["service", "external_id", "title", "lead_time_hours", *lead_time.STAGES]
+    stages = changes.loc[_mask(changes, "deployed_ns", window, services), shown]
     top = stages.sort_values(
         ["lead_time_hours", "service", "external_id"], ascending=[False, True, True]
     ).head(limit)
@@ -556,14 +554,14 @@ def deployments_by_day(
     prepared: Prepared, window: Window, services: Collection[str] | None = None
 ) -> dict[str, int]:
     """Production deployments per UTC day of `window` (`2026-01-05` → count), every day listed."""
-    deps = _select(prepared.deployments, "finished_ns", window, services)
+    finished = _arrays(prepared.deployments, "finished_ns", window, services, ("finished_ns",))
     days = pd.date_range(
         pd.Timestamp(window.start).floor("D"),
         pd.Timestamp(window.end) - pd.Timedelta(1, "ns"),
         freq="D",
     )
     counts = {day.date().isoformat(): 0 for day in days}
-    utc_days = deps["finished_ns"].to_numpy().astype("datetime64[ns]").astype("datetime64[D]")
+    utc_days = finished["finished_ns"].astype("datetime64[ns]").astype("datetime64[D]")
     for day, n in zip(*np.unique(utc_days, return_counts=True), strict=True):
         counts[str(day)] = int(n)
     return dict(sorted(counts.items()))
