@@ -101,6 +101,7 @@ from insights.store.models import (
     DeploymentCommit,
     Incident,
     Service,
+    Team,
 )
 from insights.store.repository import DeliveryFrames, TenantRepository, set_local
 from insights.timeutil import EARLIEST, LATEST
@@ -306,22 +307,9 @@ class _Reader:
             rows += self._deployment_rows(Deployment.id.in_(list(chunk)))
         return rows, links
 
-    def core_links(self, start: datetime, end: datetime) -> Any:
-        """(deployment id, sha, service id) of the commits core deployments list: a subquery,
-        so the queries that follow them run in the database, not over parameters."""
-        d, dc = Deployment, DeploymentCommit
-        return (
-            select(dc.deployment_id, dc.sha, d.service_id)
-            .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
-            .where(
-                dc.tenant_id == self.t,
-                self.prod(),
-                d.service_id.in_(self.ids),
-                d.finished_at >= start,
-                d.finished_at < end,
-            )
-            .subquery("core_links")
-        )
+    def core_statements(self) -> tuple[Any, Any]:
+        """`_core_statements` of this scope (parameters `core_start`, `core_end`)."""
+        return _core_statements(self.t, self._envs_key(), tuple(self.ids))
 
     def open_at(self) -> tuple[Any, ...]:
         """`_open_at` for this scope: incidents open at the parameter `open_start`."""
@@ -346,16 +334,6 @@ class _Reader:
         if model.__name__ not in self._poisoned:
             return []
         return list(self.conn.execute(select(*columns).where(self._poisoned_where(model))).all())
-
-    def listed_elsewhere(self, core: Any) -> Any:
-        """Per core link: how many links of the tenant list its sha (1: only this one), an
-        index-only count."""
-        other = aliased(DeploymentCommit)
-        return (
-            select(func.count())
-            .where(other.tenant_id == self.t, other.sha == core.c.sha)
-            .scalar_subquery()
-        )
 
     def pairs_in(self, service: Any, key: Any, pairs: Iterable[tuple[int, str]]) -> Any:
         """(`service`, `key`) among (service id, key) `pairs`: per service one `key = ANY`
@@ -605,7 +583,7 @@ def window_frames(
     if reader.graph_derived():
         return Bounded(None, "shipped commits come from the commit graph")
     reverting = reader.has_reverts_screened()
-    session, t, ids = reader.session, reader.t, reader.ids
+    t, ids = reader.t, reader.ids
     conn = reader.conn
 
     deployments: dict[int, tuple] = {}
@@ -617,28 +595,10 @@ def window_frames(
     around = reader.deployments_around(start, end)
     add(around)
     nxt = [row for row in around if row[7] >= end]
-    core_sub = reader.core_links(start, end)
     # the core's links with their commits' times, in one pass (Core rows: no ORM per row)
-    found = and_(
-        Commit.tenant_id == t,
-        Commit.service_id == core_sub.c.service_id,
-        Commit.sha == core_sub.c.sha,
-    )
-    core_rows = (
-        session.connection()
-        .execute(
-            select(
-                core_sub.c.deployment_id,
-                core_sub.c.sha,
-                core_sub.c.service_id,
-                type_coerce(Commit.committed_at, DateTime()),
-                type_coerce(Commit.authored_at, DateTime()),
-                Commit.id,
-                reader.listed_elsewhere(core_sub),
-            ).select_from(core_sub.outerjoin(Commit, found))
-        )
-        .all()
-    )
+    core_statement, changes_statement = reader.core_statements()
+    core_bounds = {"core_start": start, "core_end": end}
+    core_rows = conn.execute(core_statement, core_bounds).all()
     core_links = [(int(r[0]), str(r[1])) for r in core_rows]
     core_pairs = {(int(r[2]), str(r[1])) for r in core_rows}
     core_commits = {
@@ -695,22 +655,10 @@ def window_frames(
     # one deployed inside the span is one of these; merged changes no deployment ships are
     # no lead time, and reverts come below), by index (`_changes_shipping`)
     c = Change
-    change_columns = (
-        c.service_id,
-        c.external_id,
-        c.title,
-        c.opened_at,
-        c.first_commit_at,
-        c.first_review_at,
-        c.approved_at,
-        c.merged_at,
-        c.merge_sha,
-        c.commits,
-        c.reverts,
-    )
+    change_columns = _CHANGE_COLUMNS
     change_rows: dict[tuple[int, str], Any] = {}
     if core_pairs:
-        for r in conn.execute(_changes_shipping(reader, change_columns, core_sub)).all():
+        for r in conn.execute(changes_statement, core_bounds).all():
             change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # reverts: every revert commit and reverting change of the scope (partial indexes), the
@@ -789,7 +737,16 @@ def window_frames(
     shipped_pairs = {(int(deployments[d][1]), h) for d, h in links}
 
     names = reader.names
-    team_names = {tm.id: tm.name for tm in repo.teams()}
+    team_ids = sorted({s.team_id for s in reader.service_rows if s.team_id is not None})
+    team_names = (
+        dict(
+            conn.execute(
+                select(Team.id, Team.name).where(Team.tenant_id == t, Team.id.in_(team_ids))
+            ).all()
+        )
+        if team_ids
+        else {}
+    )
     as_service = _ServiceColumn(names)
     service_frame = pd.DataFrame(
         {
@@ -894,22 +851,77 @@ def committed_columns() -> tuple[Any, ...]:
     )
 
 
-def _changes_shipping(reader: _Reader, columns: Sequence[Any], core: Any) -> Any:
+_CHANGE_COLUMNS = (
+    Change.service_id,
+    Change.external_id,
+    Change.title,
+    Change.opened_at,
+    Change.first_commit_at,
+    Change.first_review_at,
+    Change.approved_at,
+    Change.merged_at,
+    Change.merge_sha,
+    Change.commits,
+    Change.reverts,
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _core_statements(
+    t: int, envs: tuple[tuple[int, tuple[str, ...]], ...], ids: tuple[int, ...]
+) -> tuple[Any, Any]:
+    """For tenant `t`, services `ids` and their production environments `envs`, with the
+    span's ends as the parameters `core_start` and `core_end`: the core statement (per link
+    of a production deployment finished in the span: deployment id, sha, service id, the
+    commit's times and id, and how many links of the tenant list that sha), and the merged
+    changes those links ship (`_changes_shipping`). Built once per scope, as
+    `_around_statement` (building and keying these two cost milliseconds per read)."""
+    d, dc = Deployment, DeploymentCommit
+    core = (
+        select(dc.deployment_id, dc.sha, d.service_id)
+        .join(d, and_(d.id == dc.deployment_id, d.tenant_id == dc.tenant_id))
+        .where(
+            dc.tenant_id == t,
+            _production_filter(d, t, envs),
+            d.service_id.in_(list(ids)),
+            d.finished_at >= bindparam("core_start", type_=DateTime(timezone=True)),
+            d.finished_at < bindparam("core_end", type_=DateTime(timezone=True)),
+        )
+        .subquery("core_links")
+    )
+    other = aliased(DeploymentCommit)
+    listed = (
+        select(func.count()).where(other.tenant_id == t, other.sha == core.c.sha).scalar_subquery()
+    )
+    found = and_(
+        Commit.tenant_id == t, Commit.service_id == core.c.service_id, Commit.sha == core.c.sha
+    )
+    links = select(
+        core.c.deployment_id,
+        core.c.sha,
+        core.c.service_id,
+        type_coerce(Commit.committed_at, DateTime()),
+        type_coerce(Commit.authored_at, DateTime()),
+        Commit.id,
+        listed,
+    ).select_from(core.outerjoin(Commit, found))
+    return links, _changes_shipping(t, core)
+
+
+def _changes_shipping(t: int, core: Any) -> Any:
     """The merged changes whose merge sha, or one of whose listed commits, a `core` link
-    (`_Reader.core_links`) lists, each once: the ids by two joins of the core links in the
-    database (index lookups of `changes (tenant_id, service_id, merge_sha)` and
-    `change_commits (tenant_id, sha)`; no key travels as a parameter), then their rows."""
+    lists, each once: the ids by two joins of the core links in the database (index lookups
+    of `changes (tenant_id, service_id, merge_sha)` and `change_commits (tenant_id, sha)`; no
+    key travels as a parameter), then their rows."""
     c, cc = Change, ChangeCommit
     by_merge = select(c.id).join(
-        core,
-        and_(c.tenant_id == reader.t, c.service_id == core.c.service_id, c.merge_sha == core.c.sha),
+        core, and_(c.tenant_id == t, c.service_id == core.c.service_id, c.merge_sha == core.c.sha)
     )
     listing = select(cc.change_id).join(
-        core,
-        and_(cc.tenant_id == reader.t, cc.service_id == core.c.service_id, cc.sha == core.c.sha),
+        core, and_(cc.tenant_id == t, cc.service_id == core.c.service_id, cc.sha == core.c.sha)
     )
-    return select(*columns).where(
-        c.tenant_id == reader.t, c.merged_at.is_not(None), c.id.in_(union(by_merge, listing))
+    return select(*_CHANGE_COLUMNS).where(
+        c.tenant_id == t, c.merged_at.is_not(None), c.id.in_(union(by_merge, listing))
     )
 
 
