@@ -337,6 +337,7 @@ def _arrays(
     return {name: frame[name].to_numpy()[mask] for name in wanted}
 
 
+# what a window's metrics and verdict sample read of each production deployment
 _WINDOW_COLUMNS = (
     "finished_ns",
     "failed",
@@ -357,15 +358,7 @@ def window_metrics(
         "finished_ns",
         window,
         services,
-        (
-            "finished_ns",
-            "failed",
-            "rework",
-            "recovery_hours",
-            "by_incident",
-            "rolled_back",
-            "reverted",
-        ),
+        _WINDOW_COLUMNS,
     )
     finished = deps["finished_ns"]
     count = len(finished)

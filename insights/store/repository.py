@@ -93,6 +93,22 @@ class UpsertCounts:
         return self.new + self.updated + self.unchanged
 
 
+# a change as the delivery frames hold it (the whole history's read and the window-bounded one)
+CHANGE_COLUMNS = (
+    Change.service_id,
+    Change.external_id,
+    Change.title,
+    Change.opened_at,
+    Change.first_commit_at,
+    Change.first_review_at,
+    Change.approved_at,
+    Change.merged_at,
+    Change.merge_sha,
+    Change.commits,
+    Change.reverts,
+)
+
+
 @dataclass
 class DeliveryFrames:
     """A tenant's delivery records as DataFrames, the input of `insights.metrics`.
@@ -1347,19 +1363,7 @@ class TenantRepository:
         )
         changes = named(
             self._frame(
-                select(
-                    Change.service_id,
-                    Change.external_id,
-                    Change.title,
-                    Change.opened_at,
-                    Change.first_commit_at,
-                    Change.first_review_at,
-                    Change.approved_at,
-                    Change.merged_at,
-                    Change.merge_sha,
-                    Change.commits,
-                    Change.reverts,
-                ).where(Change.tenant_id == t, Change.service_id.in_(ids)),
+                select(*CHANGE_COLUMNS).where(Change.tenant_id == t, Change.service_id.in_(ids)),
                 ("opened_at", "first_commit_at", "first_review_at", "approved_at", "merged_at"),
             )
         )

@@ -103,7 +103,12 @@ from insights.store.models import (
     Service,
     Team,
 )
-from insights.store.repository import DeliveryFrames, TenantRepository, set_local
+from insights.store.repository import (
+    CHANGE_COLUMNS,
+    DeliveryFrames,
+    TenantRepository,
+    set_local,
+)
 from insights.timeutil import EARLIEST, LATEST
 
 if TYPE_CHECKING:
@@ -655,7 +660,6 @@ def window_frames(
     # one deployed inside the span is one of these; merged changes no deployment ships are
     # no lead time, and reverts come below), by index (`_changes_shipping`)
     c = Change
-    change_columns = _CHANGE_COLUMNS
     change_rows: dict[tuple[int, str], Any] = {}
     if core_pairs:
         for r in conn.execute(changes_statement, core_bounds).all():
@@ -678,7 +682,7 @@ def window_frames(
             revert_commits[key] = tuple(r[:4])
             revert_targets[key] = reverted_sha(r[4])
         for r in conn.execute(
-            select(*change_columns).where(
+            select(*CHANGE_COLUMNS).where(
                 c.tenant_id == t, c.service_id.in_(ids), text(f"({REVERT_CHANGES})")
             )
         ).all():
@@ -695,14 +699,14 @@ def window_frames(
         }
         for chunk in _chunks(sorted(by_id), 1000):
             for r in conn.execute(
-                select(*change_columns).where(
+                select(*CHANGE_COLUMNS).where(
                     c.tenant_id == t, reader.pairs_in(c.service_id, c.external_id, chunk)
                 )
             ).all():
                 change_rows.setdefault((int(r[0]), str(r[1])), r)
         for chunk in _chunks(sorted(by_title), 1000):
             for r in conn.execute(
-                select(*change_columns).where(
+                select(*CHANGE_COLUMNS).where(
                     c.tenant_id == t, reader.pairs_in(c.service_id, c.title, chunk)
                 )
             ).all():
@@ -727,7 +731,7 @@ def window_frames(
         deployments.setdefault(int(r[0]), r)
     for r in reader.poisoned(Incident, _INCIDENT_COLUMNS):
         incident_rows.setdefault(int(r[0]), r)
-    for r in reader.poisoned(Change, change_columns):
+    for r in reader.poisoned(Change, CHANGE_COLUMNS):
         change_rows.setdefault((int(r[0]), str(r[1])), r)
 
     # the first production run of every loaded sha (redeploys, rollbacks)
@@ -851,21 +855,6 @@ def committed_columns() -> tuple[Any, ...]:
     )
 
 
-_CHANGE_COLUMNS = (
-    Change.service_id,
-    Change.external_id,
-    Change.title,
-    Change.opened_at,
-    Change.first_commit_at,
-    Change.first_review_at,
-    Change.approved_at,
-    Change.merged_at,
-    Change.merge_sha,
-    Change.commits,
-    Change.reverts,
-)
-
-
 @functools.lru_cache(maxsize=256)
 def _core_statements(
     t: int, envs: tuple[tuple[int, tuple[str, ...]], ...], ids: tuple[int, ...]
@@ -920,7 +909,7 @@ def _changes_shipping(t: int, core: Any) -> Any:
     listing = select(cc.change_id).join(
         core, and_(cc.tenant_id == t, cc.service_id == core.c.service_id, cc.sha == core.c.sha)
     )
-    return select(*_CHANGE_COLUMNS).where(
+    return select(*CHANGE_COLUMNS).where(
         c.tenant_id == t, c.merged_at.is_not(None), c.id.in_(union(by_merge, listing))
     )
 
