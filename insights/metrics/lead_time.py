@@ -15,6 +15,8 @@ Example: commit at 10:00, first deployed 16:00 → one sample of 6.0 hours.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -108,22 +110,28 @@ def change_stages(changes: pd.DataFrame, first: pd.DataFrame, shas: pd.Index) ->
 
     # per change (service, external_id): the first shipment of its merge sha (its first row's
     # that has one), else the latest first shipment among the commits its rows list; in numpy
-    # and a dict over the few merged rows (pandas' concat, groupby and merge cost milliseconds)
+    # over a code per change (pandas' concat, groupby and merge cost milliseconds on a few
+    # rows, and a loop over a whole history's listed commits a second)
     by_merge = shipped_ns(service, merged["merge_sha"].to_numpy(np.int64))
     rows, listed = _listed_commits(merged)
     by_commits = shipped_ns(service[rows], codes_of(listed, shas))
-    keys = list(zip(service.tolist(), merged["external_id"].tolist(), strict=True))
-    deployed: dict[tuple[int, str], int] = {}
-    for key, ns in zip(keys, by_merge.tolist(), strict=True):
-        if ns != MISSING:
-            deployed.setdefault(key, ns)
-    latest: dict[tuple[int, str], int] = {}
-    for row, ns in zip(rows.tolist(), by_commits.tolist(), strict=True):
-        if ns != MISSING and keys[row] not in deployed:
-            latest[keys[row]] = max(ns, latest.get(keys[row], ns))
-    deployed |= latest
-    kept = [row for row, key in enumerate(keys) if key in deployed]
-    at = np.array([deployed[keys[row]] for row in kept], np.int64)
+    codes: dict[tuple[int, str], int] = {}
+    keys = [
+        codes.setdefault(key, len(codes))
+        for key in zip(service.tolist(), merged["external_id"].tolist(), strict=True)
+    ]
+    key = np.array(keys, np.int64)
+    shipped = by_merge != MISSING
+    first_rows = np.unique(key[shipped], return_index=True)
+    deployed = np.full(len(codes), MISSING, np.int64)
+    deployed[first_rows[0]] = by_merge[shipped][first_rows[1]]
+    found = by_commits != MISSING
+    latest = np.full(len(codes), NAT, np.int64)
+    np.maximum.at(latest, key[rows[found]], by_commits[found])
+    by_listed = (deployed == MISSING) & (latest != NAT)
+    deployed[by_listed] = latest[by_listed]
+    kept = np.flatnonzero(deployed[key] != MISSING)
+    at = deployed[key[kept]]
     opened, first_commit, first_review, merged_at = (
         epoch_ns(merged[column])[kept]
         for column in ("opened_at", "first_commit_at", "first_review_at", "merged_at")
@@ -143,14 +151,26 @@ def _listed_commits(changes: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
     """Per commit each change lists (a list, or one value; missing ones left out): the
     change's row and the sha (`explode` + `dropna`, by hand: pandas' explode costs
     milliseconds on a few rows)."""
-    rows: list[int] = []
-    values: list[object] = []
-    for row, listed in enumerate(changes["commits"].to_numpy()):
+    column = changes["commits"].to_numpy()
+    if all(type(listed) is list for listed in column):  # as stored: a JSON list each
+        lengths = np.fromiter(map(len, column), np.int64, len(column))
+        rows = np.repeat(np.arange(len(column), dtype=np.int64), lengths)
+        flat = itertools.chain.from_iterable(column)
+        values = np.fromiter(flat, dtype=object, count=int(lengths.sum()))
+        present = ~pd.isna(values)  # JSON's null (None) and NaN, as `_missing`
+        return rows[present], pd.Series(values[present], dtype=object)
+    out_rows: list[int] = []
+    out_values: list[object] = []
+    for row, listed in enumerate(column):
         for value in listed if isinstance(listed, list | tuple) else [listed]:
-            if value is not None and not (isinstance(value, float) and np.isnan(value)):
-                rows.append(row)
-                values.append(value)
-    return np.array(rows, np.int64), pd.Series(values, dtype=object)
+            if not _missing(value):
+                out_rows.append(row)
+                out_values.append(value)
+    return np.array(out_rows, np.int64), pd.Series(out_values, dtype=object)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def breakdown(stages: pd.DataFrame) -> LeadTimeBreakdownHours:
