@@ -59,11 +59,11 @@ def first_shipments(
     row, sha = first_rows(shipped_rows, service_codes[shipped_rows], shipped_shas, sha_count)
     table = ShaTable(commits["service"].cat.codes.to_numpy(), commits["sha"].to_numpy(), sha_count)
     found = table.find(service_codes[row], sha)
-    committed = commits["committed_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    committed = epoch_ns(commits["committed_at"])
     ok = found >= 0
     ok[ok] = committed[found[ok]] != NAT
     row, sha, committed_ns = row[ok], sha[ok], committed[found[ok]]
-    finished_ns = prod["finished_at"].to_numpy("datetime64[ns]").astype(np.int64)[row]
+    finished_ns = epoch_ns(prod["finished_at"])[row]
     return pd.DataFrame(
         {
             "service": pd.Categorical.from_codes(service_codes[row], dtype=prod["service"].dtype),
@@ -157,7 +157,7 @@ def _listed_commits(changes: pd.DataFrame) -> tuple[np.ndarray, pd.Series]:
         rows = np.repeat(np.arange(len(column), dtype=np.int64), lengths)
         flat = itertools.chain.from_iterable(column)
         values = np.fromiter(flat, dtype=object, count=int(lengths.sum()))
-        present = ~pd.isna(values)  # JSON's null (None) and NaN, as `_missing`
+        present = ~pd.isna(values)  # JSON's null (None), and NaN
         return rows[present], pd.Series(values[present], dtype=object)
     out_rows: list[int] = []
     out_values: list[object] = []

@@ -15,6 +15,7 @@ import pandas as pd
 
 from insights.errors import UserError
 from insights.metrics.keys import pair_keys
+from insights.metrics.nanos import epoch_ns
 
 COLUMNS = [
     "deployment_id",
@@ -58,7 +59,7 @@ def production_environments(deployments: pd.DataFrame, services: pd.DataFrame) -
 def _order(frame: pd.DataFrame) -> np.ndarray:
     """Positions sorting `frame` by (service, finished_at, external_id)."""
     service = frame["service"].cat.codes.to_numpy()
-    finished = frame["finished_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    finished = epoch_ns(frame["finished_at"])
     order = np.lexsort((finished, service))
     s, f = service[order], finished[order]
     if not ((s[1:] == s[:-1]) & (f[1:] == f[:-1])).any():

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from insights.metrics.keys import MISSING, ShaTable, codes_of, first_rows
+from insights.metrics.nanos import LAST, NAT, epoch_ns
 from insights.metrics.revert_markers import reverted_title
 
 
@@ -87,7 +88,7 @@ def revert_failures(
     n = len(prod)
     reverted = np.zeros(n, bool)
     ships_revert = np.zeros(n, bool)
-    restored = np.full(n, np.iinfo(np.int64).max, np.int64)
+    restored = np.full(n, LAST, np.int64)
     out_columns = {"reverted": reverted, "ships_revert": ships_revert}
     rows, sha_codes = ships
     marked = commits.iloc[:0]
@@ -126,7 +127,7 @@ def revert_failures(
             known = bad_rows[bad_rows >= 0]
             if known.size:
                 pairs.append((int(fix_rows.max()), int(known.min())))
-    finished = prod["finished_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    finished = epoch_ns(prod["finished_at"])
     for fix, bad in pairs:
         # rows are in deployment order within a service: a later row is a later deployment
         if fix < 0 or bad < 0 or fix <= bad or service_codes[fix] != service_codes[bad]:
@@ -157,8 +158,8 @@ def _change_rows(
 def _frame(
     prod: pd.DataFrame, columns: dict[str, np.ndarray], restored: np.ndarray
 ) -> pd.DataFrame:
-    none = restored == np.iinfo(np.int64).max
-    values = np.where(none, np.iinfo(np.int64).min, restored).view("datetime64[ns]")
+    none = restored == LAST
+    values = np.where(none, NAT, restored).view("datetime64[ns]")
     return pd.DataFrame(
         {
             **columns,
